@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// The `gatekeeper` command: one entry point for the dataplane, offline tools and the lab.
+
+import { Command, InvalidArgumentError } from 'commander';
+import { runDataplane } from '../dataplane/dataplane';
+import { pcapTuples } from '../dataplane/decode/tuples';
+import { replayPcap } from '../dataplane/replay';
+import { runLab } from '../lab/lab-command';
+import { explainDecision } from '../policy/explain';
+import { formatDiagnostic, loadPolicyFile, type LoadResult } from '../policy/load';
+
+const program = new Command();
+program
+  .name('gatekeeper')
+  .description('Agentless inline micro-segmentation: a transparent bridge that enforces an allowlist.')
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('Bridge two ports and enforce a policy (one process per port pair). SIGHUP reloads the policy.')
+  .requiredOption('--inside <if>', 'port facing the protected asset')
+  .requiredOption('--outside <if>', 'port facing the network')
+  .requiredOption('--policy <file>', 'policy file (YAML)')
+  .option('--name <name>', 'name of this port pair, used in logs and stats')
+  .option('--stats-file <file>', 'write a JSON counter snapshot here every second')
+  .action((o: { inside: string; outside: string; policy: string; name?: string; statsFile?: string }) => {
+    if (o.inside === o.outside) fail('--inside and --outside must be different interfaces');
+    try {
+      runDataplane({ inside: o.inside, outside: o.outside, policyPath: o.policy, name: o.name, statsFile: o.statsFile });
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  });
+
+program
+  .command('replay')
+  .description('Run a capture through the engine offline: a verdict per frame, or tuples with --tuples.')
+  .argument('<pcap>', 'capture file (pcap)')
+  .option('--policy <file>', 'policy to judge the frames with')
+  .option('--tuples', "print each frame's decoded 5-tuple in the conformance format instead of verdicts")
+  .option('--summary', 'print only the totals and the per-rule counts')
+  .option('--json', 'print the summary as JSON')
+  .action(async (pcap: string, o: { policy?: string; tuples?: boolean; summary?: boolean; json?: boolean }) => {
+    if (o.tuples) {
+      for await (const line of pcapTuples(pcap)) process.stdout.write(`${line}\n`);
+      return;
+    }
+    if (!o.policy) fail('replay needs --policy FILE (or --tuples)');
+    const policy = mustLoad(o.policy).policy;
+    const summary = await replayPcap(pcap, policy, o.summary || o.json ? undefined : (f) => {
+      const detail = [f.rule && `rule=${f.rule}`, f.reason && `reason=${f.reason}`].filter(Boolean).join(' ');
+      process.stdout.write(`${f.number}\t${f.side}\t${f.verdict}\t${detail}\n`);
+    });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(`frames ${summary.frames}: forwarded ${summary.forwarded}, dropped ${summary.dropped}, ` +
+      `rejected ${summary.rejected}, skipped ${summary.skipped}\n`);
+    for (const r of summary.byRule) {
+      if (r.packets > 0) process.stdout.write(`  ${r.rule} (${r.action}): ${r.packets} packets, ${r.bytes} bytes\n`);
+    }
+    for (const [reason, n] of Object.entries(summary.dropReasons)) process.stdout.write(`  dropped for ${reason}: ${n}\n`);
+  });
+
+const policyCmd = program.command('policy').description('Check, explain and compile policy files.');
+
+policyCmd
+  .command('check')
+  .description('Validate a policy file; errors as file:line:col, non-zero exit when it would be refused.')
+  .argument('<file>')
+  .action((file: string) => {
+    const r = mustLoad(file);
+    process.stdout.write(`${file}: ok, ${r.policy.rules.length - 1} rules, mode ${r.policy.mode}` +
+      `${r.warnings.length ? `, ${r.warnings.length} warning(s)` : ''}\n`);
+  });
+
+policyCmd
+  .command('explain')
+  .description('Say which rule decides a connection, and why.')
+  .argument('<file>')
+  .requiredOption('--from <ip>', 'source address (the side that opens the connection)')
+  .requiredOption('--to <ip>', 'destination address')
+  .option('--service <svc>', 'e.g. tcp/502, udp/53, icmp/echo-request', 'any')
+  .action((file: string, o: { from: string; to: string; service: string }) => {
+    const r = mustLoad(file);
+    const result = explainDecision(r.model, r.policy, o.from, o.to, o.service);
+    process.stdout.write(`${result.text}\n`);
+    if (!result.ok) process.exitCode = 2;
+  });
+
+policyCmd
+  .command('compile')
+  .description('Compile a policy and print table statistics.')
+  .argument('<file>')
+  .option('--json', 'print the statistics as JSON')
+  .action((file: string, o: { json?: boolean }) => {
+    const s = mustLoad(file).policy.stats;
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(s)}\n`);
+      return;
+    }
+    process.stdout.write([
+      `rules            ${s.rules}`,
+      `groups           ${s.groups}`,
+      `services         ${s.services}`,
+      `source intervals ${s.srcIntervals}`,
+      `dest intervals   ${s.dstIntervals}`,
+      `rule bitsets     ${s.bitsets}`,
+      `table size       ${(s.tableBytes / 1024).toFixed(1)} KiB`,
+      `compile time     ${s.compileMs.toFixed(1)} ms`,
+    ].join('\n') + '\n');
+  });
+
+program
+  .command('lab')
+  .description('Build a lab (client and server namespaces through the gatekeeper), run it until Ctrl-C, then remove it.')
+  .option('--policy <file>', 'policy to run (default: the sample lab policy)')
+  .option('--clean', 'only remove namespaces left behind by labs that were killed')
+  .option('--for <seconds>', 'stop by itself after this many seconds', positiveInt)
+  .action(async (o: { policy?: string; clean?: boolean; for?: number }) => {
+    process.exitCode = await runLab(o);
+  });
+
+/** Load a policy or exit 2 with its errors; warnings go to stderr either way. */
+function mustLoad(file: string): Extract<LoadResult, { ok: true }> {
+  const r = loadPolicyFile(file);
+  for (const d of r.warnings) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  if (!r.ok) {
+    for (const d of r.errors) process.stderr.write(`${formatDiagnostic(d)}\n`);
+    process.stderr.write(`${file}: ${r.errors.length} error(s); policy refused\n`);
+    process.exit(2);
+  }
+  return r;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`gatekeeper: ${message}\n`);
+  process.exit(2);
+}
+
+program.parseAsync(process.argv).catch((err: Error) => fail(err.message));

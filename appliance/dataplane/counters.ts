@@ -1,0 +1,84 @@
+// Counters of one dataplane, named after the stage that owns them. Plain typed arrays indexed by
+// constants, so counting on the packet path is a single store.
+
+import { decodeErrorNames } from './decode/errors';
+
+/** Per appliance port (0 = inside, 1 = outside), counted on the port where the frame arrived. */
+export const PortCounter = {
+  RxPackets: 0,
+  RxBytes: 1,
+  /** Frames sent out of this port (forwarded from the other port, or rejects answered here). */
+  TxPackets: 2,
+  TxBytes: 3,
+  Forwarded: 4,
+  RejectsSent: 5,
+  /** Rejects not sent because the reject rate limit was reached (the packet is still dropped). */
+  RejectsSuppressed: 6,
+  SendErrors: 7,
+  /** Frames forwarded only because the policy is in monitor mode. */
+  MonitorWouldDrop: 8,
+} as const;
+export const portCounterNames = [
+  'rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'forwarded', 'rejects_sent', 'rejects_suppressed',
+  'send_errors', 'monitor_would_drop',
+] as const;
+
+/** Why a frame was dropped. */
+export const DropReason = {
+  /** A rule (or the default) said deny or reject. */
+  Policy: 0,
+  /** The decoder refused the frame; the decode counters say why. */
+  Decode: 1,
+  /** EtherType neither IP, ARP nor allowed by `l2.allow`. */
+  L2: 2,
+  /** TCP segment that is not a SYN and belongs to no flow. */
+  TcpNoFlow: 3,
+  /** A later IP fragment whose first fragment was not allowed or not seen. */
+  FragmentNoFirst: 4,
+  /** Packet of a known flow arriving on the wrong port (spoofing or a loop). */
+  WrongPort: 5,
+  /** Frame sent from the port's own MAC address: our own or the kernel's, never bridged. */
+  OwnMac: 6,
+  /** Frame larger than the capture buffer. */
+  Truncated: 7,
+  /** Flow ended because a reloaded policy no longer allows it. */
+  FlowCut: 8,
+} as const;
+export const dropReasonNames = [
+  'policy', 'decode', 'l2', 'tcp_no_flow', 'fragment_no_first', 'wrong_port', 'own_mac', 'truncated', 'flow_cut',
+] as const;
+
+export class PortCounters {
+  readonly port = new Float64Array(portCounterNames.length);
+  readonly dropped = new Float64Array(dropReasonNames.length);
+  readonly decodeErrors = new Float64Array(decodeErrorNames.length);
+
+  snapshot(): PortCountersSnapshot {
+    const out: PortCountersSnapshot = { dropped: {}, decode_errors: {} } as PortCountersSnapshot;
+    portCounterNames.forEach((name, i) => (out[name] = this.port[i]));
+    dropReasonNames.forEach((name, i) => (out.dropped[name] = this.dropped[i]));
+    decodeErrorNames.forEach((name, i) => {
+      if (i !== 0 && this.decodeErrors[i] !== 0) out.decode_errors[name] = this.decodeErrors[i];
+    });
+    return out;
+  }
+}
+
+export type PortCountersSnapshot = Record<(typeof portCounterNames)[number], number> & {
+  dropped: Record<string, number>;
+  /** Only the reasons seen so far. */
+  decode_errors: Record<string, number>;
+};
+
+/** Per rule of the running policy generation. */
+export class RuleCounters {
+  readonly packets: Float64Array;
+  readonly bytes: Float64Array;
+  readonly flows: Float64Array;
+
+  constructor(readonly ruleCount: number) {
+    this.packets = new Float64Array(ruleCount);
+    this.bytes = new Float64Array(ruleCount);
+    this.flows = new Float64Array(ruleCount);
+  }
+}

@@ -1,0 +1,127 @@
+// The decoded view of one frame. One instance is allocated per port and reused for every frame:
+// the decoder overwrites every field it is responsible for, so nothing on the packet path allocates.
+// Offsets index into the frame buffer the decoder was given.
+
+/** Address family of the outermost IP header (0 when the frame carries no IP). */
+export const Family = { None: 0, V4: 4, V6: 6 } as const;
+
+/** IP protocol numbers the pipeline treats specially. */
+export const Proto = {
+  ICMP: 1,
+  IPIP: 4,
+  TCP: 6,
+  UDP: 17,
+  IPV6: 41,
+  GRE: 47,
+  ESP: 50,
+  AH: 51,
+  ICMPV6: 58,
+  SCTP: 132,
+  /** IPv6 chain ended in a header we do not walk (or a later fragment): protocol unknown. */
+  UNKNOWN: 256,
+} as const;
+
+export const EtherType = {
+  IPV4: 0x0800,
+  ARP: 0x0806,
+  VLAN: 0x8100,
+  QINQ: 0x88a8,
+  /** Pre-standard QinQ outer tag, still seen on some switches. */
+  QINQ_LEGACY: 0x9100,
+  IPV6: 0x86dd,
+  LLDP: 0x88cc,
+  PPPOE_DISCOVERY: 0x8863,
+  PPPOE_SESSION: 0x8864,
+  MPLS: 0x8847,
+  MPLS_MULTICAST: 0x8848,
+} as const;
+
+export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20 } as const;
+
+export class Packet {
+  /** Bytes of the frame as captured. */
+  length = 0;
+  /** DecodeError code; DecodeError.None when the frame decoded cleanly. */
+  error = 0;
+
+  // --- link layer
+  /** Number of 802.1Q / 802.1ad tags (0..2 accepted; more is a decode error). */
+  vlanCount = 0;
+  /** VLAN ID of the outermost tag (802.1Q, 802.1ad or 0x9100), 0 when untagged. */
+  vlanOuter = 0;
+  /** VLAN ID of the second tag (QinQ), 0 when absent. */
+  vlanInner = 0;
+  /** EtherType after all tags. */
+  etherType = 0;
+  /** Offset of the network header (after Ethernet and tags). */
+  l3Offset = 0;
+
+  // --- network layer (outermost IP header)
+  family = 0;
+  /** IPv4 addresses as unsigned 32-bit numbers (valid when family === 4). */
+  src4 = 0;
+  dst4 = 0;
+  /** IPv6 addresses as four big-endian 32-bit words (valid when family === 6). */
+  readonly src6 = new Uint32Array(4);
+  readonly dst6 = new Uint32Array(4);
+  /** Upper protocol: IPv4 protocol field, or the header after the IPv6 extension chain; Proto.UNKNOWN if not known. */
+  proto = 0;
+  /** TTL / hop limit. */
+  ttl = 0;
+  /** Length of the IP header including IPv4 options or IPv6 extension headers walked. */
+  l3HeaderLength = 0;
+  /** IP total length as the header claims it (IPv4 total length, IPv6 40 + payload length). */
+  l3TotalLength = 0;
+
+  // --- fragments
+  isFragment = false;
+  /** Fragment offset in bytes. */
+  fragOffset = 0;
+  moreFragments = false;
+  /** IPv4 identification or IPv6 fragment header identification. */
+  fragId = 0;
+
+  // --- transport layer (valid only for a non-fragment or first fragment that carries it)
+  l4Offset = 0;
+  /** True when srcPort/dstPort were read (TCP, UDP, SCTP; also in a first fragment, never a later one). */
+  hasPorts = false;
+  srcPort = 0;
+  dstPort = 0;
+  tcpFlags = 0;
+  tcpSeq = 0;
+  tcpAck = 0;
+  /** Bytes after the transport header (TCP payload length for RST ack numbers). */
+  l4PayloadLength = 0;
+  /** ICMP / ICMPv6 type and code; -1 when the packet is not ICMP. */
+  icmpType = -1;
+  icmpCode = -1;
+  /** ICMP echo identifier (echo request/reply only). */
+  icmpId = 0;
+
+  // --- the packet an ICMP / ICMPv6 error quotes (valid when quoted.valid)
+  readonly quoted = new QuotedPacket();
+
+  // --- ARP (IPv4 over Ethernet only; arpOp stays 0 for other hardware/protocol types)
+  arpOp = 0;
+  arpSenderIp = 0;
+  arpTargetIp = 0;
+}
+
+/** The header quoted inside an ICMP error: enough to find the flow it refers to. */
+export class QuotedPacket {
+  valid = false;
+  family = 0;
+  src4 = 0;
+  dst4 = 0;
+  readonly src6 = new Uint32Array(4);
+  readonly dst6 = new Uint32Array(4);
+  proto = 0;
+  /** The quoted packet is an IP fragment (a later fragment quotes no ports). */
+  isFragment = false;
+  hasPorts = false;
+  srcPort = 0;
+  dstPort = 0;
+  /** Echo identifier when the quoted packet is an ICMP echo. */
+  icmpType = -1;
+  icmpId = 0;
+}

@@ -1,0 +1,80 @@
+// The canonical per-frame tuple line (see ../shared/conformance/tshark_tuples.py) and a pcap reader
+// producing it. Offline tooling: allocation is fine here, unlike in the decoder.
+
+import { decodeFrame } from './decoder';
+import { decodeErrorNames } from './errors';
+import { EtherType, Family, Packet, Proto } from './packet';
+import { LINKTYPE_ETHERNET, readPcap } from '../port/pcap-file';
+
+export function formatIpv4(address: number): string {
+  return `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
+}
+
+/** RFC 5952 text, with the IPv4-compatible and IPv4-mapped forms printed dotted as tshark does. */
+export function formatIpv6(words: Uint32Array): string {
+  const groups: number[] = [];
+  for (const word of words) groups.push(word >>> 16, word & 0xffff);
+  // Longest run of zero groups (leftmost on ties); a single zero group is not compressed.
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (bestLength < 2) bestStart = -1;
+  if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) {
+    const prefix = bestLength === 6 ? '::' : '::ffff:';
+    return prefix + formatIpv4(words[3]);
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+}
+
+/** True for link layers the reference does not judge (PPPoE session, MPLS). */
+function isSkipped(pkt: Packet): boolean {
+  const type = pkt.etherType;
+  return type === EtherType.PPPOE_SESSION || type === EtherType.MPLS || type === EtherType.MPLS_MULTICAST;
+}
+
+/** One canonical line: `frame family src dst proto sport dport frag`, `frame skip` or `frame invalid REASON`. */
+export function formatTuple(frameNumber: number, pkt: Packet): string {
+  if (pkt.error !== 0) return `${frameNumber}\tinvalid\t${decodeErrorNames[pkt.error]}`;
+  if (pkt.family === Family.None) {
+    return isSkipped(pkt) ? `${frameNumber}\tskip` : `${frameNumber}\t-\t-\t-\t-\t-\t-\t-`;
+  }
+  const v4 = pkt.family === Family.V4;
+  const src = v4 ? formatIpv4(pkt.src4) : formatIpv6(pkt.src6);
+  const dst = v4 ? formatIpv4(pkt.dst4) : formatIpv6(pkt.dst6);
+  const proto = pkt.proto === Proto.UNKNOWN ? '?' : String(pkt.proto);
+  // Fragments are not reassembled, so even a first fragment's ports are not printed.
+  const ports = pkt.hasPorts && !pkt.isFragment;
+  const sport = ports ? String(pkt.srcPort) : '-';
+  const dport = ports ? String(pkt.dstPort) : '-';
+  // tshark's ipv6.fraghdr field also matches a fragment header quoted by an ICMPv6 error.
+  const quotedFragment = !v4 && pkt.quoted.valid && pkt.quoted.isFragment;
+  const frag = pkt.isFragment || quotedFragment ? 'frag' : '-';
+  return [frameNumber, pkt.family, src, dst, proto, sport, dport, frag].join('\t');
+}
+
+/** Decodes every frame of a pcap file and yields its canonical line, in order. */
+export async function* pcapTuples(path: string): AsyncGenerator<string> {
+  const pkt = new Packet();
+  for await (const frame of readPcap(path)) {
+    if (frame.linkType !== LINKTYPE_ETHERNET) {
+      yield `${frame.number}\tskip`;
+      continue;
+    }
+    decodeFrame(frame.data, frame.length, pkt);
+    yield formatTuple(frame.number, pkt);
+  }
+}

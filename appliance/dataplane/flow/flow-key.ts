@@ -1,0 +1,99 @@
+// The direction-independent flow key: the lower (address, port) endpoint is "a", so a packet and its
+// reply produce the same key. Filled into a reused scratch object; hashing is allocation-free.
+
+import type { Packet, QuotedPacket } from '../decode/packet';
+import { Family } from '../decode/packet';
+
+export class FlowKey {
+  family = 0;
+  proto = 0;
+  vlan = 0;
+  a4 = 0;
+  b4 = 0;
+  readonly a6 = new Uint32Array(4);
+  readonly b6 = new Uint32Array(4);
+  portA = 0;
+  portB = 0;
+  /** True when the packet this key was built from travels from endpoint a to endpoint b. */
+  srcIsA = true;
+  hash = 0;
+}
+
+function compare6(x: Uint32Array, y: Uint32Array): number {
+  for (let i = 0; i < 4; i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return 0;
+}
+
+function orient4(key: FlowKey, src: number, dst: number, sport: number, dport: number): void {
+  const srcIsA = src < dst || (src === dst && sport <= dport);
+  key.srcIsA = srcIsA;
+  key.a4 = srcIsA ? src : dst;
+  key.b4 = srcIsA ? dst : src;
+  key.portA = srcIsA ? sport : dport;
+  key.portB = srcIsA ? dport : sport;
+}
+
+function orient6(key: FlowKey, src: Uint32Array, dst: Uint32Array, sport: number, dport: number): void {
+  const c = compare6(src, dst);
+  const srcIsA = c < 0 || (c === 0 && sport <= dport);
+  key.srcIsA = srcIsA;
+  key.a6.set(srcIsA ? src : dst);
+  key.b6.set(srcIsA ? dst : src);
+  key.portA = srcIsA ? sport : dport;
+  key.portB = srcIsA ? dport : sport;
+}
+
+/**
+ * Fill `key` for a packet. `sport`/`dport` are the transport ports, or the ICMP echo identifier on
+ * both sides for echo request/reply, or 0 for protocols without ports.
+ */
+export function keyFromPacket(key: FlowKey, pkt: Packet, sport: number, dport: number, seed: number): void {
+  key.family = pkt.family;
+  key.proto = pkt.proto;
+  key.vlan = (pkt.vlanOuter << 12) | pkt.vlanInner;
+  if (pkt.family === Family.V4) orient4(key, pkt.src4, pkt.dst4, sport, dport);
+  else orient6(key, pkt.src6, pkt.dst6, sport, dport);
+  key.hash = hashKey(key, seed);
+}
+
+/** Fill `key` for the packet an ICMP error quotes (it travelled in the opposite direction). */
+export function keyFromQuoted(key: FlowKey, q: QuotedPacket, vlan: number, sport: number, dport: number, seed: number): void {
+  key.family = q.family;
+  key.proto = q.proto;
+  key.vlan = vlan;
+  if (q.family === Family.V4) orient4(key, q.src4, q.dst4, sport, dport);
+  else orient6(key, q.src6, q.dst6, sport, dport);
+  key.hash = hashKey(key, seed);
+}
+
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** murmur3-style hash with a per-process random seed, so peers cannot aim collisions at us. */
+export function hashKey(key: FlowKey, seed: number): number {
+  let h = mix(seed, key.family | (key.proto << 8));
+  h = mix(h, key.vlan);
+  if (key.family === Family.V4) {
+    h = mix(h, key.a4);
+    h = mix(h, key.b4);
+  } else {
+    for (let i = 0; i < 4; i++) h = mix(h, key.a6[i]);
+    for (let i = 0; i < 4; i++) h = mix(h, key.b6[i]);
+  }
+  h = mix(h, (key.portA << 16) | key.portB);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  // An int32 is a small integer in V8: a Map key that needs no heap number per packet.
+  return h | 0;
+}

@@ -1,0 +1,45 @@
+// One tracked connection. Records are pooled by the flow table and reused, so their typed arrays are
+// allocated once per pool slot, not per flow.
+
+/** TCP progress, used to pick the idle timeout and to end flows. */
+export const TcpState = { None: 0, Opening: 1, Established: 2, Closing: 3 } as const;
+
+export class Flow {
+  /** Next record whose key hashes to the same bucket (hash collisions are chained). */
+  next: Flow | null = null;
+  hash = 0;
+
+  // --- key, stored in canonical order (the lower address/port pair is "a") so both directions match
+  family = 0;
+  proto = 0;
+  /** Outer and inner VLAN IDs as (outer << 12) | inner. */
+  vlan = 0;
+  a4 = 0;
+  b4 = 0;
+  readonly a6 = new Uint32Array(4);
+  readonly b6 = new Uint32Array(4);
+  portA = 0;
+  portB = 0;
+
+  // --- orientation and decision
+  /** True when the initiator (the "from" side of the rule) is endpoint a. */
+  initiatorIsA = true;
+  /** Appliance port (0 inside, 1 outside) on which the initiator's packets arrive. */
+  initiatorSide = 0;
+  ruleIndex = 0;
+  /** Policy generation that decided this flow; a reload re-decides it at its next packet. */
+  generation = 0;
+  /** Monitor mode tracks flows the policy would drop so their packets are counted, not dropped. */
+  wouldDrop = false;
+  tcpState = 0;
+  finFromInitiator = false;
+  finFromResponder = false;
+
+  // --- accounting (index 0: initiator → responder, 1: responder → initiator)
+  packetsOut = 0;
+  packetsIn = 0;
+  bytesOut = 0;
+  bytesIn = 0;
+  firstSeen = 0;
+  lastSeen = 0;
+}

@@ -1,0 +1,124 @@
+// `gatekeeper lab`: a running demo a person can poke at with real tools, removed on exit or Ctrl-C.
+
+import { spawnSync } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, labAddresses, labNamespaces, sleep } from './lab';
+import { labPolicyPath } from '../paths';
+import type { DataplaneStats } from '../dataplane/stats';
+
+export interface LabCommandOptions {
+  policy?: string;
+  clean?: boolean;
+  /** Stop by itself after this many seconds. */
+  for?: number;
+}
+
+/** TCP ports the lab's server listens on, so allowed, rejected and denied can be tried at once. */
+const SERVER_PORTS = [8080, 8081, 9999];
+
+export async function runLab(options: LabCommandOptions): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('gatekeeper lab: must run as root (it creates network namespaces)\n');
+    return 2;
+  }
+  if (options.clean) {
+    const stale = labNamespaces();
+    for (const ns of stale) spawnSync('ip', ['netns', 'del', ns]);
+    process.stdout.write(stale.length ? `removed ${stale.join(', ')}\n` : 'nothing to clean\n');
+    return 0;
+  }
+
+  const lab = new Lab();
+  let stopping = false;
+  const stop = (): void => {
+    stopping = true;
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('exit', () => lab.destroy());
+  try {
+    lab.create();
+    const policy = join(lab.dir, 'policy.yaml');
+    copyFileSync(options.policy ?? labPolicyPath, policy);
+    const dataplane = await lab.startDataplane(policy);
+    for (const port of SERVER_PORTS) {
+      lab.spawn(lab.server, ['nc', '-lk', '-s', labAddresses.server4, String(port)]);
+      lab.spawn(lab.server, ['nc', '-6', '-lk', '-s', labAddresses.server6, String(port)]);
+    }
+    printIntro(lab, policy, dataplane.pid ?? 0);
+
+    const deadline = options.for ? Date.now() + options.for * 1000 : Infinity;
+    let last = '';
+    let logged = 0;
+    while (!stopping && Date.now() < deadline) {
+      await sleep(500);
+      for (; logged < lab.dataplaneLog.length; logged++) process.stdout.write(`${describeLog(lab.dataplaneLog[logged])}\n`);
+      if (dataplane.exitCode !== null) {
+        process.stderr.write(`dataplane exited with ${dataplane.exitCode}; stopping the lab\n`);
+        return 1;
+      }
+      const line = summarize(lab.stats());
+      if (line !== last) process.stdout.write(`${line}\n`);
+      last = line;
+    }
+    process.stdout.write('stopping: removing namespaces and links\n');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`gatekeeper lab: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    lab.destroy();
+  }
+}
+
+function printIntro(lab: Lab, policy: string, pid: number): void {
+  const c = `ip netns exec ${lab.client}`;
+  const s = `ip netns exec ${lab.server}`;
+  const a = labAddresses;
+  process.stdout.write(`
+gatekeeper lab ${lab.id} is running (Ctrl-C removes it).
+
+  client  ${a.client4.padEnd(13)} ${a.client6.padEnd(16)} namespace ${lab.client}  (outside port)
+  server  ${a.server4.padEnd(13)} ${a.server6.padEnd(16)} namespace ${lab.server}  (inside port: the protected asset)
+  The server listens on TCP ${SERVER_PORTS.join(', ')}.
+
+Try, in another terminal:
+  ${c} ping -c3 ${a.server4}              # allowed
+  ${c} ping -c3 ${a.server6}          # allowed (IPv6, neighbour discovery passes)
+  ${c} nc -vz -w2 ${a.server4} 8080        # allowed: succeeded
+  ${c} nc -vz -w2 ${a.server4} 8081        # rejected: refused at once (TCP RST)
+  ${c} nc -vz -w2 ${a.server4} 9999        # denied: times out
+  ${s} nc -vz -w2 ${a.client4} 22          # denied: the asset may not open connections
+
+Policy: ${policy}
+  edit it, then reload:  kill -HUP ${pid}   (a bad file is refused; the running policy stays)
+Counters: ${lab.statsFile}   Dataplane log: stderr of pid ${pid}
+
+`);
+}
+
+/** A dataplane log line (pino JSON) as a person reads it. */
+function describeLog(line: string): string {
+  try {
+    const entry = JSON.parse(line) as { level: number; msg: string };
+    const level = entry.level >= 50 ? 'ERROR' : entry.level >= 40 ? 'WARN' : 'info';
+    return `[dataplane ${level}] ${entry.msg}`;
+  } catch {
+    return `[dataplane] ${line}`;
+  }
+}
+
+function summarize(stats: DataplaneStats): string {
+  const ports = [stats.ports.outside, stats.ports.inside];
+  const forwarded = ports.reduce((n, p) => n + p.forwarded, 0);
+  const drops: Record<string, number> = {};
+  for (const p of ports) {
+    for (const [reason, n] of Object.entries(p.dropped)) if (n > 0) drops[reason] = (drops[reason] ?? 0) + n;
+  }
+  const dropped = Object.values(drops).reduce((a, b) => a + b, 0);
+  const reasons = Object.entries(drops).map(([r, n]) => `${r} ${n}`).join(', ');
+  const rules = stats.rules.filter((r) => r.packets > 0).map((r) => `${r.name} ${r.packets}`).join(', ');
+  return `gen ${stats.generation} | forwarded ${forwarded} | dropped ${dropped}${reasons ? ` (${reasons})` : ''} | ` +
+    `flows ${stats.flows.active} | rules: ${rules || '-'}`;
+}

@@ -1,0 +1,485 @@
+// Compiles a resolved policy into lookup tables for the packet path.
+//
+// Each field (source address, destination address, service) is cut into elementary intervals: the
+// pieces between consecutive interval boundaries of all rules. Every elementary interval points at
+// the set of rules that match it there, a bitset over rule indexes. A lookup finds the three
+// intervals (two binary searches and one direct table read) and returns the lowest rule present in
+// all three bitsets.
+//
+// Bitsets are deduplicated and stored in one Uint32Array pool in a two-level form: for each group of
+// 32 words a summary word (bit j = word j is non-zero) and the count of non-zero words before it,
+// followed by the non-zero words only. The intersection ANDs the summary words first, so with 10k
+// rules a lookup touches about ten summary words and the few candidate words they point at.
+
+import { createHash } from 'node:crypto';
+import { intervalsCover, V4_MAX, V6_MAX, v6ToWords } from './addresses';
+import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
+import { PolicyDocument } from './schema';
+import { KEY_MAX, KEYED_PROTOCOLS, Proto, ServiceSet } from './services';
+import { Action, CompiledPolicy, CompiledRule } from './types';
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/**
+ * Lowest rule index >= `from` present in the three bitsets at pool offsets a, b, c; -1 if none.
+ * `s` is the number of summary words of each bitset.
+ */
+function firstCommon(pool: Uint32Array, s: number, a: number, b: number, c: number, from: number): number {
+  const fromWord = from >>> 5;
+  for (let i = from >>> 10; i < s; i++) {
+    const sa = pool[a + 2 * i];
+    const sb = pool[b + 2 * i];
+    const sc = pool[c + 2 * i];
+    let m = sa & sb & sc;
+    if (i === fromWord >>> 5) m &= -1 << (fromWord & 31);
+    while (m !== 0) {
+      const low = m & -m;
+      const below = low - 1;
+      const x =
+        pool[a + 2 * s + pool[a + 2 * i + 1] + popcount(sa & below)] &
+        pool[b + 2 * s + pool[b + 2 * i + 1] + popcount(sb & below)] &
+        pool[c + 2 * s + pool[c + 2 * i + 1] + popcount(sc & below)] &
+        (((i << 5) | (31 - Math.clz32(low))) === fromWord ? -1 << (from & 31) : -1);
+      if (x !== 0) return (((i << 5) | (31 - Math.clz32(low))) << 5) | (31 - Math.clz32(x & -x));
+      m ^= low;
+    }
+  }
+  return -1;
+}
+
+/** Largest i with bounds[i] <= v (bounds[0] is 0). */
+function find4(bounds: Uint32Array, v: number): number {
+  let lo = 0;
+  let hi = bounds.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (bounds[mid] <= v) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Same over 128-bit bounds stored as 4 big-endian words each. */
+function find6(bounds: Uint32Array, v: Uint32Array): number {
+  let lo = 0;
+  let hi = (bounds.length >>> 2) - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    const o = mid << 2;
+    let le = true;
+    for (let k = 0; k < 4; k++) {
+      const bw = bounds[o + k];
+      const vw = v[k] >>> 0;
+      if (bw !== vw) {
+        le = bw < vw;
+        break;
+      }
+    }
+    if (le) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Deduplicating store of rule bitsets (see the top of the file for the layout). */
+class BitsetPool {
+  readonly words: number;
+  readonly summaries: number;
+  private data = new Uint32Array(1 << 16);
+  length = 0;
+  count = 0;
+  private readonly byHash = new Map<number, number[]>();
+  /** Zobrist hashing: a set's hash is the XOR of its rules' random values, so it updates in O(1). */
+  readonly z1: Int32Array;
+  readonly z2: Int32Array;
+
+  constructor(rules: number) {
+    this.words = Math.max(1, Math.ceil(rules / 32));
+    this.summaries = Math.ceil(this.words / 32);
+    this.z1 = new Int32Array(rules);
+    this.z2 = new Int32Array(rules);
+    let x = 0x9e3779b9;
+    const next = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x;
+    };
+    for (let r = 0; r < rules; r++) [this.z1[r], this.z2[r]] = [next(), next()];
+  }
+
+  hashOf(dense: Uint32Array): [number, number] {
+    let h1 = 0;
+    let h2 = 0;
+    for (let w = 0; w < dense.length; w++) {
+      for (let bits = dense[w]; bits !== 0; bits &= bits - 1) {
+        const r = (w << 5) | (31 - Math.clz32(bits & -bits));
+        h1 ^= this.z1[r];
+        h2 ^= this.z2[r];
+      }
+    }
+    return [h1, h2];
+  }
+
+  /** Offset of the stored copy of `dense`, storing it first if new. */
+  intern(dense: Uint32Array, h1: number, h2: number): number {
+    const key = (h1 >>> 0) * 0x200000 + (h2 >>> 11);
+    const bucket = this.byHash.get(key);
+    if (bucket) for (const off of bucket) if (this.equals(dense, off)) return off;
+    const off = this.store(dense);
+    if (bucket) bucket.push(off);
+    else this.byHash.set(key, [off]);
+    this.count++;
+    return off;
+  }
+
+  private store(dense: Uint32Array): number {
+    const s = this.summaries;
+    const need = this.length + 2 * s + this.words;
+    if (need > this.data.length) {
+      const grown = new Uint32Array(Math.max(need, this.data.length * 2));
+      grown.set(this.data.subarray(0, this.length));
+      this.data = grown;
+    }
+    const off = this.length;
+    let packed = off + 2 * s;
+    for (let i = 0; i < s; i++) {
+      let summary = 0;
+      this.data[off + 2 * i + 1] = packed - (off + 2 * s);
+      for (let j = 0; j < 32; j++) {
+        const w = (i << 5) | j;
+        if (w >= this.words) break;
+        if (dense[w] !== 0) {
+          summary |= 1 << j;
+          this.data[packed++] = dense[w];
+        }
+      }
+      this.data[off + 2 * i] = summary;
+    }
+    this.length = packed;
+    return off;
+  }
+
+  private equals(dense: Uint32Array, off: number): boolean {
+    const s = this.summaries;
+    let packed = off + 2 * s;
+    for (let i = 0; i < s; i++) {
+      const summary = this.data[off + 2 * i];
+      for (let j = 0; j < 32; j++) {
+        const w = (i << 5) | j;
+        if (w >= this.words) break;
+        const v = (summary >>> j) & 1 ? this.data[packed++] : 0;
+        if (v !== dense[w]) return false;
+      }
+    }
+    return true;
+  }
+
+  finish(): Uint32Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+/**
+ * Sweeps elementary intervals 0..bounds-1 in order, toggling rule bits where a rule's interval
+ * starts or ends; returns the bitset offset of each elementary interval. `spans` holds triples
+ * (rule, first interval, end interval exclusive); the intervals of one rule never overlap.
+ * `firstSet[rule]` receives the bitset of the first interval the rule is in.
+ */
+function sweep(pool: BitsetPool, bounds: number, spans: number[], firstSet: Int32Array): Int32Array {
+  const starts = new Int32Array(bounds + 1);
+  for (let i = 0; i < spans.length; i += 3) {
+    starts[spans[i + 1] + 1]++;
+    if (spans[i + 2] < bounds) starts[spans[i + 2] + 1]++;
+  }
+  for (let i = 0; i < bounds; i++) starts[i + 1] += starts[i];
+  const toggles = new Int32Array(starts[bounds]);
+  const fill = starts.slice(0, bounds);
+  for (let i = 0; i < spans.length; i += 3) {
+    toggles[fill[spans[i + 1]]++] = spans[i];
+    if (spans[i + 2] < bounds) toggles[fill[spans[i + 2]]++] = spans[i];
+  }
+  const dense = new Uint32Array(pool.words);
+  const out = new Int32Array(bounds);
+  let h1 = 0;
+  let h2 = 0;
+  for (let b = 0; b < bounds; b++) {
+    for (let t = starts[b]; t < starts[b + 1]; t++) {
+      const r = toggles[t];
+      dense[r >>> 5] ^= 1 << (r & 31);
+      h1 ^= pool.z1[r];
+      h2 ^= pool.z2[r];
+    }
+    const off = pool.intern(dense, h1, h2);
+    out[b] = off;
+    for (let t = starts[b]; t < starts[b + 1]; t++) if (firstSet[toggles[t]] < 0) firstSet[toggles[t]] = off;
+  }
+  return out;
+}
+
+interface Field<B> {
+  bounds: B;
+  sets: Int32Array;
+  firstSet: Int32Array;
+}
+
+/** Elementary-interval boundaries of number intervals (IPv4 addresses, service keys) and their table. */
+function numberField(pool: BitsetPool, intervalsOf: (r: number) => number[], rules: number, max: number): Field<Uint32Array> {
+  const points: number[] = [0];
+  for (let r = 0; r < rules; r++) {
+    const iv = intervalsOf(r);
+    for (let i = 0; i < iv.length; i += 2) {
+      points.push(iv[i]);
+      if (iv[i + 1] < max) points.push(iv[i + 1] + 1);
+    }
+  }
+  const sorted = Float64Array.from(points).sort();
+  let n = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[n++] = sorted[i];
+  const bounds = Uint32Array.from(sorted.subarray(0, n));
+  const spans: number[] = [];
+  for (let r = 0; r < rules; r++) {
+    const iv = intervalsOf(r);
+    for (let i = 0; i < iv.length; i += 2) {
+      spans.push(r, find4(bounds, iv[i]), iv[i + 1] < max ? find4(bounds, iv[i + 1] + 1) : n);
+    }
+  }
+  const firstSet = new Int32Array(rules).fill(-1);
+  return { bounds, sets: sweep(pool, n, spans, firstSet), firstSet };
+}
+
+function v6Field(pool: BitsetPool, intervalsOf: (r: number) => bigint[], rules: number): Field<Uint32Array> {
+  const points: bigint[] = [0n];
+  for (let r = 0; r < rules; r++) {
+    const iv = intervalsOf(r);
+    for (let i = 0; i < iv.length; i += 2) {
+      points.push(iv[i]);
+      if (iv[i + 1] < V6_MAX) points.push(iv[i + 1] + 1n);
+    }
+  }
+  points.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const unique = points.filter((p, i) => i === 0 || p !== points[i - 1]);
+  const indexOf = (v: bigint): number => {
+    let lo = 0;
+    let hi = unique.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (unique[mid] < v) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const spans: number[] = [];
+  for (let r = 0; r < rules; r++) {
+    const iv = intervalsOf(r);
+    for (let i = 0; i < iv.length; i += 2) {
+      spans.push(r, indexOf(iv[i]), iv[i + 1] < V6_MAX ? indexOf(iv[i + 1] + 1n) : unique.length);
+    }
+  }
+  const bounds = new Uint32Array(unique.length * 4);
+  unique.forEach((p, i) => v6ToWords(p, bounds, i * 4));
+  const firstSet = new Int32Array(rules).fill(-1);
+  return { bounds, sets: sweep(pool, unique.length, spans, firstSet), firstSet };
+}
+
+const FULL_KEYS = [0, KEY_MAX];
+
+/** Service tables: per keyed protocol a bitset per key, per other protocol (and 256) one bitset. */
+function serviceTables(pool: BitsetPool, rules: ModelRule[]) {
+  const keySlot = new Int32Array(Proto.UNKNOWN + 1).fill(-1);
+  const keyed = new Int32Array(KEYED_PROTOCOLS.length << 16);
+  KEYED_PROTOCOLS.forEach((proto, slot) => {
+    keySlot[proto] = slot;
+    const field = numberField(
+      pool,
+      (r) => (rules[r].services.any ? FULL_KEYS : (rules[r].services.protos.get(proto) ?? [])),
+      rules.length,
+      KEY_MAX,
+    );
+    for (let i = 0; i < field.bounds.length; i++) {
+      const end = i + 1 < field.bounds.length ? field.bounds[i + 1] : KEY_MAX + 1;
+      keyed.fill(field.sets[i], (slot << 16) + field.bounds[i], (slot << 16) + end);
+    }
+  });
+  // Unkeyed protocols: the rules naming the protocol plus the rules with service any.
+  const anyRules = new Uint32Array(pool.words);
+  const byProto = new Map<number, number[]>();
+  rules.forEach((r, i) => {
+    if (r.services.any) anyRules[i >>> 5] |= 1 << (i & 31);
+    else for (const proto of r.services.protos.keys()) byProto.get(proto)?.push(i) ?? byProto.set(proto, [i]);
+  });
+  const anyOnly = pool.intern(anyRules, ...pool.hashOf(anyRules));
+  const protoSet = new Int32Array(Proto.UNKNOWN + 1).fill(anyOnly);
+  for (const [proto, list] of byProto) {
+    if (keySlot[proto] >= 0) continue;
+    const dense = anyRules.slice();
+    for (const i of list) dense[i >>> 5] |= 1 << (i & 31);
+    protoSet[proto] = pool.intern(dense, ...pool.hashOf(dense));
+  }
+  return { keySlot, keyed, protoSet };
+}
+
+function servicesCover(outer: ServiceSet, inner: ServiceSet): boolean {
+  if (outer.any) return true;
+  if (inner.any) return false;
+  for (const [proto, keys] of inner.protos) {
+    const o = outer.protos.get(proto);
+    if (!o || !intervalsCover(o, keys)) return false;
+  }
+  return true;
+}
+
+/** Does rule `outer` match everything rule `inner` matches? */
+export function ruleCovers(outer: ModelRule, inner: ModelRule): boolean {
+  return (
+    intervalsCover(outer.src.v4, inner.src.v4) &&
+    intervalsCover(outer.src.v6, inner.src.v6) &&
+    intervalsCover(outer.dst.v4, inner.dst.v4) &&
+    intervalsCover(outer.dst.v6, inner.dst.v6) &&
+    servicesCover(outer.services, inner.services)
+  );
+}
+
+export interface Shadowed {
+  rule: ModelRule;
+  by: ModelRule;
+}
+
+export interface Compiled {
+  policy: CompiledPolicy;
+  /** Rules that can never match because one earlier rule matches everything they do. */
+  shadowed: Shadowed[];
+}
+
+/** How many earlier rules to test for covering a rule before giving up (the check stays sound). */
+const SHADOW_CANDIDATES = 32;
+
+export function compileModel(model: PolicyModel, sourceText: string): Compiled {
+  const started = performance.now();
+  const rules = model.rules.filter((r) => r.enabled);
+  const n = rules.length;
+  const pool = new BitsetPool(n);
+  const src4 = numberField(pool, (r) => rules[r].src.v4, n, V4_MAX);
+  const dst4 = numberField(pool, (r) => rules[r].dst.v4, n, V4_MAX);
+  const src6 = v6Field(pool, (r) => rules[r].src.v6, n);
+  const dst6 = v6Field(pool, (r) => rules[r].dst.v6, n);
+  const { keySlot, keyed, protoSet } = serviceTables(pool, rules);
+  const data = pool.finish();
+  const s = pool.summaries;
+  const defaultIndex = n;
+
+  const serviceSet = (proto: number, key: number): number => {
+    const p = proto >>> 0 > Proto.UNKNOWN ? Proto.UNKNOWN : proto;
+    const slot = keySlot[p];
+    return slot < 0 ? protoSet[p] : keyed[(slot << 16) | (key & KEY_MAX)];
+  };
+
+  // Shadowing: at the first point of a rule's region, the earlier rules that match there are the
+  // only candidates that can cover the whole rule. No candidate means the rule decides that point.
+  const shadowed: Shadowed[] = [];
+  rules.forEach((rule, i) => {
+    const v4 = rule.src.v4.length > 0 && rule.dst.v4.length > 0;
+    const a = v4 ? src4.firstSet[i] : src6.firstSet[i];
+    const b = v4 ? dst4.firstSet[i] : dst6.firstSet[i];
+    const [proto, keys] = rule.services.any ? [Proto.UNKNOWN, FULL_KEYS] : rule.services.protos.entries().next().value!;
+    const c = serviceSet(proto, keys[0]);
+    let from = 0;
+    for (let tries = 0; tries < SHADOW_CANDIDATES; tries++) {
+      const q = firstCommon(data, s, a, b, c, from);
+      if (q < 0 || q >= i) return;
+      if (ruleCovers(rules[q], rule)) {
+        shadowed.push({ rule, by: rules[q] });
+        return;
+      }
+      from = q + 1;
+    }
+  });
+
+  const compiledRules: CompiledRule[] = rules.map((r, index) => ({
+    index,
+    name: r.name,
+    action: actionNumber(r.action),
+    log: r.log,
+    line: r.line,
+    isDefault: false,
+  }));
+  compiledRules.push({
+    index: defaultIndex,
+    name: 'default',
+    action: actionNumber(model.defaultAction),
+    log: model.defaultLog,
+    line: 0,
+    isDefault: true,
+  });
+  const l2Allow = new Uint8Array(0x10000);
+  for (const t of model.l2Allow) l2Allow[t] = 1;
+
+  const tables = [data, src4.bounds, src4.sets, dst4.bounds, dst4.sets, src6.bounds, src6.sets, dst6.bounds, dst6.sets, keyed, protoSet];
+  const policy: CompiledPolicy = {
+    mode: model.mode,
+    rules: compiledRules,
+    l2Allow,
+    flow: { ...model.flow },
+    sourceHash: createHash('sha256').update(sourceText).digest('hex'),
+    stats: {
+      rules: n,
+      groups: model.groups.size,
+      services: [...model.services.values()].filter((x) => !x.builtin).length,
+      srcIntervals: src4.bounds.length + src6.bounds.length / 4,
+      dstIntervals: dst4.bounds.length + dst6.bounds.length / 4,
+      bitsets: pool.count,
+      tableBytes: tables.reduce((sum, t) => sum + t.byteLength, 0),
+      compileMs: 0,
+    },
+    match4(src, dst, proto, key) {
+      const r = firstCommon(
+        data,
+        s,
+        src4.sets[find4(src4.bounds, src >>> 0)],
+        dst4.sets[find4(dst4.bounds, dst >>> 0)],
+        serviceSet(proto, key),
+        0,
+      );
+      return r < 0 ? defaultIndex : r;
+    },
+    match6(src, dst, proto, key) {
+      const r = firstCommon(
+        data,
+        s,
+        src6.sets[find6(src6.bounds, src)],
+        dst6.sets[find6(dst6.bounds, dst)],
+        serviceSet(proto, key),
+        0,
+      );
+      return r < 0 ? defaultIndex : r;
+    },
+  };
+  policy.stats.compileMs = performance.now() - started;
+  return { policy, shadowed };
+}
+
+function actionNumber(action: 'allow' | 'deny' | 'reject'): number {
+  return action === 'allow' ? Action.Allow : action === 'reject' ? Action.Reject : Action.Deny;
+}
+
+/**
+ * Compiles a schema-valid document without positions (for programmatic use; files go through
+ * loadPolicyText, which reports line:col). Throws with all semantic errors.
+ */
+export function compilePolicy(doc: PolicyDocument, sourceText: string): CompiledPolicy {
+  const errors: string[] = [];
+  const where = (path: Path) => path.join('.');
+  const report: Reporter = {
+    error: (path, message) => errors.push(`${where(path)}: ${message}`),
+    warning: () => undefined,
+    line: () => 0,
+  };
+  const model = resolvePolicy(doc, report);
+  if (!model) throw new Error(`invalid policy:\n${errors.join('\n')}`);
+  return compileModel(model, sourceText).policy;
+}

@@ -1,0 +1,448 @@
+// The resolved policy: groups and services expanded to intervals, rules pointing at them, flow
+// settings in milliseconds. Semantic checks (names, cycles, literals) happen here; positions are
+// reported as document paths and turned into line:col by load.ts.
+
+import {
+  AddressSet,
+  anyAddressSet,
+  emptyAddressSet,
+  intervalsContain,
+  isAddressLiteral,
+  mergeIntervals,
+  parseAddressEntry,
+  unionAddressSets,
+  wordsToV6,
+} from './addresses';
+import { FLOW_KEYS, NamedSetDef, PolicyDocument, Refs } from './schema';
+import {
+  anyServiceSet,
+  BUILTIN_SERVICES,
+  isServiceLiteral,
+  parseServiceEntry,
+  PROTOCOL_NAMES,
+  ServiceSet,
+  serviceSetOf,
+  unionServiceSets,
+} from './services';
+import { ActionName, FlowSettings, Mode } from './types';
+
+export type Path = (string | number)[];
+
+export interface Reporter {
+  error(path: Path, message: string, onKey?: boolean): void;
+  warning(path: Path, message: string, onKey?: boolean): void;
+  /** 1-based line of the node at path (0 when unknown). */
+  line(path: Path): number;
+}
+
+export interface ModelRule {
+  name: string;
+  description?: string;
+  action: ActionName;
+  log: boolean;
+  enabled: boolean;
+  /** Index in the compiled rule table, -1 when disabled. */
+  index: number;
+  path: Path;
+  line: number;
+  from: string[];
+  to: string[];
+  service: string[];
+  src: AddressSet;
+  dst: AddressSet;
+  services: ServiceSet;
+}
+
+export interface ModelGroup {
+  name: string;
+  description?: string;
+  addresses: AddressSet;
+}
+
+export interface ModelService {
+  name: string;
+  description?: string;
+  set: ServiceSet;
+  builtin: boolean;
+}
+
+export const DEFAULT_FLOW_SETTINGS: Readonly<FlowSettings> = {
+  maxFlows: 100_000,
+  tcpEstablishedIdleMs: 3_600_000,
+  tcpOpeningIdleMs: 30_000,
+  tcpClosingIdleMs: 15_000,
+  udpIdleMs: 60_000,
+  icmpIdleMs: 10_000,
+  otherIdleMs: 60_000,
+  pickupEstablished: false,
+  fragmentTimeoutMs: 5_000,
+};
+
+const FLOW_FIELDS: Record<keyof typeof FLOW_KEYS, keyof FlowSettings> = {
+  'max-flows': 'maxFlows',
+  'tcp-established-idle': 'tcpEstablishedIdleMs',
+  'tcp-opening-idle': 'tcpOpeningIdleMs',
+  'tcp-closing-idle': 'tcpClosingIdleMs',
+  'udp-idle': 'udpIdleMs',
+  'icmp-idle': 'icmpIdleMs',
+  'other-idle': 'otherIdleMs',
+  'fragment-timeout': 'fragmentTimeoutMs',
+  'pickup-established': 'pickupEstablished',
+};
+
+export const ETHERTYPE_NAMES: Readonly<Record<string, number>> = {
+  ipv4: 0x0800,
+  arp: 0x0806,
+  wol: 0x0842,
+  ipv6: 0x86dd,
+  lacp: 0x8809,
+  mpls: 0x8847,
+  'pppoe-discovery': 0x8863,
+  pppoe: 0x8864,
+  eapol: 0x888e,
+  profinet: 0x8892,
+  ethercat: 0x88a4,
+  powerlink: 0x88ab,
+  goose: 0x88b8,
+  gse: 0x88b9,
+  sv: 0x88ba,
+  lldp: 0x88cc,
+  macsec: 0x88e5,
+  mrp: 0x88e3,
+  ptp: 0x88f7,
+  prp: 0x88fb,
+  hsr: 0x892f,
+};
+const ALWAYS_PASSED_ETHERTYPES = new Set([0x0800, 0x0806, 0x86dd]);
+
+export class PolicyModel {
+  constructor(
+    readonly mode: Mode,
+    readonly defaultAction: 'allow' | 'deny',
+    /** Log the packets the implicit default rule decides. */
+    readonly defaultLog: boolean,
+    readonly groups: Map<string, ModelGroup>,
+    readonly services: Map<string, ModelService>,
+    /** All rules in file order, disabled ones included (index -1). */
+    readonly rules: ModelRule[],
+    readonly flow: FlowSettings,
+    readonly l2Allow: number[],
+  ) {}
+
+  /** Declared groups containing this IPv4 address (for logs; not for the packet path). */
+  groupNamesFor4(addr: number): string[] {
+    const v = addr >>> 0;
+    return [...this.groups.values()].filter((g) => intervalsContain(g.addresses.v4, v)).map((g) => g.name);
+  }
+
+  groupNamesFor6(words: ArrayLike<number>): string[] {
+    const v = wordsToV6(words);
+    return [...this.groups.values()].filter((g) => intervalsContain(g.addresses.v6, v)).map((g) => g.name);
+  }
+}
+
+interface Entry {
+  text: string;
+  path: Path;
+}
+
+function entriesOf(refs: Refs, path: Path): Entry[] {
+  return typeof refs === 'string' ? [{ text: refs, path }] : refs.map((text, i) => ({ text, path: [...path, i] }));
+}
+
+function splitDef(def: Refs | NamedSetDef, path: Path): { description?: string; entries: Entry[] } {
+  if (typeof def === 'string' || Array.isArray(def)) return { entries: entriesOf(def, path) };
+  return { description: def.description, entries: entriesOf(def.members, [...path, 'members']) };
+}
+
+/**
+ * Named sets that contain literals and other names (groups, services). Resolves lazily with
+ * memoization; a reference cycle is reported once with its path.
+ */
+class NamedSets<T> {
+  private readonly done = new Map<string, T | null>();
+  readonly used = new Set<string>();
+
+  constructor(
+    private readonly kind: 'group' | 'service',
+    private readonly defs: Map<string, { path: Path; entries: Entry[] }>,
+    private readonly builtins: Map<string, T>,
+    private readonly isLiteral: (text: string) => boolean,
+    private readonly parseLiteral: (text: string, path: Path) => T | null,
+    private readonly union: (sets: T[]) => T,
+    private readonly report: Reporter,
+  ) {}
+
+  /** Resolves a list of entries; null when any entry failed (already reported). */
+  resolveEntries(entries: Entry[], stack: string[] = []): T | null {
+    const sets: T[] = [];
+    let ok = true;
+    for (const e of entries) {
+      const text = e.text.trim();
+      const set = this.isLiteral(text) ? this.parseLiteral(text, e.path) : this.resolveName(text, e.path, stack);
+      if (set === null) ok = false;
+      else sets.push(set);
+    }
+    return ok ? this.union(sets) : null;
+  }
+
+  private resolveName(name: string, at: Path, stack: string[]): T | null {
+    this.used.add(name);
+    if (stack.includes(name)) {
+      this.report.error(at, `${this.kind} cycle: ${[...stack.slice(stack.indexOf(name)), name].join(' -> ')}`);
+      return null;
+    }
+    if (this.done.has(name)) return this.done.get(name) ?? null;
+    const def = this.defs.get(name);
+    if (!def) {
+      const builtin = this.builtins.get(name);
+      if (builtin !== undefined) return builtin;
+      const known = [...this.defs.keys(), ...this.builtins.keys()];
+      this.report.error(at, `unknown ${this.kind} '${name}'${didYouMean(name, known)}`);
+      return null;
+    }
+    const set = this.resolveEntries(def.entries, [...stack, name]);
+    this.done.set(name, set);
+    return set;
+  }
+
+  /** Resolves every definition, so that errors in unused ones are reported too. */
+  resolveAll(): Map<string, T> {
+    const out = new Map<string, T>();
+    for (const name of this.defs.keys()) {
+      const wasUsed = this.used.has(name);
+      const set = this.resolveName(name, this.defs.get(name)!.path, []);
+      if (!wasUsed) this.used.delete(name);
+      if (set !== null) out.set(name, set);
+    }
+    return out;
+  }
+}
+
+export function didYouMean(word: string, candidates: Iterable<string>): string {
+  let best = '';
+  let bestDist = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDist) [best, bestDist] = [c, d];
+  }
+  return best ? ` (did you mean '${best}'?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseDuration(text: string): number {
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(m[1]) * DURATION_UNITS[m[2]];
+  return ms;
+}
+
+function defsOf(section: Record<string, Refs | NamedSetDef> | undefined, key: string) {
+  const defs = new Map<string, { path: Path; entries: Entry[]; description?: string }>();
+  for (const [name, def] of Object.entries(section ?? {})) defs.set(name, { path: [key, name], ...splitDef(def, [key, name]) });
+  return defs;
+}
+
+/**
+ * Resolves a schema-valid document. Reports every semantic error and returns null if there was
+ * any; warnings do not prevent a model.
+ */
+export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyModel | null {
+  let errors = 0;
+  const counted: Reporter = {
+    error: (path, message, onKey) => {
+      errors++;
+      report.error(path, message, onKey);
+    },
+    warning: (path, message, onKey) => report.warning(path, message, onKey),
+    line: (path) => report.line(path),
+  };
+
+  const groupDefs = defsOf(doc.groups, 'groups');
+  const serviceDefs = defsOf(doc.services, 'services');
+  if (groupDefs.has('any')) counted.error(['groups', 'any'], `'any' is built in and cannot be redefined`, true);
+  if (serviceDefs.has('any')) counted.error(['services', 'any'], `'any' is built in and cannot be redefined`, true);
+  for (const name of serviceDefs.keys()) {
+    if (Object.hasOwn(PROTOCOL_NAMES, name.toLowerCase())) {
+      counted.error(['services', name], `'${name}' is a protocol name and cannot be a service name`, true);
+    } else if (Object.hasOwn(BUILTIN_SERVICES, name)) {
+      counted.warning(['services', name], `service '${name}' replaces the built-in service of the same name`, true);
+    }
+  }
+
+  const groups = new NamedSets<AddressSet>(
+    'group',
+    groupDefs,
+    new Map([['any', anyAddressSet()]]),
+    isAddressLiteral,
+    (text, path) => {
+      const e = parseAddressEntry(text);
+      switch (e.kind) {
+        case 'error':
+          counted.error(path, e.message);
+          return null;
+        case 'mac':
+          counted.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset`);
+          return { ...emptyAddressSet(), macs: [e.mac] };
+        case 'v4':
+          return { v4: [e.lo, e.hi], v6: [], macs: [] };
+        case 'v6':
+          return { v4: [], v6: [e.lo, e.hi], macs: [] };
+      }
+    },
+    unionAddressSets,
+    counted,
+  );
+
+  const builtinServices = new Map<string, ServiceSet>([['any', anyServiceSet()]]);
+  for (const [name, specs] of Object.entries(BUILTIN_SERVICES)) {
+    const set = unionServiceSets(
+      specs.map((s) => {
+        const e = parseServiceEntry(s);
+        if (e.kind === 'error') throw new Error(`built-in service ${name}: ${e.message}`);
+        return serviceSetOf(e);
+      }),
+      mergeIntervals,
+    );
+    builtinServices.set(name, set);
+  }
+  const services = new NamedSets<ServiceSet>(
+    'service',
+    serviceDefs,
+    builtinServices,
+    isServiceLiteral,
+    (text, path) => {
+      const e = parseServiceEntry(text);
+      if (e.kind === 'ok') return serviceSetOf(e);
+      counted.error(path, e.message);
+      return null;
+    },
+    (sets) => unionServiceSets(sets, mergeIntervals),
+    counted,
+  );
+
+  const rules: ModelRule[] = [];
+  const ruleNames = new Map<string, number>();
+  let index = 0;
+  (doc.rules ?? []).forEach((r, i) => {
+    const path: Path = ['rules', i];
+    const previous = ruleNames.get(r.name);
+    if (previous !== undefined) {
+      counted.error([...path, 'name'], `duplicate rule name '${r.name}' (first used on line ${counted.line(['rules', previous])})`);
+    }
+    ruleNames.set(r.name, i);
+    const fromEntries = entriesOf(r.from, [...path, 'from']);
+    const toEntries = entriesOf(r.to, [...path, 'to']);
+    const serviceEntries = entriesOf(r.service, [...path, 'service']);
+    const src = groups.resolveEntries(fromEntries);
+    const dst = groups.resolveEntries(toEntries);
+    const svc = services.resolveEntries(serviceEntries);
+    if (!src || !dst || !svc) return;
+    for (const [set, key] of [
+      [src, 'from'],
+      [dst, 'to'],
+    ] as const) {
+      if (set.v4.length === 0 && set.v6.length === 0) {
+        counted.error([...path, key], `'${key}' has no IP addresses (MAC entries are not matched), so the rule can never match`);
+        return;
+      }
+    }
+    if ((src.v4.length === 0 || dst.v4.length === 0) && (src.v6.length === 0 || dst.v6.length === 0)) {
+      counted.error(path, `rule '${r.name}' can never match: 'from' and 'to' have no address family (IPv4/IPv6) in common`);
+      return;
+    }
+    const enabled = r.enabled ?? true;
+    rules.push({
+      name: r.name,
+      description: r.description,
+      action: r.action,
+      log: r.log ?? false,
+      enabled,
+      index: enabled ? index++ : -1,
+      path,
+      line: counted.line(path),
+      from: fromEntries.map((e) => e.text),
+      to: toEntries.map((e) => e.text),
+      service: serviceEntries.map((e) => e.text),
+      src,
+      dst,
+      services: svc,
+    });
+  });
+
+  const groupSets = groups.resolveAll();
+  const serviceSets = services.resolveAll();
+  for (const name of groupDefs.keys()) {
+    if (!groups.used.has(name)) counted.warning(['groups', name], `group '${name}' is not used`, true);
+  }
+  for (const name of serviceDefs.keys()) {
+    if (!services.used.has(name)) counted.warning(['services', name], `service '${name}' is not used`, true);
+  }
+
+  const mode = doc.mode ?? 'enforce';
+  const defaultAction = doc.default ?? 'deny';
+  if (mode === 'monitor') {
+    counted.warning(['mode'], 'mode is monitor: nothing is blocked, would-be drops are only recorded');
+  }
+  if (defaultAction === 'allow') {
+    counted.warning(['default'], 'default is allow: traffic that no rule matches is forwarded');
+  }
+
+  const flow: FlowSettings = { ...DEFAULT_FLOW_SETTINGS };
+  for (const [key, value] of Object.entries(doc.flows ?? {})) {
+    const field = FLOW_FIELDS[key as keyof typeof FLOW_KEYS];
+    const kind = FLOW_KEYS[key as keyof typeof FLOW_KEYS];
+    if (kind === 'duration') {
+      const ms = parseDuration(String(value));
+      if (ms <= 0) counted.error(['flows', key], `${key} must be longer than 0`);
+      (flow as unknown as Record<string, number>)[field] = ms;
+    } else {
+      (flow as unknown as Record<string, unknown>)[field] = value;
+    }
+  }
+
+  const l2Allow: number[] = [];
+  (doc.l2?.allow ?? []).forEach((item, i) => {
+    const path: Path = ['l2', 'allow', i];
+    const text = String(item).toLowerCase();
+    const value =
+      typeof item === 'number'
+        ? item
+        : Object.hasOwn(ETHERTYPE_NAMES, text)
+          ? ETHERTYPE_NAMES[text]
+          : /^0x[0-9a-f]{1,4}$/.test(text)
+            ? parseInt(text, 16)
+            : NaN;
+    if (Number.isNaN(value)) {
+      counted.error(path, `unknown EtherType '${item}'${didYouMean(text, Object.keys(ETHERTYPE_NAMES))} (use a name or a number like 0x88cc)`);
+    } else if (value < 0x0600 || value > 0xffff) {
+      counted.error(path, `EtherType ${item} out of range (0x0600..0xffff)`);
+    } else if (ALWAYS_PASSED_ETHERTYPES.has(value)) {
+      counted.warning(path, `EtherType ${item} always passes (IPv4 and IPv6 go through the rules, ARP always passes)`);
+    } else {
+      l2Allow.push(value);
+    }
+  });
+
+  if (errors > 0) return null;
+  const groupMap = new Map<string, ModelGroup>();
+  for (const [name, addresses] of groupSets) groupMap.set(name, { name, description: groupDefs.get(name)?.description, addresses });
+  const serviceMap = new Map<string, ModelService>();
+  for (const [name, set] of builtinServices) serviceMap.set(name, { name, set, builtin: true });
+  for (const [name, set] of serviceSets) {
+    serviceMap.set(name, { name, description: serviceDefs.get(name)?.description, set, builtin: false });
+  }
+  return new PolicyModel(mode, defaultAction, doc['default-log'] ?? true, groupMap, serviceMap, rules, flow, l2Allow);
+}

@@ -1,0 +1,70 @@
+// The compiled policy: what the dataplane runs and what management hands it. This is the contract
+// between the policy compiler (appliance/policy/compile.ts) and the packet pipeline.
+
+export type Mode = 'enforce' | 'monitor';
+export type ActionName = 'allow' | 'deny' | 'reject';
+
+/** Numeric actions used on the packet path. */
+export const Action = { Allow: 0, Deny: 1, Reject: 2 } as const;
+export const actionNames: readonly ActionName[] = ['allow', 'deny', 'reject'];
+
+export interface CompiledRule {
+  /** Position in the rule table; the implicit default rule is last. */
+  index: number;
+  name: string;
+  action: number; // Action.*
+  log: boolean;
+  /** Where the rule is written (1-based), 0 for the implicit default rule. */
+  line: number;
+  /** True for the implicit rule that applies `default:` when nothing else matches. */
+  isDefault: boolean;
+}
+
+/** Flow-tracking settings, all times in milliseconds. */
+export interface FlowSettings {
+  maxFlows: number;
+  tcpEstablishedIdleMs: number;
+  /** SYN seen, handshake not complete. */
+  tcpOpeningIdleMs: number;
+  /** FIN seen both ways or RST: how long the last packets may still pass. */
+  tcpClosingIdleMs: number;
+  udpIdleMs: number;
+  icmpIdleMs: number;
+  otherIdleMs: number;
+  /** Accept mid-stream TCP (no SYN seen) when the policy allows it, e.g. after a restart. */
+  pickupEstablished: boolean;
+  /** How long the verdict of a first fragment is kept for the fragments that follow it. */
+  fragmentTimeoutMs: number;
+}
+
+export interface CompileStats {
+  rules: number;
+  groups: number;
+  services: number;
+  /** Elementary address intervals in the source / destination tables (v4 + v6). */
+  srcIntervals: number;
+  dstIntervals: number;
+  /** Distinct rule bitsets after deduplication, and the bytes the tables take. */
+  bitsets: number;
+  tableBytes: number;
+  compileMs: number;
+}
+
+export interface CompiledPolicy {
+  mode: Mode;
+  /** Rule table; rules[rules.length - 1] is the implicit default. */
+  rules: CompiledRule[];
+  /** EtherTypes allowed beyond IPv4, IPv6, ARP (index = EtherType, 1 = allowed). */
+  l2Allow: Uint8Array;
+  flow: FlowSettings;
+  stats: CompileStats;
+  /** SHA-256 of the source text: identifies what is running. */
+  sourceHash: string;
+  /**
+   * First matching rule index (the default rule when none matches).
+   * `key` is the destination port for TCP/UDP/SCTP, (type << 8) | code for ICMP/ICMPv6, 0 otherwise.
+   * Must not allocate.
+   */
+  match4(src: number, dst: number, proto: number, key: number): number;
+  match6(src: Uint32Array, dst: Uint32Array, proto: number, key: number): number;
+}

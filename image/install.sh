@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the gatekeeper needs on Debian 12 (as root) and builds it.
+#   bash image/install.sh          install and build
+#   bash image/install.sh --lab    ... then start the lab demo (Ctrl-C removes it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "image/install.sh: run as root (it installs packages and the lab creates network namespaces)" >&2
+  exit 1
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "image/install.sh: Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+# libpcap-dev and a compiler for the cap / raw-socket addons; the rest are the tools the dataplane
+# calls (ip, ethtool) and the real hosts' tools the lab, tests and benchmarks drive.
+packages=(libpcap-dev g++ make python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
+  iperf3 nmap tcpdump tshark netsniff-ng procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build
+
+if [ "${1:-}" = "--lab" ]; then
+  exec node dist/appliance/cli/gatekeeper.js lab
+fi
+echo "gatekeeper installed: node dist/appliance/cli/gatekeeper.js --help"

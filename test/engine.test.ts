@@ -1,0 +1,242 @@
+// The verdict pipeline on crafted frames: flow state, replies, reloads, monitor mode, fragments,
+// ICMP errors and rejects. The lab tests prove the same against real hosts.
+
+import t from 'tap';
+import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { DropReason, PortCounter } from '../appliance/dataplane/counters';
+import { loadPolicyText } from '../appliance/policy/load';
+import type { CompiledPolicy } from '../appliance/policy/types';
+import { checksumOk, CLIENT_MAC, frame, SERVER_MAC, type FrameSpec } from './lib/frames';
+
+const C = '198.18.1.10';
+const S = '198.18.1.100';
+const C6 = '2001:2:0:1::10';
+const S6 = '2001:2:0:1::100';
+
+function policy(extra = '', mode = 'enforce', flows = ''): CompiledPolicy {
+  const text = `version: 1
+mode: ${mode}
+default: deny
+groups:
+  client: [${C}, "${C6}"]
+  server: [${S}, "${S6}"]
+rules:
+  - name: web
+    from: client
+    to: server
+    service: [tcp/8080, udp/5353, ping]
+    action: allow
+  - name: refused
+    from: client
+    to: server
+    service: [tcp/8081, udp/9000]
+    action: reject
+${extra}${flows}`;
+  const r = loadPolicyText(text, 'test.yaml');
+  if (!r.ok) throw new Error(r.errors.map((e) => `${e.line}:${e.col} ${e.message}`).join('\n'));
+  return r.policy;
+}
+
+/** From the client (outside port) to the server (inside port), and replies the other way. */
+const out = (s: Partial<FrameSpec>): Buffer => frame({ src: C, dst: S, proto: 'tcp', ...s } as FrameSpec);
+const back = (s: Partial<FrameSpec>): Buffer =>
+  frame({ src: S, dst: C, proto: 'tcp', srcMac: SERVER_MAC, dstMac: CLIENT_MAC, ...s } as FrameSpec);
+
+function run(engine: Engine, f: Buffer, side: number, now = 1000): number {
+  return engine.process(f, f.length, side, now);
+}
+
+t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it', async (t) => {
+  const e = new Engine(policy('', 'enforce', 'flows:\n  tcp-closing-idle: 50ms\n'), 1);
+  t.equal(run(e, out({ dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward, 'SYN allowed');
+  t.equal(e.flows.size, 1, 'flow tracked');
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward, 'SYN-ACK passes');
+  t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Forward, 'ACK passes');
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'PA', payload: [1, 2, 3] }), Side.Inside), Verdict.Forward);
+  t.equal(e.ruleCounters.packets[0], 4, 'all counted on rule web');
+  t.equal(run(e, out({ dport: 8080, flags: 'R' }), Side.Outside), Verdict.Forward, 'RST forwarded');
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'A' }), Side.Inside), Verdict.Forward, 'a segment in flight still passes');
+  await new Promise((r) => setTimeout(r, 80));
+  e.flows.purgeIdle();
+  t.equal(e.flows.size, 0, 'the closing timeout ended the flow');
+  t.equal(e.flows.counters.closed, 1, 'counted as closed, not idle');
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'A' }), Side.Inside), Verdict.Drop, 'nothing after that');
+  t.equal(e.lastDrop, DropReason.TcpNoFlow);
+});
+
+t.test('TCP: FIN both ways closes; a new SYN on the same ports is judged as a new connection', async (t) => {
+  const e = new Engine(policy(), 1);
+  run(e, out({ dport: 8080, flags: 'S' }), Side.Outside);
+  run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside);
+  run(e, out({ dport: 8080, flags: 'FA' }), Side.Outside);
+  run(e, back({ sport: 8080, dport: 40000, flags: 'FA' }), Side.Inside);
+  t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Forward, 'last ACK passes');
+  t.equal(run(e, out({ dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward, 'new SYN starts again');
+  t.equal(e.flows.counters.closed, 1, 'the old connection counted closed');
+  t.equal(e.flows.counters.created, 2);
+});
+
+t.test('TCP: unsolicited SYN from the protected side and mid-stream segments are dropped', async (t) => {
+  const e = new Engine(policy(), 1);
+  t.equal(run(e, back({ sport: 40000, dport: 8080, flags: 'S' }), Side.Inside), Verdict.Drop, 'server may not open');
+  t.equal(e.lastDrop, DropReason.Policy);
+  t.equal(e.lastRule, e.policy.rules.length - 1, 'decided by the default rule');
+  t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Drop, 'ACK without flow');
+  t.equal(e.lastDrop, DropReason.TcpNoFlow);
+  t.equal(run(e, out({ dport: 22, flags: 'S' }), Side.Outside), Verdict.Drop, 'port not allowed');
+  t.equal(e.counters[Side.Outside].dropped[DropReason.Policy], 1);
+  t.equal(e.flows.size, 0, 'denied traffic creates no flow');
+});
+
+t.test('TCP: pickup-established accepts mid-stream flows the policy allows (after a restart)', async (t) => {
+  const e = new Engine(policy('', 'enforce', 'flows:\n  pickup-established: true\n'), 1);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'PA' }), Side.Inside), Verdict.Forward, 'reply direction picked up');
+  t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Forward, 'then both ways');
+  t.equal(run(e, back({ sport: 40000, dport: 22, flags: 'A' }), Side.Inside), Verdict.Drop, 'not allowed either way');
+});
+
+t.test('a flow is pinned to its ports: the same tuple arriving on the wrong port is dropped', async (t) => {
+  const e = new Engine(policy(), 1);
+  run(e, out({ dport: 8080, flags: 'S' }), Side.Outside);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Outside), Verdict.Drop);
+  t.equal(e.lastDrop, DropReason.WrongPort);
+});
+
+t.test('UDP and ICMP echo: replies pass within the flow; unsolicited replies do not', async (t) => {
+  const e = new Engine(policy(), 1);
+  t.equal(run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside), Verdict.Forward, 'UDP reply');
+  t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5001 }), Side.Inside), Verdict.Drop, 'other port: no flow');
+  t.equal(run(e, out({ proto: 'icmp', icmpType: 8, icmpId: 9 }), Side.Outside), Verdict.Forward, 'echo request');
+  t.equal(run(e, back({ proto: 'icmp', icmpType: 0, icmpId: 9 }), Side.Inside), Verdict.Forward, 'echo reply');
+  t.equal(run(e, back({ proto: 'icmp', icmpType: 0, icmpId: 10 }), Side.Inside), Verdict.Drop, 'reply to nothing');
+  t.equal(run(e, back({ proto: 'icmp', icmpType: 8, icmpId: 11 }), Side.Inside), Verdict.Drop, 'server may not ping');
+});
+
+t.test('IPv6: TCP flow both ways, ICMPv6 echo, neighbour discovery always passes', async (t) => {
+  const e = new Engine(policy(), 1);
+  t.equal(run(e, frame({ src: C6, dst: S6, proto: 'tcp', dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, frame({ src: S6, dst: C6, proto: 'tcp', sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward);
+  t.equal(run(e, frame({ src: C6, dst: S6, proto: 'icmp', icmpType: 128 }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, frame({ src: S6, dst: C6, proto: 'icmp', icmpType: 129 }), Side.Inside), Verdict.Forward);
+  t.equal(run(e, frame({ src: S6, dst: 'ff02::1:ff00:10', proto: 'icmp', icmpType: 135 }), Side.Inside), Verdict.Forward, 'NS');
+  t.equal(run(e, frame({ src: S6, dst: C6, proto: 'icmp', icmpType: 136 }), Side.Inside), Verdict.Forward, 'NA');
+});
+
+t.test('802.1Q: the VLAN is part of the flow key', async (t) => {
+  const e = new Engine(policy(), 1);
+  t.equal(run(e, out({ dport: 8080, flags: 'S', vlan: 100 }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA', vlan: 100 }), Side.Inside), Verdict.Forward);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'A', vlan: 200 }), Side.Inside), Verdict.Drop, 'other VLAN');
+});
+
+t.test('reject: TCP gets a valid RST back, UDP an ICMP administratively prohibited', async (t) => {
+  const e = new Engine(policy(), 1);
+  const syn = out({ dport: 8081, flags: 'S', seq: 5000 });
+  t.equal(run(e, syn, Side.Outside), Verdict.Reject);
+  const rst = e.reject.frame.subarray(0, e.reject.length);
+  t.same([...rst.subarray(0, 6)], CLIENT_MAC, 'back to the sender');
+  t.same([...rst.subarray(6, 12)], SERVER_MAC, 'from the address it tried to reach');
+  t.equal(rst[14 + 9], 6, 'TCP');
+  t.same([...rst.subarray(14 + 12, 14 + 16)], [198, 18, 1, 100], 'IP source is the server');
+  const tcp = 34;
+  t.equal(rst.readUInt16BE(tcp), 8081, 'source port');
+  t.equal(rst[tcp + 13], 0x14, 'RST|ACK');
+  t.equal(rst.readUInt32BE(tcp + 8), 5001, 'acks the SYN');
+  t.ok(checksumOk(rst, 14, 34), 'IPv4 header checksum');
+  const pseudo = [...rst.subarray(26, 34)].reduce((s, b, i) => s + (i % 2 === 0 ? b << 8 : b), 6 + 20);
+  t.ok(checksumOk(rst, tcp, tcp + 20, pseudo), 'TCP checksum');
+  t.equal(run(e, out({ proto: 'udp', dport: 9000 }), Side.Outside), Verdict.Reject);
+  const icmp = e.reject.frame.subarray(0, e.reject.length);
+  t.equal(icmp[14 + 9], 1, 'ICMP');
+  t.same([icmp[34], icmp[35]], [3, 13], 'destination unreachable, administratively prohibited');
+  t.ok(checksumOk(icmp, 34, e.reject.length), 'ICMP checksum');
+  t.equal(run(e, out({ dport: 8081, flags: 'R' }), Side.Outside), Verdict.Drop, 'never answer a RST');
+});
+
+t.test('reload: flows still allowed keep going, flows now denied are cut at their next packet', async (t) => {
+  const e = new Engine(policy(), 1);
+  run(e, out({ dport: 8080, flags: 'S' }), Side.Outside);
+  run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside);
+  const narrowed = loadPolicyText(`version: 1
+default: deny
+rules:
+  - name: web
+    from: ${C}
+    to: ${S}
+    service: tcp/8080
+    action: allow
+`, 'narrow.yaml');
+  if (!narrowed.ok) throw new Error('narrow policy refused');
+  e.setPolicy(narrowed.policy, 2);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward, 'TCP flow survives');
+  t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside), Verdict.Drop, 'UDP flow cut');
+  t.equal(e.lastDrop, DropReason.FlowCut);
+  t.equal(e.flows.counters.cut, 1);
+  t.equal(e.ruleCounters.packets[0] >= 2, true, 'counters of rule web carried over by name');
+});
+
+t.test('monitor mode forwards everything and counts what it would drop', async (t) => {
+  const e = new Engine(policy('', 'monitor'), 1);
+  t.equal(run(e, out({ dport: 22, flags: 'S' }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, back({ sport: 22, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward);
+  t.equal(run(e, out({ dport: 8081, flags: 'S' }), Side.Outside), Verdict.Forward, 'reject rule: no RST in monitor');
+  t.equal(e.counters[Side.Outside].port[PortCounter.MonitorWouldDrop], 2);
+  t.equal(e.counters[Side.Inside].port[PortCounter.MonitorWouldDrop], 1, 'reply of a would-drop flow');
+  t.equal(e.counters[Side.Outside].port[PortCounter.RejectsSent], 0);
+});
+
+t.test('fragments follow the verdict of their first fragment', async (t) => {
+  const e = new Engine(policy(), 1);
+  const first = out({ proto: 'udp', sport: 5000, dport: 5353, moreFragments: true, ipId: 77, payload: Array(40).fill(1) });
+  t.equal(run(e, first, Side.Outside), Verdict.Forward, 'first fragment allowed');
+  const later = out({ proto: 'udp', fragOffset: 48, ipId: 77, payload: Array(16).fill(2) });
+  t.equal(run(e, later, Side.Outside), Verdict.Forward, 'later fragment follows');
+  const orphan = out({ proto: 'udp', fragOffset: 48, ipId: 78 });
+  t.equal(run(e, orphan, Side.Outside), Verdict.Drop, 'no first fragment seen');
+  t.equal(e.lastDrop, DropReason.FragmentNoFirst);
+  const deniedFirst = out({ proto: 'udp', sport: 5000, dport: 22, moreFragments: true, ipId: 79, payload: Array(40).fill(1) });
+  t.equal(run(e, deniedFirst, Side.Outside), Verdict.Drop);
+  t.equal(run(e, out({ proto: 'udp', fragOffset: 48, ipId: 79 }), Side.Outside), Verdict.Drop, 'follows a drop too');
+});
+
+t.test('ICMP errors pass when they quote an allowed flow, not otherwise', async (t) => {
+  const e = new Engine(policy(), 1);
+  const request = out({ proto: 'udp', sport: 5000, dport: 5353 });
+  run(e, request, Side.Outside);
+  // Port unreachable from the server, quoting the client's datagram (IP header + 8 bytes).
+  const error = (quoted: Buffer) => back({ proto: 'icmp', icmpType: 3, icmpCode: 3, icmpId: 0, payload: [...quoted.subarray(14, 42)] });
+  t.equal(run(e, error(request), Side.Inside), Verdict.Forward, 'error about the allowed flow');
+  const unrelated = out({ proto: 'udp', sport: 6000, dport: 22 });
+  t.equal(run(e, error(unrelated), Side.Inside), Verdict.Drop, 'error about nothing we forwarded');
+  t.equal(run(e, back({ proto: 'icmp', icmpType: 3, icmpCode: 3, icmpId: 0, payload: [...request.subarray(14, 42)], srcMac: CLIENT_MAC }), Side.Outside),
+    Verdict.Drop, 'error arriving on the port the quoted packet came from');
+});
+
+t.test('ARP passes; other EtherTypes only when l2.allow names them', async (t) => {
+  const e = new Engine(policy('l2:\n  allow: [lldp]\n'), 1);
+  const l2 = (type: number) => {
+    const f = Buffer.alloc(60);
+    f.set(SERVER_MAC, 0);
+    f.set(CLIENT_MAC, 6);
+    f.writeUInt16BE(type, 12);
+    return f;
+  };
+  const arp = l2(0x0806);
+  arp.set([0, 1, 8, 0, 6, 4, 0, 1], 14);
+  t.equal(run(e, arp, Side.Outside), Verdict.Forward, 'ARP');
+  t.equal(run(e, l2(0x88cc), Side.Outside), Verdict.Forward, 'LLDP allowed by the policy');
+  t.equal(run(e, l2(0x88b5), Side.Outside), Verdict.Drop, 'unknown EtherType');
+  t.equal(e.lastDrop, DropReason.L2);
+});
+
+t.test('malformed frames end as a named decode error and a drop, never a throw', async (t) => {
+  const e = new Engine(policy(), 1);
+  const good = out({ dport: 8080, flags: 'S' });
+  for (let len = 0; len < good.length; len++) {
+    const verdict = e.process(good, len, Side.Outside, 1000);
+    t.ok(verdict === Verdict.Drop || verdict === Verdict.Forward, `length ${len}`);
+  }
+  const total = e.counters[Side.Outside].decodeErrors.reduce((a, b) => a + b, 0);
+  t.ok(total > 0, 'decode errors counted');
+});
