@@ -200,9 +200,14 @@ export function formatServiceSet(set: ServiceSet): string {
     }
     for (let i = 0; i < keys.length; i += 2) {
       const [lo, hi] = [keys[i], keys[i + 1]];
-      if (PORT_PROTOCOLS.includes(proto)) parts.push(lo === hi ? `${name}/${lo}` : `${name}/${lo}-${hi}`);
-      else if (lo === hi) parts.push(`${name}/${lo >> 8}/${lo & 255}`);
-      else if ((lo & 255) === 0 && (hi & 255) === 255 && lo >> 8 === hi >> 8) parts.push(`${name}/${lo >> 8}`);
+      if (PORT_PROTOCOLS.includes(proto)) {
+        parts.push(lo === hi ? `${name}/${lo}` : `${name}/${lo}-${hi}`);
+        continue;
+      }
+      const types = proto === Proto.ICMP ? ICMP_TYPES : ICMPV6_TYPES;
+      const type = (t: number) => Object.keys(types).find((k) => types[k] === t) ?? String(t);
+      if (lo === hi) parts.push(`${name}/${type(lo >> 8)}/${lo & 255}`);
+      else if ((lo & 255) === 0 && (hi & 255) === 255 && lo >> 8 === hi >> 8) parts.push(`${name}/${type(lo >> 8)}`);
       else parts.push(`${name}/${lo >> 8}/${lo & 255}-${hi >> 8}/${hi & 255}`);
     }
   }

@@ -1,0 +1,291 @@
+// Engine benchmark, from memory on one core: decode + decide packets/s on flow-cache hits and on first
+// packets, policy compile time, and heap bytes per tracked flow. Traffic is drawn from the generated
+// rules themselves (addresses and ports inside each rule's ranges) plus misses that fall to the
+// default rule, so lookups walk the whole rule table rather than stopping at an early catch-all.
+//
+//   npm run bench [-- --json] [-- --rules 10000]
+
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { decodeFrame } from '../appliance/dataplane/decode/decoder';
+import { Packet } from '../appliance/dataplane/decode/packet';
+import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { generatePolicyText, prng } from '../appliance/policy/generate';
+import { loadPolicyText } from '../appliance/policy/load';
+import type { PolicyModel } from '../appliance/policy/model';
+import type { CompiledPolicy } from '../appliance/policy/types';
+import { frameSet, PROTO_TCP, PROTO_UDP, TCP_ACK, type FlowSpec } from './frames';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+const SIZES = [10, 1_000, 10_000, 100_000];
+const SEED = 42;
+/** Established flows the cache-hit runs cycle through (both directions of each). */
+const HIT_FLOWS = 32_768;
+/** New flows per first-packet run: below the default max-flows (100k), so nothing is evicted. */
+const FIRST_FLOWS = 65_536;
+const HIT_PACKETS_PER_RUN = 2_000_000;
+const WARMUP_RUNS = 2;
+const RUNS = 5;
+/** Share of first packets that match no rule (random 198.18/15 hosts: default deny). */
+const MISS_SHARE = 0.1;
+const MEMORY_FLOWS = 100_000;
+const TARGETS = { cacheHitPps: 2e6, firstPacketPps10k: 0.5e6, compileMs10k: 1000 };
+
+interface SizeResult {
+  rules: number;
+  compileMs: number;
+  loadMs: number;
+  tableBytes: number;
+  cacheHitPps: number;
+  firstPacketPps: number;
+  /** How the first packets were decided: share forwarded, share on the default rule, median rule hit. */
+  forwardedShare: number;
+  defaultShare: number;
+  medianRule: number;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/**
+ * Median packets/s over RUNS timed runs after WARMUP_RUNS untimed ones. `prepare` runs untimed before
+ * each run and hands it its state; `run` returns the packets it processed.
+ */
+function measure<T>(prepare: () => T, run: (state: T) => number): number {
+  const rates: number[] = [];
+  for (let i = 0; i < WARMUP_RUNS + RUNS; i++) {
+    const state = prepare();
+    const started = process.hrtime.bigint();
+    const packets = run(state);
+    const ns = Number(process.hrtime.bigint() - started);
+    if (i >= WARMUP_RUNS) rates.push((packets * 1e9) / ns);
+  }
+  return median(rates);
+}
+
+/** Flows that match rule `r` of the model: addresses and a port taken inside the rule's ranges. */
+function flowsFromRules(model: PolicyModel, count: number, seed: number): FlowSpec[] {
+  const rnd = prng(seed);
+  const int = (n: number) => Math.floor(rnd() * n);
+  const inside = (intervals: number[]): number => {
+    const i = int(intervals.length >> 1) << 1;
+    const lo = intervals[i];
+    const hi = intervals[i + 1];
+    // 'any' spans the whole space: stay in the plant's 10/8 so addresses look like real hosts.
+    if (hi - lo > 0xffffff) return (0x0a000000 + int(0x1000000)) >>> 0;
+    return lo + int(hi - lo + 1);
+  };
+  const candidates = model.rules.filter((r) => r.enabled && r.src.v4.length > 0 && r.dst.v4.length > 0 &&
+    (r.services.any || r.services.protos.has(PROTO_TCP) || r.services.protos.has(PROTO_UDP)));
+  const flows: FlowSpec[] = [];
+  while (flows.length < count) {
+    const sport = 1024 + int(64_000);
+    if (rnd() < MISS_SHARE) {
+      const proto = rnd() < 0.5 ? PROTO_TCP : PROTO_UDP;
+      flows.push({ src: 0xc6120000 + int(0x10000), dst: 0xc6130000 + int(0x10000), proto, sport, dport: 1 + int(65535) });
+      continue;
+    }
+    const rule = candidates[int(candidates.length)];
+    let proto: number;
+    let ports: number[];
+    if (rule.services.any) {
+      proto = rnd() < 0.5 ? PROTO_TCP : PROTO_UDP;
+      ports = [1, 65535];
+    } else {
+      const offered = [PROTO_TCP, PROTO_UDP].filter((p) => rule.services.protos.has(p));
+      proto = offered[int(offered.length)];
+      ports = rule.services.protos.get(proto) ?? [];
+    }
+    flows.push({ src: inside(rule.src.v4), dst: inside(rule.dst.v4), proto, sport, dport: inside(ports) });
+  }
+  return flows;
+}
+
+/** Distinct flows only: a repeated 5-tuple would turn a "first packet" into a cache hit. */
+function distinct(flows: FlowSpec[]): FlowSpec[] {
+  const seen = new Set<string>();
+  return flows.filter((f) => {
+    const id = `${f.src}|${f.dst}|${f.proto}|${f.sport}|${f.dport}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+function load(rules: number): { policy: CompiledPolicy; model: PolicyModel; loadMs: number } {
+  const text = generatePolicyText(rules, SEED);
+  const started = performance.now();
+  const result = loadPolicyText(text, `generated-${rules}.yaml`);
+  const loadMs = performance.now() - started;
+  if (!result.ok) throw new Error(`generated policy with ${rules} rules refused: ${result.errors[0]?.message}`);
+  return { policy: result.policy, model: result.model, loadMs };
+}
+
+function benchSize(rules: number): SizeResult {
+  const { policy, model, loadMs } = load(rules);
+  const now = Date.now();
+
+  // First packets: every frame opens a new flow; each run starts from an empty flow table.
+  const firstFlows = distinct(flowsFromRules(model, FIRST_FLOWS, SEED + 1));
+  const firstFrames = frameSet(firstFlows);
+  const firstPacketPps = measure(() => new Engine(policy, 1), (engine) => {
+    for (let i = 0; i < firstFrames.length; i++) engine.process(firstFrames[i], firstFrames[i].length, Side.Outside, now);
+    return firstFrames.length;
+  });
+
+  // Which rules decided them: proof that the traffic exercises the table, not only the default.
+  const probe = new Engine(policy, 1);
+  const decided: number[] = [];
+  let forwarded = 0;
+  let onDefault = 0;
+  for (const frame of firstFrames) {
+    if (probe.process(frame, frame.length, Side.Outside, now) === Verdict.Forward) forwarded++;
+    if (probe.lastRule === policy.rules.length - 1) onDefault++;
+    else if (probe.lastRule >= 0) decided.push(probe.lastRule);
+  }
+
+  // Cache hits: the allowed flows are opened once, then their established packets go both ways.
+  const hitEngine = new Engine(policy, 1);
+  const allowed: FlowSpec[] = [];
+  for (const flow of distinct(flowsFromRules(model, HIT_FLOWS * 2, SEED + 2))) {
+    if (allowed.length === HIT_FLOWS) break;
+    const [syn] = frameSet([flow]);
+    if (hitEngine.process(syn, syn.length, Side.Outside, now) === Verdict.Forward) allowed.push(flow);
+  }
+  const requests = frameSet(allowed, false, TCP_ACK);
+  const replies = frameSet(allowed, true, TCP_ACK);
+  const cacheHitPps = measure(() => hitEngine, (engine) => {
+    let done = 0;
+    while (done < HIT_PACKETS_PER_RUN) {
+      for (let i = 0; i < requests.length; i++) {
+        engine.process(requests[i], requests[i].length, Side.Outside, now);
+        engine.process(replies[i], replies[i].length, Side.Inside, now);
+      }
+      done += requests.length * 2;
+    }
+    return done;
+  });
+  const created = hitEngine.flows.counters.created;
+  if (created !== allowed.length) {
+    throw new Error(`cache-hit run created flows (${created} for ${allowed.length}): not all packets were hits`);
+  }
+
+  return {
+    rules,
+    compileMs: policy.stats.compileMs,
+    loadMs,
+    tableBytes: policy.stats.tableBytes,
+    cacheHitPps,
+    firstPacketPps,
+    forwardedShare: forwarded / firstFrames.length,
+    defaultShare: onDefault / firstFrames.length,
+    medianRule: decided.length > 0 ? median(decided) : -1,
+  };
+}
+
+/** Decode only, no decision: the floor the engine's decide step is measured against. */
+function decodeOnlyPps(): number {
+  const { model } = load(10);
+  const frames = frameSet(distinct(flowsFromRules(model, HIT_FLOWS, SEED + 3)), false, TCP_ACK);
+  const pkt = new Packet();
+  return measure(() => pkt, (packet) => {
+    let done = 0;
+    while (done < HIT_PACKETS_PER_RUN) {
+      for (let i = 0; i < frames.length; i++) decodeFrame(frames[i], frames[i].length, packet);
+      done += frames.length;
+    }
+    return done;
+  });
+}
+
+/** Heap growth per tracked flow with MEMORY_FLOWS flows (including the flow table's own arrays). */
+function bytesPerFlow(): { bytesPerFlow: number; flows: number } {
+  const text = ['version: 1', 'default: deny', 'flows:', `  max-flows: ${MEMORY_FLOWS}`, 'rules:',
+    '  - name: all', '    from: any', '    to: any', '    service: any', '    action: allow', ''].join('\n');
+  const result = loadPolicyText(text, 'memory.yaml');
+  if (!result.ok) throw new Error(`memory policy refused: ${result.errors[0]?.message}`);
+  const flows: FlowSpec[] = [];
+  for (let i = 0; i < MEMORY_FLOWS; i++) {
+    flows.push({ src: 0x0a000000 + i, dst: 0x0a800000 + (i % 250), proto: PROTO_UDP, sport: 1024 + (i % 60000), dport: 502 });
+  }
+  const frames = frameSet(flows);
+  const now = Date.now();
+  gc();
+  gc();
+  const before = process.memoryUsage();
+  const engine = new Engine(result.policy, 1);
+  for (const frame of frames) engine.process(frame, frame.length, Side.Outside, now);
+  gc();
+  gc();
+  const after = process.memoryUsage();
+  const grown = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
+  return { bytesPerFlow: grown / engine.flows.size, flows: engine.flows.size };
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const only = args.indexOf('--rules');
+  const sizes = only >= 0 ? [Number(args[only + 1])] : SIZES;
+  const log = (line: string) => {
+    if (!json) process.stdout.write(`${line}\n`);
+  };
+
+  log(`gatekeeper engine bench: node ${process.version}, one core, ${RUNS} runs after ${WARMUP_RUNS} warm-ups, median`);
+  const decodePps = decodeOnlyPps();
+  log(`decode only (baseline): ${(decodePps / 1e6).toFixed(2)} Mpps`);
+  const results: SizeResult[] = [];
+  for (const rules of sizes) {
+    results.push(benchSize(rules));
+    gc();
+  }
+  const memory = bytesPerFlow();
+
+  const mpps = (x: number) => (x / 1e6).toFixed(2).padStart(8);
+  log('');
+  log('  rules  compile ms  load ms  tables KiB  hit Mpps  first Mpps  decode/hit  decode/first  fwd %  default %  median rule');
+  for (const r of results) {
+    log(`${String(r.rules).padStart(7)}  ${r.compileMs.toFixed(1).padStart(10)}  ${r.loadMs.toFixed(0).padStart(7)}  ` +
+      `${(r.tableBytes / 1024).toFixed(0).padStart(10)}  ${mpps(r.cacheHitPps)}  ${mpps(r.firstPacketPps)}    ` +
+      `${(decodePps / r.cacheHitPps).toFixed(1).padStart(8)}  ${(decodePps / r.firstPacketPps).toFixed(1).padStart(12)}  ` +
+      `${(r.forwardedShare * 100).toFixed(0).padStart(5)}  ${(r.defaultShare * 100).toFixed(0).padStart(9)}  ${String(r.medianRule).padStart(11)}`);
+  }
+  log('');
+  log(`memory: ${memory.bytesPerFlow.toFixed(0)} bytes per tracked flow (heap growth with ${memory.flows} flows, flow table arrays included)`);
+
+  const at = (rules: number) => results.find((r) => r.rules === rules);
+  const reference = at(10_000) ?? results[results.length - 1];
+  const byRules = (pick: (r: SizeResult) => number, prefix: string) =>
+    Object.fromEntries(results.map((r) => [`${prefix}${r.rules >= 1000 ? `${r.rules / 1000}k` : r.rules}`, Math.round(pick(r))]));
+  const report = {
+    engine: {
+      cacheHitPps: Math.round(reference.cacheHitPps),
+      decodeOnlyPps: Math.round(decodePps),
+      ...byRules((r) => r.cacheHitPps, 'cacheHitPps'),
+      ...byRules((r) => r.firstPacketPps, 'firstPacketPps'),
+    },
+    compile: {
+      ...Object.fromEntries(results.map((r) => [`ms${r.rules >= 1000 ? `${r.rules / 1000}k` : r.rules}`, +r.compileMs.toFixed(1)])),
+      ...byRules((r) => r.loadMs, 'loadMs'),
+    },
+    memory: { bytesPerFlow: Math.round(memory.bytesPerFlow), flows: memory.flows },
+    traffic: Object.fromEntries(results.map((r) => [r.rules, { forwardedShare: +r.forwardedShare.toFixed(3),
+      defaultShare: +r.defaultShare.toFixed(3), medianRule: r.medianRule }])),
+    targets: TARGETS,
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const check = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  log('');
+  log(`targets (${reference.rules} rules): cache hits ${mpps(reference.cacheHitPps).trim()} Mpps vs ≥ 2 (${check(reference.cacheHitPps >= TARGETS.cacheHitPps)}), ` +
+    `first packets ${mpps(reference.firstPacketPps).trim()} Mpps vs ≥ 0.5 (${check(reference.firstPacketPps >= TARGETS.firstPacketPps10k)}), ` +
+    `compile ${reference.compileMs.toFixed(0)} ms vs ≤ 1000 (${check(reference.compileMs <= TARGETS.compileMs10k)})`);
+}
+
+main();
