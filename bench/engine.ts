@@ -223,7 +223,8 @@ function bytesPerFlow(): { bytesPerFlow: number; flows: number } {
   gc();
   const after = process.memoryUsage();
   const grown = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
-  return { bytesPerFlow: grown / engine.flows.size, flows: engine.flows.size };
+  const tracked = engine.flows.counters.created;
+  return { bytesPerFlow: grown / tracked, flows: tracked };
 }
 
 function main(): void {
