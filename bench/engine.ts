@@ -23,8 +23,11 @@ const SIZES = [10, 1_000, 10_000, 100_000];
 const SEED = 42;
 /** Established flows the cache-hit runs cycle through (both directions of each). */
 const HIT_FLOWS = 32_768;
-/** New flows per first-packet run: below the default max-flows (100k), so nothing is evicted. */
-const FIRST_FLOWS = 65_536;
+/** Distinct new flows cycled through by the first-packet runs: well above max-flows (100k by default),
+ * so a flow has always been evicted before its frame comes round again. */
+const FIRST_FLOWS = 262_144;
+/** First packets per timed run. */
+const FIRST_PER_RUN = 65_536;
 const HIT_PACKETS_PER_RUN = 2_000_000;
 const WARMUP_RUNS = 2;
 const RUNS = 5;
@@ -40,6 +43,7 @@ interface SizeResult {
   tableBytes: number;
   cacheHitPps: number;
   firstPacketPps: number;
+  emptyTablePps: number;
   /** How the first packets were decided: share forwarded, share on the default rule, median rule hit. */
   forwardedShare: number;
   defaultShare: number;
@@ -129,12 +133,26 @@ function benchSize(rules: number): SizeResult {
   const { policy, model, loadMs } = load(rules);
   const now = Date.now();
 
-  // First packets: every frame opens a new flow; each run starts from an empty flow table.
-  const firstFlows = distinct(flowsFromRules(model, FIRST_FLOWS, SEED + 1));
-  const firstFrames = frameSet(firstFlows);
-  const firstPacketPps = measure(() => new Engine(policy, 1), (engine) => {
-    for (let i = 0; i < firstFrames.length; i++) engine.process(firstFrames[i], firstFrames[i].length, Side.Outside, now);
-    return firstFrames.length;
+  // First packets, steady state: the flow table is full, so every new flow evicts the oldest one
+  // (and reuses its record), as under a flood of new connections.
+  const firstFrames = frameSet(distinct(flowsFromRules(model, FIRST_FLOWS, SEED + 1)));
+  const steady = new Engine(policy, 1);
+  for (const frame of firstFrames) steady.process(frame, frame.length, Side.Outside, now);
+  let cursor = 0;
+  const firstPacketPps = measure(() => steady, (engine) => {
+    for (let n = 0; n < FIRST_PER_RUN; n++) {
+      const frame = firstFrames[cursor];
+      engine.process(frame, frame.length, Side.Outside, now);
+      cursor = cursor + 1 === firstFrames.length ? 0 : cursor + 1;
+    }
+    return FIRST_PER_RUN;
+  });
+  if (steady.flows.counters.evicted === 0) throw new Error('first-packet runs never filled the flow table');
+
+  // First packets into an empty table: each run starts afresh, so every tracked flow allocates a record.
+  const emptyTablePps = measure(() => new Engine(policy, 1), (engine) => {
+    for (let i = 0; i < FIRST_PER_RUN; i++) engine.process(firstFrames[i], firstFrames[i].length, Side.Outside, now);
+    return FIRST_PER_RUN;
   });
 
   // Which rules decided them: proof that the traffic exercises the table, not only the default.
@@ -181,6 +199,7 @@ function benchSize(rules: number): SizeResult {
     tableBytes: policy.stats.tableBytes,
     cacheHitPps,
     firstPacketPps,
+    emptyTablePps,
     forwardedShare: forwarded / firstFrames.length,
     defaultShare: onDefault / firstFrames.length,
     medianRule: decided.length > 0 ? median(decided) : -1,
@@ -248,10 +267,10 @@ function main(): void {
 
   const mpps = (x: number) => (x / 1e6).toFixed(2).padStart(8);
   log('');
-  log('  rules  compile ms  load ms  tables KiB  hit Mpps  first Mpps  decode/hit  decode/first  fwd %  default %  median rule');
+  log('  rules  compile ms  load ms  tables KiB  hit Mpps  first Mpps  first-empty Mpps  decode/hit  decode/first  fwd %  default %  median rule');
   for (const r of results) {
     log(`${String(r.rules).padStart(7)}  ${r.compileMs.toFixed(1).padStart(10)}  ${r.loadMs.toFixed(0).padStart(7)}  ` +
-      `${(r.tableBytes / 1024).toFixed(0).padStart(10)}  ${mpps(r.cacheHitPps)}  ${mpps(r.firstPacketPps)}    ` +
+      `${(r.tableBytes / 1024).toFixed(0).padStart(10)}  ${mpps(r.cacheHitPps)}  ${mpps(r.firstPacketPps)}  ${mpps(r.emptyTablePps).padStart(16)}    ` +
       `${(decodePps / r.cacheHitPps).toFixed(1).padStart(8)}  ${(decodePps / r.firstPacketPps).toFixed(1).padStart(12)}  ` +
       `${(r.forwardedShare * 100).toFixed(0).padStart(5)}  ${(r.defaultShare * 100).toFixed(0).padStart(9)}  ${String(r.medianRule).padStart(11)}`);
   }
@@ -268,6 +287,7 @@ function main(): void {
       decodeOnlyPps: Math.round(decodePps),
       ...byRules((r) => r.cacheHitPps, 'cacheHitPps'),
       ...byRules((r) => r.firstPacketPps, 'firstPacketPps'),
+      ...byRules((r) => r.emptyTablePps, 'firstPacketEmptyTablePps'),
     },
     compile: {
       ...Object.fromEntries(results.map((r) => [`ms${r.rules >= 1000 ? `${r.rules / 1000}k` : r.rules}`, +r.compileMs.toFixed(1)])),

@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import { intervalsCover, V4_MAX, V6_MAX, v6ToWords } from './addresses';
 import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
-import { KEY_MAX, KEYED_PROTOCOLS, Proto, ServiceSet } from './services';
+import { Proto } from '../dataplane/decode/packet';
+import { KEY_MAX, KEYED_PROTOCOLS, ServiceSet } from './services';
 import { Action, CompiledPolicy, CompiledRule } from './types';
 
 function popcount(x: number): number {

@@ -10,12 +10,12 @@ import {
   KEY_MAX,
   KEYED_PROTOCOLS,
   parseServiceEntry,
-  Proto,
   protocolName,
   serviceMatches,
   ServiceSet,
 } from './services';
 import { actionNames, CompiledPolicy } from './types';
+import { Proto } from '../dataplane/decode/packet';
 
 type Address = { family: 4; value: number } | { family: 6; value: bigint };
 

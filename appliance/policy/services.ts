@@ -1,7 +1,7 @@
 // Service literals of the policy language (tcp/502, udp/5000-5010, icmp/echo-request, icmp/3/4,
 // gre, proto/47, ...) and the built-in well-known services.
 
-export const Proto = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132, UNKNOWN: 256 } as const;
+import { Proto } from '../dataplane/decode/packet';
 
 /** Protocols whose key is the destination port. */
 export const PORT_PROTOCOLS: readonly number[] = [Proto.TCP, Proto.UDP, Proto.SCTP];

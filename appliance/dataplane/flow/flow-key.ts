@@ -4,9 +4,11 @@
 import type { Packet, QuotedPacket } from '../decode/packet';
 import { Family } from '../decode/packet';
 
-export class FlowKey {
+/** The identity of a flow, in canonical order. */
+export class FlowTuple {
   family = 0;
   proto = 0;
+  /** Outer and inner VLAN IDs as (outer << 12) | inner. */
   vlan = 0;
   a4 = 0;
   b4 = 0;
@@ -14,9 +16,13 @@ export class FlowKey {
   readonly b6 = new Uint32Array(4);
   portA = 0;
   portB = 0;
+  hash = 0;
+}
+
+/** A tuple built from the packet being processed (one reused instance). */
+export class FlowKey extends FlowTuple {
   /** True when the packet this key was built from travels from endpoint a to endpoint b. */
   srcIsA = true;
-  hash = 0;
 }
 
 function compare6(x: Uint32Array, y: Uint32Array): number {
@@ -78,7 +84,7 @@ function mix(h: number, k: number): number {
 }
 
 /** murmur3-style hash with a per-process random seed, so peers cannot aim collisions at us. */
-export function hashKey(key: FlowKey, seed: number): number {
+export function hashKey(key: FlowTuple, seed: number): number {
   let h = mix(seed, key.family | (key.proto << 8));
   h = mix(h, key.vlan);
   if (key.family === Family.V4) {

@@ -1,25 +1,15 @@
 // One tracked connection. Records are pooled by the flow table and reused, so their typed arrays are
 // allocated once per pool slot, not per flow.
 
+import { FlowTuple } from './flow-key';
+
 /** TCP progress, used to pick the idle timeout and to end flows. */
 export const TcpState = { None: 0, Opening: 1, Established: 2, Closing: 3 } as const;
 
-export class Flow {
+/** The key fields (canonical order: the lower address/port endpoint is "a") come from FlowTuple. */
+export class Flow extends FlowTuple {
   /** Next record whose key hashes to the same bucket (hash collisions are chained). */
   next: Flow | null = null;
-  hash = 0;
-
-  // --- key, stored in canonical order (the lower address/port pair is "a") so both directions match
-  family = 0;
-  proto = 0;
-  /** Outer and inner VLAN IDs as (outer << 12) | inner. */
-  vlan = 0;
-  a4 = 0;
-  b4 = 0;
-  readonly a6 = new Uint32Array(4);
-  readonly b6 = new Uint32Array(4);
-  portA = 0;
-  portB = 0;
 
   // --- orientation and decision
   /** True when the initiator (the "from" side of the rule) is endpoint a. */
