@@ -1,0 +1,292 @@
+// Wire benchmark (root): one namespace lab, three ways through the appliance namespace, measured the
+// same way: (a) the Linux kernel bridge, (b) the kernel bridge with an nftables bridge-family ruleset
+// equivalent to the bench policy, (c) the gatekeeper. For each: the lossless 64-byte rate (trafgen
+// at a set rate, counted at the server's eth0), TCP throughput (iperf3) and ping latency.
+//
+//   npm run bench:wire [-- --json]
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, labAddresses, sleep } from '../appliance/lab/lab';
+
+/** UDP port of the 64-byte stream; the policy allows it and the server drops it in its input hook. */
+const UDP_PORT = 9000;
+const IPERF_PORT = 5201;
+const STEP_SECONDS = 2;
+/** "Lossless": fewer than this share of the frames sent went missing. */
+const LOSS_LIMIT = 0.001;
+/** Bisection steps after the unlimited probe: the bracket shrinks to 1/64 of the probe rate. */
+const SEARCH_STEPS = 6;
+const IPERF_SECONDS = 5;
+const PINGS = 300;
+
+const BENCH_POLICY = `# Wire benchmark policy: the lab's client may reach the server's test services.
+version: 1
+mode: enforce
+default: deny
+groups:
+  client: [198.18.1.1-198.18.1.99, "2001:2:0:1::1-2001:2:0:1::99"]
+  server: [198.18.1.100, "2001:2:0:1::100"]
+rules:
+  - name: client-ping-server
+    from: client
+    to: server
+    service: ping
+    action: allow
+  - name: client-iperf-and-udp
+    from: client
+    to: server
+    service: [tcp/${IPERF_PORT}, udp/${UDP_PORT}]
+    action: allow
+`;
+
+/** The same policy for the kernel: nftables bridge family; `stateful` uses conntrack for replies. */
+function nftRuleset(stateful: boolean): string {
+  const client4 = '198.18.1.1-198.18.1.99';
+  const server4 = labAddresses.server4;
+  const client6 = '2001:2:0:1::1-2001:2:0:1::99';
+  const server6 = labAddresses.server6;
+  const forward = stateful
+    ? [
+      'ct state established,related accept',
+      `ip saddr ${client4} ip daddr ${server4} icmp type echo-request accept`,
+      `ip6 saddr ${client6} ip6 daddr ${server6} icmpv6 type echo-request accept`,
+      `ip saddr ${client4} ip daddr ${server4} tcp dport ${IPERF_PORT} ct state new accept`,
+      `ip saddr ${client4} ip daddr ${server4} udp dport ${UDP_PORT} accept`,
+    ]
+    : [
+      // Without bridge conntrack the replies are allowed by port: what a stateless filter can do.
+      `ip saddr ${client4} ip daddr ${server4} icmp type echo-request accept`,
+      `ip saddr ${server4} ip daddr ${client4} icmp type echo-reply accept`,
+      `ip6 saddr ${client6} ip6 daddr ${server6} icmpv6 type echo-request accept`,
+      `ip6 saddr ${server6} ip6 daddr ${client6} icmpv6 type echo-reply accept`,
+      `ip saddr ${client4} ip daddr ${server4} tcp dport ${IPERF_PORT} accept`,
+      `ip saddr ${server4} ip daddr ${client4} tcp sport ${IPERF_PORT} accept`,
+      `ip saddr ${client4} ip daddr ${server4} udp dport ${UDP_PORT} accept`,
+    ];
+  return [
+    'table bridge gatekeeper_bench {',
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy drop;',
+    // ARP and neighbour discovery pass, as they do through the gatekeeper.
+    '    ether type arp accept',
+    '    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept',
+    ...forward.map((rule) => `    ${rule}`),
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+interface RateStep {
+  pps: number;
+  sent: number;
+  received: number;
+  loss: number;
+}
+
+interface PathResult {
+  path: string;
+  /** Highest offered 64-byte rate with < 0.1 % loss, frames/s. */
+  lossless64Pps: number;
+  /** True when the sender could not go faster and lost nothing: the path's limit is higher. */
+  senderBound: boolean;
+  steps: RateStep[];
+  tcpBps: number;
+  tcpRetransmits: number;
+  pingP50Ms: number;
+  pingP99Ms: number;
+  pingLost: number;
+  note?: string;
+}
+
+function must(lab: Lab, ns: string, argv: string[], timeoutMs = 30_000, input?: string): string {
+  const r = lab.exec(ns, argv, timeoutMs, input);
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} in ${ns}: ${(r.stderr || r.error?.message || '').trim()}`);
+  return r.stdout;
+}
+
+function counter(lab: Lab, ns: string, name: 'rx_packets' | 'tx_packets'): number {
+  return Number(must(lab, ns, ['cat', `/sys/class/net/eth0/statistics/${name}`]).trim());
+}
+
+/** One trafgen run from the client: `pps` 0 means as fast as the sender can; returns what arrived. */
+async function sendStep(lab: Lab, config: string, pps: number): Promise<RateStep> {
+  const tx0 = counter(lab, lab.client, 'tx_packets');
+  const rx0 = counter(lab, lab.server, 'rx_packets');
+  // One sender process; without a rate it stops after STEP_SECONDS by timeout.
+  const argv = ['trafgen', '--dev', 'eth0', '--conf', config, '--cpus', '1', '--no-cpu-stats', '--notouch-irq'];
+  if (pps > 0) argv.push('--rate', `${Math.round(pps)}pps`, '--num', String(Math.round(pps * STEP_SECONDS)));
+  else argv.unshift('timeout', '-s', 'INT', String(STEP_SECONDS));
+  const started = process.hrtime.bigint();
+  lab.exec(lab.client, argv, (STEP_SECONDS + 10) * 1000);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await sleep(300); // let queues (kernel backlog, the gatekeeper's ring) drain
+  const sent = counter(lab, lab.client, 'tx_packets') - tx0;
+  const received = counter(lab, lab.server, 'rx_packets') - rx0;
+  return { pps: pps > 0 ? pps : sent / seconds, sent, received, loss: sent > 0 ? Math.max(0, sent - received) / sent : 1 };
+}
+
+/** Unlimited probe first; if it lost frames, bisect the offered rate between 0 and the probe's rate. */
+async function lossless64(lab: Lab, config: string): Promise<Pick<PathResult, 'lossless64Pps' | 'senderBound' | 'steps'>> {
+  const steps: RateStep[] = [];
+  const probe = await sendStep(lab, config, 0);
+  steps.push(probe);
+  if (probe.loss < LOSS_LIMIT) return { lossless64Pps: probe.sent / STEP_SECONDS, senderBound: true, steps };
+  let lo = 0;
+  let hi = probe.pps;
+  for (let i = 0; i < SEARCH_STEPS; i++) {
+    const mid = (lo + hi) / 2;
+    const step = await sendStep(lab, config, mid);
+    steps.push(step);
+    if (step.loss < LOSS_LIMIT) lo = mid;
+    else hi = mid;
+  }
+  return { lossless64Pps: lo, senderBound: false, steps };
+}
+
+function tcpThroughput(lab: Lab): { bps: number; retransmits: number } {
+  const out = must(lab, lab.client, ['iperf3', '-c', labAddresses.server4, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS), '-J'],
+    (IPERF_SECONDS + 15) * 1000);
+  const report = JSON.parse(out) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
+  return { bps: report.end.sum_received.bits_per_second, retransmits: report.end.sum_sent.retransmits ?? 0 };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+function pingLatency(lab: Lab): { p50: number; p99: number; lost: number } {
+  const r = lab.exec(lab.client, ['ping', '-n', '-i', '0.01', '-c', String(PINGS), '-W', '1', labAddresses.server4], 30_000);
+  const times = [...(r.stdout ?? '').matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  if (times.length === 0) throw new Error(`ping got no replies: ${r.stderr || r.stdout}`);
+  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), lost: PINGS - times.length };
+}
+
+async function measurePath(lab: Lab, path: string, config: string, note?: string): Promise<PathResult> {
+  const rate = await lossless64(lab, config);
+  const tcp = tcpThroughput(lab);
+  const ping = pingLatency(lab);
+  return { path, ...rate, tcpBps: tcp.bps, tcpRetransmits: tcp.retransmits, pingP50Ms: ping.p50, pingP99Ms: ping.p99, pingLost: ping.lost, note };
+}
+
+/**
+ * Loads the stateful ruleset and checks that replies pass. Without bridge conntrack the kernel refuses
+ * `ct` in the bridge family (or never marks replies established): then the stateless rules are used.
+ */
+function loadNft(lab: Lab): { stateful: boolean } {
+  if (lab.exec(lab.appliance, ['nft', '-f', '-'], 10_000, nftRuleset(true)).status === 0) {
+    const ping = lab.exec(lab.client, ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '1', labAddresses.server4], 10_000);
+    if (ping.status === 0) return { stateful: true };
+    must(lab, lab.appliance, ['nft', 'flush', 'ruleset']);
+  }
+  must(lab, lab.appliance, ['nft', '-f', '-'], 10_000, nftRuleset(false));
+  return { stateful: false };
+}
+
+function trafgenConfig(lab: Lab): string {
+  // 14 + 20 + 8 + 18 = 60 bytes: a 64-byte frame on the wire with its FCS.
+  const text = `{
+  eth(da=${lab.mac(lab.server)}, sa=${lab.mac(lab.client)}, type=0x0800),
+  ipv4(sa=${labAddresses.client4}, da=${labAddresses.server4}, ttl=64),
+  udp(sp=40000, dp=${UDP_PORT}),
+  fill(0x00, 18)
+}
+`;
+  const path = join(lab.dir, 'udp64.trafgen');
+  writeFileSync(path, text);
+  return path;
+}
+
+async function run(lab: Lab, log: (line: string) => void): Promise<PathResult[]> {
+  lab.create();
+  const config = trafgenConfig(lab);
+  const policyPath = join(lab.dir, 'bench-policy.yaml');
+  writeFileSync(policyPath, BENCH_POLICY);
+  // The server silently eats the UDP stream so it answers no ICMP port-unreachables during the test.
+  must(lab, lab.server, ['nft', '-f', '-'], 10_000,
+    `table inet sink {\n  chain input {\n    type filter hook input priority 0;\n    udp dport ${UDP_PORT} drop\n  }\n}\n`);
+  lab.spawn(lab.server, ['iperf3', '-s', '-B', labAddresses.server4, '-p', String(IPERF_PORT)]);
+  await sleep(300);
+
+  const results: PathResult[] = [];
+  log('(a) Linux bridge ...');
+  lab.bridgePorts();
+  results.push(await measurePath(lab, 'bridge', config));
+
+  log('(b) Linux bridge + nftables ...');
+  const { stateful } = loadNft(lab);
+  results.push(await measurePath(lab, 'bridge+nft', config,
+    stateful ? 'stateful (ct state established,related)' : 'STATELESS: bridge conntrack (nf_conntrack_bridge) unavailable, replies allowed by port'));
+  lab.unbridgePorts();
+
+  log('(c) gatekeeper ...');
+  await lab.startDataplane(policyPath);
+  results.push(await measurePath(lab, 'gatekeeper', config));
+  const stats = lab.stats();
+  const drops = Object.values(stats.ports.outside.dropped).reduce((a, b) => a + b, 0) +
+    Object.values(stats.ports.inside.dropped).reduce((a, b) => a + b, 0);
+  results[2].note = `policy drops during the run: ${drops}, flows tracked: ${stats.flows.active}`;
+  return results;
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  const log = (line: string) => {
+    if (!json) process.stdout.write(`${line}\n`);
+  };
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench:wire must run as root (it creates network namespaces)\n');
+    process.exitCode = 2;
+    return;
+  }
+  const lab = new Lab();
+  const cleanUp = (signal: NodeJS.Signals) => {
+    lab.destroy();
+    process.stderr.write(`bench:wire: ${signal}, lab removed\n`);
+    process.exit(130);
+  };
+  process.on('SIGINT', cleanUp);
+  process.on('SIGTERM', cleanUp);
+  const started = Date.now();
+  let results: PathResult[];
+  try {
+    log(`gatekeeper wire bench: lab ${lab.id}, 64-byte UDP steps of ${STEP_SECONDS} s, loss limit ${LOSS_LIMIT * 100} %`);
+    results = await run(lab, log);
+  } finally {
+    lab.destroy();
+  }
+  const nft = results[1];
+  const gk = results[2];
+  const report = {
+    wire: {
+      ratioVsNft64B: +(gk.lossless64Pps / nft.lossless64Pps).toFixed(3),
+      ratioVsNftTcp: +(gk.tcpBps / nft.tcpBps).toFixed(3),
+      paths: results,
+      seconds: Math.round((Date.now() - started) / 1000),
+    },
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  log('');
+  log('  path        lossless 64B kpps   TCP Mbit/s  retrans  ping p50 ms  ping p99 ms  lost   64B vs nft  TCP vs nft');
+  for (const r of results) {
+    const kpps = `${r.senderBound ? '≥' : ''}${(r.lossless64Pps / 1e3).toFixed(0)}`;
+    log(`  ${r.path.padEnd(10)}  ${kpps.padStart(17)}   ${(r.tcpBps / 1e6).toFixed(0).padStart(10)}  ${String(r.tcpRetransmits).padStart(7)}  ` +
+      `${r.pingP50Ms.toFixed(3).padStart(11)}  ${r.pingP99Ms.toFixed(3).padStart(11)}  ${String(r.pingLost).padStart(4)}   ` +
+      `${(r.lossless64Pps / nft.lossless64Pps).toFixed(2).padStart(10)}  ${(r.tcpBps / nft.tcpBps).toFixed(2).padStart(10)}`);
+  }
+  log('');
+  for (const r of results) {
+    log(`  ${r.path} 64B steps (offered kpps → loss %): ${r.steps.map((s) => `${(s.pps / 1e3).toFixed(0)}→${(s.loss * 100).toFixed(2)}`).join('  ')}`);
+    if (r.note) log(`    ${r.note}`);
+  }
+  log(`\ndone in ${report.wire.seconds} s; lab removed`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench:wire failed: ${err.message}\n`);
+  process.exitCode = 1;
+});
