@@ -93,8 +93,10 @@ export class FlowTable {
     flow.vlan = key.vlan;
     flow.a4 = key.a4;
     flow.b4 = key.b4;
-    flow.a6.set(key.a6);
-    flow.b6.set(key.b6);
+    if (key.family !== Family.V4) {
+      flow.a6.set(key.a6);
+      flow.b6.set(key.b6);
+    }
     flow.portA = key.portA;
     flow.portB = key.portB;
     flow.tcpState = 0;
