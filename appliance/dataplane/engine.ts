@@ -257,7 +257,7 @@ export class Engine {
     this.ruleCounters.bytes[rule] += length;
     const action = this.policy.rules[rule].action;
     if (action === Action.Allow) return this.forward(side);
-    if (action === Action.Reject && this.policy.mode === 'enforce' && this.mayReject() && this.reject.build(frame, this.pkt)) {
+    if (action === Action.Reject && this.policy.mode === 'enforce' && this.mayReject(side) && this.reject.build(frame, this.pkt)) {
       this.counters[side].dropped[DropReason.Policy]++;
       this.lastDrop = DropReason.Policy;
       return Verdict.Reject;
@@ -355,7 +355,7 @@ export class Engine {
     return entry.wouldDrop ? this.monitorForward(side) : this.forward(side);
   }
 
-  private mayReject(): boolean {
+  private mayReject(side: number): boolean {
     const now = Date.now();
     if (now - this.rejectRefilledAt >= 1000) {
       this.rejectTokens = REJECT_RATE;
@@ -365,7 +365,7 @@ export class Engine {
       this.rejectTokens--;
       return true;
     }
-    this.counters[0].port[PortCounter.RejectsSuppressed]++;
+    this.counters[side].port[PortCounter.RejectsSuppressed]++;
     return false;
   }
 
