@@ -8,7 +8,8 @@ import t from 'tap';
 import { decodeFrame } from '../appliance/dataplane/decode/decoder';
 import { DecodeError, decodeErrorNames } from '../appliance/dataplane/decode/errors';
 import { EtherType, Family, Packet, Proto, TcpFlag } from '../appliance/dataplane/decode/packet';
-import { formatIpv6, formatTuple, pcapTuples } from '../appliance/dataplane/decode/tuples';
+import { formatTuple, pcapTuples } from '../appliance/dataplane/decode/tuples';
+import { formatIpv6 } from '../appliance/address-text';
 
 // ---------------------------------------------------------------- frame builders
 

@@ -3,7 +3,8 @@
 // first matching rule computed by walking the generated structure directly.
 
 import t from 'tap';
-import { formatIPv4, formatIPv6, v6ToWords } from '../appliance/policy/addresses';
+import { formatIPv6, v6ToWords } from '../appliance/policy/addresses';
+import { formatIpv4 } from '../appliance/address-text';
 import { compilePolicy } from '../appliance/policy/compile';
 import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
@@ -24,7 +25,7 @@ function randomPolicy(seed: number) {
   const addr = (v4: boolean): Addr => {
     const base = v4 ? B4 : B6;
     const bits = v4 ? 32 : 128;
-    const fmt = (v: bigint) => (v4 ? formatIPv4(Number(v)) : formatIPv6(v));
+    const fmt = (v: bigint) => (v4 ? formatIpv4(Number(v)) : formatIPv6(v));
     const x = rnd();
     if (x < 0.35) {
       const v = base + BigInt(int(256));

@@ -2,6 +2,7 @@
 // replay and the benchmark, so all three run exactly the same logic. Nothing here allocates per packet.
 
 import { decodeFrame } from './decode/decoder';
+import { isIcmpError } from './decode/icmp';
 import { EtherType, Family, Packet, Proto, TcpFlag } from './decode/packet';
 import { DropReason, PortCounter, PortCounters, RuleCounters } from './counters';
 import { Flow, TcpState } from './flow/flow';
@@ -411,12 +412,6 @@ function isEcho(pkt: Packet): boolean {
 
 function isEchoReply(pkt: Packet): boolean {
   return (pkt.proto === Proto.ICMP && pkt.icmpType === 0) || (pkt.proto === Proto.ICMPV6 && pkt.icmpType === 129);
-}
-
-function isIcmpError(pkt: Packet): boolean {
-  const t = pkt.icmpType;
-  if (pkt.proto === Proto.ICMP) return t === 3 || t === 4 || t === 5 || t === 11 || t === 12;
-  return t >= 1 && t <= 4;
 }
 
 /** Router/neighbour solicitation and advertisement, redirect (RFC 4861) and MLD (RFC 2710, 3810). */

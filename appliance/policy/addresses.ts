@@ -3,6 +3,7 @@
 // (compile time only; the dataplane tables use 4 big-endian words).
 
 import { isIPv6 } from 'node:net';
+import { formatIpv4, formatIpv6 } from '../address-text';
 
 export const V4_MAX = 0xffffffff;
 export const V6_MAX = (1n << 128n) - 1n;
@@ -76,25 +77,9 @@ export function parseIPv6(text: string): bigint | null {
 const V4_MAPPED_PREFIX = 0xffffn << 32n;
 const isV4Mapped = (v: bigint): boolean => v >> 32n === 0xffffn;
 
-export function formatIPv4(v: number): string {
-  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
-}
-
+/** RFC 5952 text of a 128-bit address (the one formatter in address-text.ts). */
 export function formatIPv6(v: bigint): string {
-  const words: number[] = [];
-  for (let i = 7; i >= 0; i--) words.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  // Longest run of >= 2 zero words becomes '::' (RFC 5952).
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (best < 0) return hex.join(':');
-  return hex.slice(0, best).join(':') + '::' + hex.slice(best + bestLen).join(':');
+  return formatIpv6(v6ToWords(v));
 }
 
 /** Big-endian 4-word form used by the dataplane. */
@@ -119,7 +104,7 @@ function parseHost(text: string): Host {
   if (isV4Mapped(v6)) {
     return {
       kind: 'error',
-      message: `'${text}' is an IPv4-mapped IPv6 address; write the IPv4 address ${formatIPv4(Number(v6 - V4_MAPPED_PREFIX))} instead`,
+      message: `'${text}' is an IPv4-mapped IPv6 address; write the IPv4 address ${formatIpv4(Number(v6 - V4_MAPPED_PREFIX))} instead`,
     };
   }
   return { kind: 'v6', value: v6 };
@@ -145,7 +130,7 @@ export function parseAddressEntry(raw: string): AddressEntry {
       const size = 2 ** (32 - len);
       const lo = host.value - (host.value % size);
       if (lo !== host.value) {
-        return { kind: 'error', message: `'${text}' has host bits set; did you mean ${formatIPv4(lo)}/${len}?` };
+        return { kind: 'error', message: `'${text}' has host bits set; did you mean ${formatIpv4(lo)}/${len}?` };
       }
       return { kind: 'v4', lo, hi: lo + size - 1 };
     }

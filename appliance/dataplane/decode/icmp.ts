@@ -18,6 +18,15 @@ const IcmpType = {
   PARAMETER_PROBLEM: 12,
 } as const;
 
+/**
+ * True for ICMP / ICMPv6 error messages, which quote the packet they are about and must never be
+ * answered with another error (RFC 1122 3.2.2, RFC 4443 2.4). ICMPv6 errors are types 0-127.
+ */
+export function isIcmpError(pkt: Packet): boolean {
+  if (pkt.proto === Proto.ICMP) return isError(pkt.icmpType);
+  return pkt.proto === Proto.ICMPV6 && pkt.icmpType >= 0 && pkt.icmpType < 128;
+}
+
 function isError(type: number): boolean {
   return (
     type === IcmpType.DEST_UNREACHABLE ||

@@ -4,6 +4,7 @@
 // invisible: it looks as if the destination refused.
 
 import { Family, Proto, TcpFlag } from '../decode/packet';
+import { isIcmpError } from '../decode/icmp';
 import type { Packet } from '../decode/packet';
 
 /** Largest answer: RFC 1812 / RFC 4443 bound how much of the offending packet an ICMP error quotes. */
@@ -119,13 +120,6 @@ export class RejectBuilder {
     put16(out, icmpAt + 2, checksum);
     this.length = icmpAt + 8 + quoteLength;
   }
-}
-
-function isIcmpError(pkt: Packet): boolean {
-  const t = pkt.icmpType;
-  if (pkt.proto === Proto.ICMP) return t === 3 || t === 4 || t === 5 || t === 11 || t === 12;
-  if (pkt.proto === Proto.ICMPV6) return t >= 0 && t < 128;
-  return false;
 }
 
 function put16(b: Uint8Array, at: number, v: number): void {
