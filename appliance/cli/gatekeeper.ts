@@ -23,10 +23,12 @@ program
   .requiredOption('--policy <file>', 'policy file (YAML)')
   .option('--name <name>', 'name of this port pair, used in logs and stats')
   .option('--stats-file <file>', 'write a JSON counter snapshot here every second')
-  .action((o: { inside: string; outside: string; policy: string; name?: string; statsFile?: string }) => {
+  .option('--mgmt-socket <path>', 'management service socket to connect to (reconnects while it is down)')
+  .action((o: { inside: string; outside: string; policy: string; name?: string; statsFile?: string; mgmtSocket?: string }) => {
     if (o.inside === o.outside) fail('--inside and --outside must be different interfaces');
     try {
-      runDataplane({ inside: o.inside, outside: o.outside, policyPath: o.policy, name: o.name, statsFile: o.statsFile });
+      runDataplane({ inside: o.inside, outside: o.outside, policyPath: o.policy, name: o.name, statsFile: o.statsFile,
+        mgmtSocket: o.mgmtSocket });
     } catch (err) {
       fail((err as Error).message);
     }

@@ -5,8 +5,8 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino from 'pino';
-import { Engine, Side, Verdict } from './engine';
-import { DropReason, PortCounter } from './counters';
+import { Engine, Side } from './engine';
+import { startForwarding } from './forward';
 import { Port } from './port/port';
 import { formatDiagnostic, loadPolicyFile } from '../policy/load';
 import { actionNames, type CompiledPolicy } from '../policy/types';
@@ -22,6 +22,8 @@ export interface DataplaneOptions {
   name?: string;
   /** Where a JSON snapshot of the counters is written every second (atomically). */
   statsFile?: string;
+  /** Management service's Unix socket; without it the dataplane runs standalone. */
+  mgmtSocket?: string;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -41,7 +43,7 @@ export function runDataplane(options: DataplaneOptions): void {
   for (const d of first.warnings) log.warn(formatDiagnostic(d));
 
   const engine = new Engine(first.policy, 1);
-  const ports = [new Port(options.inside), new Port(options.outside)];
+  const ports: [Port, Port] = [new Port(options.inside), new Port(options.outside)];
   for (const port of ports) {
     const prep = port.prepare();
     if (prep.offloadsNotChanged.length > 0) {
@@ -50,45 +52,7 @@ export function runDataplane(options: DataplaneOptions): void {
   }
   const startedAt = Date.now();
 
-  const onFrame = (side: number) => {
-    const inPort = ports[side];
-    const outPort = ports[1 - side];
-    const frame = inPort.buffer;
-    const inCounters = engine.counters[side];
-    const outCounters = engine.counters[1 - side].port;
-    return (length: number, truncated: boolean): void => {
-      if (truncated) {
-        inCounters.port[PortCounter.RxPackets]++;
-        inCounters.dropped[DropReason.Truncated]++;
-        return;
-      }
-      if (inPort.isOwnFrame(frame)) {
-        inCounters.port[PortCounter.RxPackets]++;
-        inCounters.dropped[DropReason.OwnMac]++;
-        return;
-      }
-      const verdict = engine.process(frame, length, side, Date.now());
-      if (verdict === Verdict.Forward) {
-        if (outPort.send(frame, length)) {
-          outCounters[PortCounter.TxPackets]++;
-          outCounters[PortCounter.TxBytes] += length;
-        } else {
-          outCounters[PortCounter.SendErrors]++;
-        }
-      } else if (verdict === Verdict.Reject) {
-        const answer = engine.reject;
-        if (inPort.send(answer.frame, answer.length)) {
-          inCounters.port[PortCounter.RejectsSent]++;
-          inCounters.port[PortCounter.TxPackets]++;
-          inCounters.port[PortCounter.TxBytes] += answer.length;
-        } else {
-          inCounters.port[PortCounter.SendErrors]++;
-        }
-      }
-    };
-  };
-  ports[Side.Inside].open(onFrame(Side.Inside));
-  ports[Side.Outside].open(onFrame(Side.Outside));
+  startForwarding(engine, ports);
   log.info({ inside: options.inside, outside: options.outside, generation: engine.generation, mode: first.policy.mode,
     rules: first.policy.rules.length - 1, policy: first.policy.sourceHash }, 'forwarding');
 

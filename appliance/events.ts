@@ -1,0 +1,145 @@
+// The events the appliance reports: produced by the dataplane (flows, denied traffic, links) and by
+// management (policy, audit), stored by management, shown in the UI and exported to the SIEM.
+// This file is the contract: every event type and its fields are documented in docs/siem.md.
+
+/** Syslog severities (RFC 5424 numeric value = index). */
+export const severityNames = ['emergency', 'alert', 'critical', 'error', 'warning', 'notice', 'info', 'debug'] as const;
+export type Severity = (typeof severityNames)[number];
+
+/** Transport protocol as a name ("tcp", "udp", "icmp", "icmpv6", "sctp") or "ip-N" for others. */
+export type ProtoName = string;
+
+/** The two ends of a connection, each with the names of the policy groups that contain it. */
+export interface Endpoints {
+  /** Initiator (the rule's "from" side). */
+  src: string;
+  srcPort: number;
+  srcGroups: string[];
+  dst: string;
+  /** Destination port for TCP/UDP/SCTP; for ICMP the type. */
+  dstPort: number;
+  dstGroups: string[];
+  proto: ProtoName;
+  /** Outer VLAN id, 0 when untagged. */
+  vlan: number;
+}
+
+interface EventBase {
+  /** ISO 8601 time the event happened. */
+  time: string;
+  severity: Severity;
+  /** Port pair the event comes from; absent for management events. */
+  pair?: string;
+}
+
+/** An allowed flow began (only for rules with `log: true`). */
+export interface FlowStartEvent extends EventBase, Endpoints {
+  type: 'flow.start';
+  rule: string;
+  action: 'allow';
+  /** True when the flow passes only because the policy is in monitor mode. */
+  monitor: boolean;
+}
+
+/** A logged flow ended. Counters are per direction: "out" = initiator → responder. */
+export interface FlowEndEvent extends EventBase, Endpoints {
+  type: 'flow.end';
+  rule: string;
+  reason: 'idle' | 'closed' | 'evicted' | 'cut';
+  durationMs: number;
+  packetsOut: number;
+  packetsIn: number;
+  bytesOut: number;
+  bytesIn: number;
+}
+
+/**
+ * Denied (or rejected, or in monitor mode would-be-denied) traffic, summarized: one record per
+ * (src, dst, proto, port, rule) per summary interval, never one per packet.
+ */
+export interface DenySummaryEvent extends EventBase, Endpoints {
+  type: 'deny.summary';
+  rule: string;
+  action: 'deny' | 'reject';
+  monitor: boolean;
+  count: number;
+  bytes: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+export interface LinkEvent extends EventBase {
+  type: 'link.up' | 'link.down';
+  port: string;
+  side: 'inside' | 'outside';
+}
+
+export interface DataplaneLifecycleEvent extends EventBase {
+  type: 'dataplane.start' | 'dataplane.stop' | 'dataplane.connected' | 'dataplane.disconnected';
+  pid?: number;
+  detail?: string;
+}
+
+/** Events the dataplane could not deliver (queue full while management was away). */
+export interface EventsDroppedEvent extends EventBase {
+  type: 'events.dropped';
+  count: number;
+}
+
+export interface PolicyEvent extends EventBase {
+  type: 'policy.applied' | 'policy.refused' | 'policy.rollback';
+  version?: number;
+  author: string;
+  comment?: string;
+  policyHash?: string;
+  mode?: 'enforce' | 'monitor';
+  errors?: string[];
+}
+
+export interface ModeChangeEvent extends EventBase {
+  type: 'mode.change';
+  from: 'enforce' | 'monitor';
+  to: 'enforce' | 'monitor';
+  author: string;
+}
+
+/** Logins, logouts and every change made through management (the audit trail). */
+export interface AuditEvent extends EventBase {
+  type: 'auth.login' | 'auth.login_failed' | 'auth.lockout' | 'auth.logout' | 'admin.change';
+  user: string;
+  /** Remote address of the client. */
+  from: string;
+  /** What was done, e.g. "user.add operator1", "settings.update syslog". */
+  action?: string;
+}
+
+/** Periodic counter snapshot per port pair (for SIEM dashboards). */
+export interface CountersEvent extends EventBase {
+  type: 'counters.snapshot';
+  generation: number;
+  rxPackets: number;
+  txPackets: number;
+  dropped: number;
+  flowsActive: number;
+}
+
+export type GatekeeperEvent =
+  | FlowStartEvent
+  | FlowEndEvent
+  | DenySummaryEvent
+  | LinkEvent
+  | DataplaneLifecycleEvent
+  | EventsDroppedEvent
+  | PolicyEvent
+  | ModeChangeEvent
+  | AuditEvent
+  | CountersEvent;
+
+export type EventType = GatekeeperEvent['type'];
+
+export const eventTypes: readonly EventType[] = [
+  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down',
+  'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'events.dropped',
+  'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
+  'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',
+];
