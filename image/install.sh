@@ -14,10 +14,12 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   exit 1
 fi
 
-# libpcap-dev and a compiler for the cap / raw-socket addons; the rest are the tools the dataplane
-# calls (ip, ethtool) and the real hosts' tools the lab, tests and benchmarks drive.
+# libpcap-dev and a compiler for the native addons; ip and ethtool, which the dataplane calls; openssl;
+# and the real tools the lab, tests and benchmarks drive: hosts (ping, nc, iperf3, nmap, tcpdump,
+# tshark, trafgen), a SIEM receiver (rsyslog with TLS), a browser (chromium) and systemd-analyze.
 packages=(libpcap-dev g++ make python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
-  iperf3 nmap tcpdump tshark netsniff-ng procps)
+  iperf3 nmap tcpdump tshark netsniff-ng procps openssl rsyslog rsyslog-gnutls gnutls-bin chromium
+  systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,4 +36,4 @@ npm run --silent build
 if [ "${1:-}" = "--lab" ]; then
   exec node dist/appliance/cli/gatekeeper.js lab
 fi
-echo "gatekeeper installed: node dist/appliance/cli/gatekeeper.js --help"
+echo "gatekeeper installed: node dist/appliance/cli/gatekeeper.js --help (as services: bash image/install-system.sh)"

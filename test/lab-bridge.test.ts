@@ -212,7 +212,7 @@ function inject(lab: RunningLab, ns: string, bytes: Buffer): void {
 
 /** tcpdump's view of tagged frames arriving at a host during the next three seconds. */
 function captureTagged(lab: RunningLab, ns: string): Promise<string> {
-  const dump = lab.lab.spawn(ns, ['timeout', '3', 'tcpdump', '-nn', '-e', '-l', '-Q', 'in', '-i', 'eth0', 'vlan']);
+  const dump = lab.lab.spawn(ns, ['timeout', '6', 'tcpdump', '-nn', '-e', '-l', '-Q', 'in', '-i', 'eth0', 'vlan']);
   let out = '';
   dump.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve) => dump.on('exit', () => resolve(out)));

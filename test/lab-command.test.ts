@@ -27,12 +27,28 @@ function namespaces(): string {
 
 t.test('gatekeeper lab', { skip: labUnavailable() }, async (t) => {
   t.test('runs, forwards allowed traffic, shows counters, and cleans up after --for', async (t) => {
-    const lab = startLab(['--for', '6']);
+    const lab = startLab(['--for', '8', '--listen', '127.0.0.1:18443']);
     t.teardown(() => {
       lab.child.kill('SIGKILL');
     });
     const { client } = await lab.ready();
     t.match(lab.output(), /kill -HUP \d+/, 'tells how to reload');
+    const ui = /Web UI: (http:\/\/\S+)\s+user (\S+)\s+password (\S+)/.exec(lab.output());
+    t.ok(ui, 'prints the web UI address and the admin login');
+    if (ui) {
+      const login = await fetch(`${ui[1]}/api/v1/auth/login`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: ui[2], password: ui[3] }),
+      });
+      t.equal(login.status, 200, 'the printed admin password logs in');
+      const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
+      let pairs: { connected: boolean }[] = [];
+      for (let i = 0; i < 40 && !pairs.some((p) => p.connected); i++) {
+        const status = await fetch(`${ui[1]}/api/v1/status`, { headers: { cookie } });
+        pairs = ((await status.json()) as { pairs: { connected: boolean }[] }).pairs;
+        if (!pairs.some((p) => p.connected)) await sleep(100);
+      }
+      t.ok(pairs.some((p) => p.connected), 'the lab dataplane is connected to management');
+    }
     const ping = spawnSync('ip', ['netns', 'exec', client, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '198.18.1.100'], { encoding: 'utf8' });
     t.equal(ping.status, 0, 'the printed ping works');
     const refused = spawnSync('ip', ['netns', 'exec', client, 'nc', '-vz', '-w', '3', '198.18.1.100', '8081'], { encoding: 'utf8' });
@@ -44,7 +60,7 @@ t.test('gatekeeper lab', { skip: labUnavailable() }, async (t) => {
   });
 
   t.test('Ctrl-C (SIGINT) removes everything', async (t) => {
-    const lab = startLab([]);
+    const lab = startLab(['--listen', '127.0.0.1:18444']);
     const { client, server } = await lab.ready();
     lab.child.kill('SIGINT');
     t.equal(await lab.exited, 0);

@@ -6,6 +6,7 @@ import { runDataplane } from '../dataplane/dataplane';
 import { pcapTuples } from '../dataplane/decode/tuples';
 import { replayPcap } from '../dataplane/replay';
 import { runLab } from '../lab/lab-command';
+import { registerMgmtCommands } from './mgmt-commands';
 import { explainDecision } from '../policy/explain';
 import { formatDiagnostic, loadPolicyFile, type LoadResult } from '../policy/load';
 
@@ -120,7 +121,8 @@ program
   .option('--policy <file>', 'policy to run (default: the sample lab policy)')
   .option('--clean', 'only remove namespaces left behind by labs that were killed')
   .option('--for <seconds>', 'stop by itself after this many seconds', positiveInt)
-  .action(async (o: { policy?: string; clean?: boolean; for?: number }) => {
+  .option('--listen <host:port>', 'where the web UI listens (plain HTTP: keep it on loopback)', '127.0.0.1:8443')
+  .action(async (o: { policy?: string; clean?: boolean; for?: number; listen: string }) => {
     process.exitCode = await runLab(o);
   });
 
@@ -146,5 +148,7 @@ function fail(message: string): never {
   process.stderr.write(`gatekeeper: ${message}\n`);
   process.exit(2);
 }
+
+registerMgmtCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => fail(err.message));

@@ -1,16 +1,22 @@
 // The dataplane process for one port pair: opens both ports, runs every frame through the engine and
-// forwards, drops or answers it. Policy reloads (SIGHUP) are atomic: the new file is compiled aside
-// and swapped in only when it is valid. Logging here is for rare events only, never per packet.
+// forwards, drops or answers it. Policy changes (SIGHUP, or management's prepare/commit) are atomic:
+// the new policy is compiled aside and swapped in only when it is valid. With a management socket,
+// counters, events and requests go over it (mgmt-link.ts); forwarding never waits for management.
+// Logging here is for rare events only, never per packet.
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { Engine, Side } from './engine';
 import { startForwarding } from './forward';
+import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
+import { EventLog } from './log/event-log';
+import { managementRequests, MgmtLink } from './mgmt-link';
 import { Port } from './port/port';
-import { formatDiagnostic, loadPolicyFile } from '../policy/load';
+import { RunningPolicy, type PolicyVersion } from './running-policy';
+import { formatDiagnostic, loadPolicyFile, type Diagnostic } from '../policy/load';
 import { actionNames, type CompiledPolicy } from '../policy/types';
-import type { DataplaneStats } from './stats';
+import type { DataplaneStats, EventStats } from './stats';
 
 export interface DataplaneOptions {
   /** Port facing the protected asset. */
@@ -35,7 +41,7 @@ export function runDataplane(options: DataplaneOptions): void {
 
   const first = loadPolicyFile(options.policyPath);
   if (!first.ok) {
-    for (const d of first.errors) log.error({ file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+    logDiagnostics(log, first.errors);
     log.fatal('policy refused; not starting');
     process.exitCode = 2;
     return;
@@ -52,31 +58,74 @@ export function runDataplane(options: DataplaneOptions): void {
   }
   const startedAt = Date.now();
 
+  // Without a management socket nothing is collected: the packet path never calls an observer.
+  let eventLog: EventLog | null = null;
+  let link: MgmtLink | null = null;
+  const running = new RunningPolicy(engine, options.policyPath, first, (old) => eventLog?.policyChanging(old));
+  const eventStats = (): EventStats | undefined => {
+    if (link === null || eventLog === null) return undefined;
+    const c = link.counters;
+    return { connected: link.connected, queued: c.eventsQueued, sent: c.eventsSent, dropped: c.eventsDropped, denyOverflow: eventLog.counters.denyOverflow };
+  };
+  const stats = (): DataplaneStats => collectStats(name, engine, ports, running.current.policy, startedAt, eventStats());
+
+  const applied = (version: PolicyVersion, how: string): void => {
+    const policy = version.policy;
+    log.info({ generation: version.generation, mode: policy.mode, rules: policy.rules.length - 1, policy: policy.sourceHash }, how);
+    writeStats();
+    notifyStatus(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${version.generation} (${policy.mode})`);
+  };
+  const reload = (): void => {
+    const result = running.reload();
+    if (!result.ok) {
+      logDiagnostics(log, result.errors);
+      log.error({ generation: engine.generation }, 'policy reload refused; the running policy is unchanged');
+      notifyStatus(`forwarding, policy generation ${engine.generation}; last reload refused`);
+      return;
+    }
+    for (const d of result.warnings) log.warn(formatDiagnostic(d));
+    applied(result.version, 'policy reloaded');
+  };
+
+  if (options.mgmtSocket !== undefined) {
+    const events = new EventLog({
+      pair: name,
+      engine,
+      running: () => running.current,
+      links: [
+        { name: ports[Side.Inside].name, side: 'inside', operState: () => ports[Side.Inside].operState() },
+        { name: ports[Side.Outside].name, side: 'outside', operState: () => ports[Side.Outside].operState() },
+      ],
+      log,
+    });
+    events.lifecycle('dataplane.start');
+    engine.observer = events;
+    eventLog = events;
+    link = new MgmtLink({
+      socketPath: options.mgmtSocket,
+      hello: () => ({ pair: name, pid: process.pid, inside: options.inside, outside: options.outside,
+        generation: engine.generation, policyHash: running.current.policy.sourceHash, startedAt }),
+      stats,
+      collect: (final) => events.collect(Date.now(), final),
+      requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
+      log,
+    });
+    link.start();
+  }
+
   startForwarding(engine, ports);
+  for (const port of ports) {
+    log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason }, 'port I/O');
+  }
   log.info({ inside: options.inside, outside: options.outside, generation: engine.generation, mode: first.policy.mode,
     rules: first.policy.rules.length - 1, policy: first.policy.sourceHash }, 'forwarding');
 
-  let policy: CompiledPolicy = first.policy;
-  const reload = (): void => {
-    const next = loadPolicyFile(options.policyPath);
-    if (!next.ok) {
-      for (const d of next.errors) log.error({ file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
-      log.error({ generation: engine.generation }, 'policy reload refused; the running policy is unchanged');
-      return;
-    }
-    for (const d of next.warnings) log.warn(formatDiagnostic(d));
-    policy = next.policy;
-    engine.setPolicy(policy, engine.generation + 1);
-    log.info({ generation: engine.generation, mode: policy.mode, rules: policy.rules.length - 1, policy: policy.sourceHash }, 'policy reloaded');
-    writeStats();
-  };
-
   const writeStats = (): void => {
     if (options.statsFile === undefined) return;
-    const stats = collectStats(name, engine, ports, policy, startedAt);
+    const snapshot = stats();
     const tmp = `${options.statsFile}.tmp`;
     mkdirSync(dirname(options.statsFile), { recursive: true });
-    writeFileSync(tmp, JSON.stringify(stats));
+    writeFileSync(tmp, JSON.stringify(snapshot));
     renameSync(tmp, options.statsFile);
   };
 
@@ -84,23 +133,36 @@ export function runDataplane(options: DataplaneOptions): void {
     engine.flows.purgeIdle();
     engine.fragments.purgeIdle();
   }, PURGE_INTERVAL_MS);
-  const stats = setInterval(writeStats, STATS_INTERVAL_MS);
+  const statsTimer = setInterval(writeStats, STATS_INTERVAL_MS);
   writeStats();
+  notifyReady(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${engine.generation} (${first.policy.mode})`);
+  // Pings come from this event loop, so a blocked loop stops them; a vanished interface restarts the pair.
+  const stopWatchdog = startWatchdog(() => ports.every((port) => port.operState() !== 'missing'));
 
-  const stop = (signal: string): void => {
+  const stop = async (signal: string): Promise<void> => {
+    notifyStopping();
+    stopWatchdog();
     clearInterval(purge);
-    clearInterval(stats);
+    clearInterval(statsTimer);
     writeStats();
     for (const port of ports) port.close();
+    eventLog?.lifecycle('dataplane.stop', signal);
+    await link?.stop();
     log.info({ signal }, 'stopped');
     process.exit(0);
   };
   process.on('SIGHUP', reload);
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
-export function collectStats(name: string, engine: Engine, ports: Port[], policy: CompiledPolicy, startedAt: number): DataplaneStats {
+function logDiagnostics(log: Logger, errors: Diagnostic[]): void {
+  for (const d of errors) log.error({ file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+}
+
+export function collectStats(
+  name: string, engine: Engine, ports: Port[], policy: CompiledPolicy, startedAt: number, events?: EventStats,
+): DataplaneStats {
   const portStats = (side: number) => ({
     name: ports[side].name,
     link: ports[side].operState(),
@@ -123,5 +185,6 @@ export function collectStats(name: string, engine: Engine, ports: Port[], policy
       bytes: engine.ruleCounters.bytes[r.index],
       flows: engine.ruleCounters.flows[r.index],
     })),
+    events,
   };
 }

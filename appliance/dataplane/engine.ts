@@ -21,6 +21,21 @@ const REJECT_RATE = 100;
 const FRAGMENT_TABLE_SIZE = 8192;
 const NO_RULE = -1;
 
+/**
+ * What the event log (appliance/dataplane/log/) learns from the packet path. Only set when a
+ * management socket is configured; the calls per packet must not allocate.
+ */
+export interface TrafficObserver {
+  /** A packet that `rule` denies or rejects (in monitor mode: would have). Per packet: no allocation. */
+  denied(pkt: Packet, rule: number, length: number, now: number): void;
+  /** A packet of a flow that passes only because of monitor mode. Per packet: no allocation. */
+  deniedInFlow(flow: Flow, length: number, now: number): void;
+  /** A flow decided by a rule with `log: true` started. */
+  flowStarted(flow: Flow, now: number): void;
+  /** Any flow left the table (the observer picks the ones it logged). */
+  flowEnded(flow: Flow, reason: FlowEndReason): void;
+}
+
 interface Timeouts {
   tcpOpening: TtlOption;
   tcpEstablished: TtlOption;
@@ -44,18 +59,22 @@ export class Engine {
   lastRule = NO_RULE;
   /** DropReason of the last frame when it was not forwarded. */
   lastDrop = 0;
+  /** Set by the dataplane when events are collected; null costs nothing on the packet path. */
+  observer: TrafficObserver | null = null;
 
   private readonly key = new FlowKey();
   private timeouts: Timeouts;
   private rejectTokens = REJECT_RATE;
   private rejectRefilledAt = 0;
 
-  constructor(policy: CompiledPolicy, generation: number, onFlowEnd: ((flow: Flow, reason: FlowEndReason) => void) | null = null) {
+  constructor(policy: CompiledPolicy, generation: number) {
     this.policy = policy;
     this.generation = generation;
     this.ruleCounters = new RuleCounters(policy.rules.length);
     this.timeouts = timeoutsFor(policy);
-    this.flows = new FlowTable(policy.flow.maxFlows, onFlowEnd);
+    this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
+      if (this.observer !== null) this.observer.flowEnded(flow, reason);
+    });
     this.fragments = new FlowTable(FRAGMENT_TABLE_SIZE);
   }
 
@@ -122,7 +141,7 @@ export class Engine {
       } else {
         if (isIcmpError(pkt) && this.quotesAllowedFlow(side)) return this.forward(side);
         // Other ICMP (and errors about nothing we track) is judged packet by packet, without a flow.
-        return this.applyRule(frame, side, length, this.match(pkt.family, false));
+        return this.applyRule(frame, side, length, this.match(pkt.family, false), now);
       }
     } else if (proto === Proto.TCP || proto === Proto.UDP || proto === Proto.SCTP) {
       // A first fragment too short to carry ports: the decoder refuses those, so this is unreachable.
@@ -163,7 +182,10 @@ export class Engine {
     this.ruleCounters.packets[rule]++;
     this.ruleCounters.bytes[rule] += length;
     if (flow.proto === Proto.TCP) this.trackTcp(flow, fromInitiator);
-    if (flow.wouldDrop) return this.monitorForward(side);
+    if (flow.wouldDrop) {
+      if (this.observer !== null) this.observer.deniedInFlow(flow, length, now);
+      return this.monitorForward(side);
+    }
     return this.forward(side);
   }
 
@@ -222,13 +244,13 @@ export class Engine {
     } else {
       if (isEchoReply(this.pkt)) {
         // An echo reply with no request seen: unsolicited, judged on its own without starting a flow.
-        return this.applyRule(frame, side, length, this.match(pkt.family, false));
+        return this.applyRule(frame, side, length, this.match(pkt.family, false), now);
       }
       rule = this.match(pkt.family, false);
       ttl = pkt.proto === Proto.UDP ? timeouts.udp : pkt.proto === Proto.ICMP || pkt.proto === Proto.ICMPV6 ? timeouts.icmp : timeouts.other;
     }
 
-    const verdict = this.applyRule(frame, side, length, rule);
+    const verdict = this.applyRule(frame, side, length, rule, now);
     const tracked = verdict === Verdict.Forward;
     if (tracked) {
       const key = this.key;
@@ -247,17 +269,19 @@ export class Engine {
         flow.bytesIn = length;
       }
       this.ruleCounters.flows[rule]++;
+      if (this.observer !== null && this.policy.rules[rule].log) this.observer.flowStarted(flow, now);
     }
     return verdict;
   }
 
   /** Count the packet against `rule` and act on it (monitor mode forwards what it would drop). */
-  private applyRule(frame: Uint8Array, side: number, length: number, rule: number): number {
+  private applyRule(frame: Uint8Array, side: number, length: number, rule: number, now: number): number {
     this.lastRule = rule;
     this.ruleCounters.packets[rule]++;
     this.ruleCounters.bytes[rule] += length;
     const action = this.policy.rules[rule].action;
     if (action === Action.Allow) return this.forward(side);
+    if (this.observer !== null) this.observer.denied(this.pkt, rule, length, now);
     if (action === Action.Reject && this.policy.mode === 'enforce' && this.mayReject(side) && this.reject.build(frame, this.pkt)) {
       this.counters[side].dropped[DropReason.Policy]++;
       this.lastDrop = DropReason.Policy;

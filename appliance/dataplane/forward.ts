@@ -1,5 +1,7 @@
 // The packet loop of one port pair: every captured frame goes through the engine and is forwarded
-// out of the other port, dropped, or answered (reject) on the port it came from.
+// out of the other port, dropped, or answered (reject) on the port it came from. Frames arrive in
+// batches; the forwarded ones of a batch leave the other port together, in order, when the batch is
+// done, and the port reports what the kernel took (counted then).
 
 import { Engine, Side, Verdict } from './engine';
 import { DropReason, PortCounter } from './counters';
@@ -7,43 +9,53 @@ import type { Port } from './port/port';
 
 /** Start capturing on both ports; frames flow until the ports are closed. */
 export function startForwarding(engine: Engine, ports: readonly [Port, Port]): void {
-  const onFrame = (side: number) => {
+  const onBatch = (side: number) => {
     const inPort = ports[side];
     const outPort = ports[1 - side];
-    const frame = inPort.buffer;
+    const lengths = inPort.lengths;
     const inCounters = engine.counters[side];
-    const outCounters = engine.counters[1 - side].port;
-    return (length: number, truncated: boolean): void => {
-      if (truncated) {
-        inCounters.port[PortCounter.RxPackets]++;
-        inCounters.dropped[DropReason.Truncated]++;
-        return;
-      }
-      if (inPort.isOwnFrame(frame)) {
-        inCounters.port[PortCounter.RxPackets]++;
-        inCounters.dropped[DropReason.OwnMac]++;
-        return;
-      }
-      const verdict = engine.process(frame, length, side, Date.now());
-      if (verdict === Verdict.Forward) {
-        if (outPort.send(frame, length)) {
-          outCounters[PortCounter.TxPackets]++;
-          outCounters[PortCounter.TxBytes] += length;
-        } else {
-          outCounters[PortCounter.SendErrors]++;
+    return (count: number): void => {
+      const now = Date.now();
+      const frames = inPort.frames;
+      for (let i = 0; i < count; i++) {
+        const length = lengths[2 * i];
+        if (lengths[2 * i + 1] > length) {
+          inCounters.port[PortCounter.RxPackets]++;
+          inCounters.dropped[DropReason.Truncated]++;
+          continue;
         }
-      } else if (verdict === Verdict.Reject) {
-        const answer = engine.reject;
-        if (inPort.send(answer.frame, answer.length)) {
-          inCounters.port[PortCounter.RejectsSent]++;
-          inCounters.port[PortCounter.TxPackets]++;
-          inCounters.port[PortCounter.TxBytes] += answer.length;
-        } else {
-          inCounters.port[PortCounter.SendErrors]++;
+        const frame = frames[i];
+        if (inPort.isOwnFrame(frame)) {
+          inCounters.port[PortCounter.RxPackets]++;
+          inCounters.dropped[DropReason.OwnMac]++;
+          continue;
+        }
+        const verdict = engine.process(frame, length, side, now);
+        if (verdict === Verdict.Forward) {
+          outPort.queue(inPort, i, length);
+        } else if (verdict === Verdict.Reject) {
+          const answer = engine.reject;
+          if (inPort.send(answer.frame, answer.length)) {
+            inCounters.port[PortCounter.RejectsSent]++;
+            inCounters.port[PortCounter.TxPackets]++;
+            inCounters.port[PortCounter.TxBytes] += answer.length;
+          } else {
+            inCounters.port[PortCounter.SendErrors]++;
+          }
         }
       }
+      // The receive buffer is reused for the next batch: everything queued from it leaves now.
+      outPort.flush();
     };
   };
-  ports[Side.Inside].open(onFrame(Side.Inside));
-  ports[Side.Outside].open(onFrame(Side.Outside));
+  const onSent = (side: number) => {
+    const counters = engine.counters[side].port;
+    return (frames: number, bytes: number, refused: number): void => {
+      counters[PortCounter.TxPackets] += frames;
+      counters[PortCounter.TxBytes] += bytes;
+      counters[PortCounter.SendErrors] += refused;
+    };
+  };
+  ports[Side.Inside].open(onBatch(Side.Inside), onSent(Side.Inside));
+  ports[Side.Outside].open(onBatch(Side.Outside), onSent(Side.Outside));
 }

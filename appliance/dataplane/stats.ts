@@ -1,4 +1,4 @@
-// The counter snapshot a dataplane publishes (stats file today, management IPC later).
+// The counter snapshot a dataplane publishes (stats file, and the management IPC `stats` message).
 
 import type { PortCountersSnapshot } from './counters';
 import type { FlowTableCounters } from './flow/flow-table';
@@ -32,4 +32,16 @@ export interface DataplaneStats {
   fragments: { tracked: number };
   /** In rule order; the last one is the implicit default. */
   rules: RuleStats[];
+  /** Event reporting to management; absent when no management socket is configured. */
+  events?: EventStats;
+}
+
+export interface EventStats {
+  connected: boolean;
+  queued: number;
+  sent: number;
+  /** Events lost since start (queue full while management was away). */
+  dropped: number;
+  /** Denied packets only counted, not summarized, because an interval had too many distinct keys. */
+  denyOverflow: number;
 }

@@ -1,10 +1,11 @@
 // `gatekeeper lab`: a running demo a person can poke at with real tools, removed on exit or Ctrl-C.
 
-import { spawnSync } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, labAddresses, labNamespaces, sleep } from './lab';
-import { labPolicyPath } from '../paths';
+import { cliPath, labPolicyPath } from '../paths';
 import type { DataplaneStats } from '../dataplane/stats';
 
 export interface LabCommandOptions {
@@ -12,6 +13,16 @@ export interface LabCommandOptions {
   clean?: boolean;
   /** Stop by itself after this many seconds. */
   for?: number;
+  /** Where the management service (web UI) listens: plain HTTP, meant for loopback. */
+  listen: string;
+}
+
+/** The lab's management service: its own state dir, an admin with a fresh password, plain HTTP. */
+interface LabMgmt {
+  process: ChildProcess;
+  url: string;
+  password: string;
+  socket: string;
 }
 
 /** TCP ports the lab's server listens on, so allowed, rejected and denied can be tried at once. */
@@ -30,33 +41,44 @@ export async function runLab(options: LabCommandOptions): Promise<number> {
   }
 
   const lab = new Lab();
+  const children: ChildProcess[] = [];
   let stopping = false;
   const stop = (): void => {
     stopping = true;
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  process.on('exit', () => lab.destroy());
+  process.on('exit', () => {
+    for (const child of children) child.kill('SIGKILL');
+    lab.destroy();
+  });
   try {
     lab.create();
     const policy = join(lab.dir, 'policy.yaml');
     copyFileSync(options.policy ?? labPolicyPath, policy);
-    const dataplane = await lab.startDataplane(policy);
+    const mgmt = await startMgmt(lab, policy, options.listen);
+    children.push(mgmt.process);
+    const dataplane = await lab.startDataplane(policy, undefined, mgmt.socket);
     for (const port of SERVER_PORTS) {
       lab.spawn(lab.server, ['nc', '-lk', '-s', labAddresses.server4, String(port)]);
       lab.spawn(lab.server, ['nc', '-6', '-lk', '-s', labAddresses.server6, String(port)]);
     }
-    printIntro(lab, policy, dataplane.pid ?? 0);
+    printIntro(lab, policy, dataplane.pid ?? 0, mgmt);
 
     const deadline = options.for ? Date.now() + options.for * 1000 : Infinity;
     let last = '';
     let logged = 0;
+    let mgmtExitReported = false;
     while (!stopping && Date.now() < deadline) {
       await sleep(500);
       for (; logged < lab.dataplaneLog.length; logged++) process.stdout.write(`${describeLog(lab.dataplaneLog[logged])}\n`);
       if (dataplane.exitCode !== null) {
         process.stderr.write(`dataplane exited with ${dataplane.exitCode}; stopping the lab\n`);
         return 1;
+      }
+      if (mgmt.process.exitCode !== null && !mgmtExitReported) {
+        process.stderr.write(`management service exited with ${mgmt.process.exitCode}; the dataplane keeps forwarding\n`);
+        mgmtExitReported = true;
       }
       const line = summarize(lab.stats());
       if (line !== last) process.stdout.write(`${line}\n`);
@@ -68,11 +90,41 @@ export async function runLab(options: LabCommandOptions): Promise<number> {
     process.stderr.write(`gatekeeper lab: ${(err as Error).message}\n`);
     return 1;
   } finally {
+    for (const child of children) child.kill('SIGTERM');
     lab.destroy();
   }
 }
 
-function printIntro(lab: Lab, policy: string, pid: number): void {
+/** Runs `gatekeeper mgmt` on the host (the management side), seeded with the lab policy, and waits for it. */
+async function startMgmt(lab: Lab, policy: string, listen: string): Promise<LabMgmt> {
+  const stateDir = join(lab.dir, 'mgmt');
+  const socket = join(lab.dir, 'mgmt.sock');
+  const password = randomBytes(9).toString('base64url');
+  const passwordFile = join(lab.dir, 'admin-password');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  const add = spawnSync(process.execPath, [cliPath, 'user', 'add', 'admin', '--role', 'admin', '--state-dir', stateDir,
+    '--password-file', passwordFile], { encoding: 'utf8' });
+  if (add.status !== 0) throw new Error(`could not create the lab admin: ${add.stderr.trim()}`);
+  const child = spawn(process.execPath, [cliPath, 'mgmt', '--http', '--listen', listen, '--state-dir', stateDir,
+    '--socket', socket, '--initial-policy', policy], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let errors = '';
+  child.stderr?.on('data', (d: Buffer) => (errors += d.toString()));
+  const url = `http://${listen}`;
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`management service exited with ${child.exitCode}: ${errors.trim()}`);
+    try {
+      const res = await fetch(`${url}/api/v1/auth/setup`);
+      if (res.ok) return { process: child, url, password, socket };
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`management service did not answer on ${url}`);
+}
+
+function printIntro(lab: Lab, policy: string, pid: number, mgmt: LabMgmt): void {
   const c = `ip netns exec ${lab.client}`;
   const s = `ip netns exec ${lab.server}`;
   const a = labAddresses;
@@ -91,8 +143,10 @@ Try, in another terminal:
   ${c} nc -vz -w2 ${a.server4} 9999        # denied: times out
   ${s} nc -vz -w2 ${a.client4} 22          # denied: the asset may not open connections
 
-Policy: ${policy}
-  edit it, then reload:  kill -HUP ${pid}   (a bad file is refused; the running policy stays)
+Web UI: ${mgmt.url}   user admin   password ${mgmt.password}
+  dashboard, flows, events; edit the policy there: errors, diff and dry-run before apply, history, rollback.
+Policy file of the dataplane: ${policy}
+  or edit it and reload by hand:  kill -HUP ${pid}   (a bad file is refused; the running policy stays)
 Counters: ${lab.statsFile}   Dataplane log: stderr of pid ${pid}
 
 `);

@@ -114,12 +114,16 @@ export class Lab {
     return child;
   }
 
-  /** Start the gatekeeper between the two ports and wait until it forwards. */
-  async startDataplane(policyPath: string, timeoutMs = 15_000): Promise<ChildProcess> {
+  /**
+   * Start the gatekeeper between the two ports and wait until it forwards. With `mgmtSocket` it also
+   * connects to management there (Unix sockets are not namespaced by network namespaces).
+   */
+  async startDataplane(policyPath: string, timeoutMs = 15_000, mgmtSocket?: string): Promise<ChildProcess> {
     rmSync(this.statsFile, { force: true });
     const child = spawn('ip', ['netns', 'exec', this.appliance, process.execPath, cliPath, 'run',
       '--inside', this.insidePort, '--outside', this.outsidePort, '--policy', policyPath,
-      '--name', `lab-${this.id}`, '--stats-file', this.statsFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--name', `lab-${this.id}`, '--stats-file', this.statsFile,
+      ...(mgmtSocket === undefined ? [] : ['--mgmt-socket', mgmtSocket])], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.children.push(child);
     let partial = '';
     child.stderr?.on('data', (chunk: Buffer) => {

@@ -43,6 +43,8 @@ export interface TargetStatus {
   droppedFromSpool: number;
   /** Events discarded by this target's filter. */
   filtered: number;
+  /** UDP: events discarded because too many datagrams were still waiting to be sent (a burst). */
+  droppedOverload?: number;
   lastError?: string;
   lastErrorAt?: string;
 }

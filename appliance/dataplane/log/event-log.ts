@@ -1,0 +1,296 @@
+// The dataplane's events (appliance/events.ts). The packet path only records: denied packets into the
+// preallocated deny summary, and a small record per logged flow start and end. Everything costly
+// (address text, group names, ISO times) happens in collect(), which the management link calls every
+// 250 ms. Only exists when a management socket is configured.
+
+import type { Logger } from 'pino';
+import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../../events';
+import { Action } from '../../policy/types';
+import type { PolicyModel } from '../../policy/model';
+import { PortCounter } from '../counters';
+import { Family, Proto, type Packet } from '../decode/packet';
+import type { Engine, TrafficObserver } from '../engine';
+import type { Flow } from '../flow/flow';
+import type { FlowEndReason } from '../flow/flow-table';
+import type { PolicyVersion } from '../running-policy';
+import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
+import { addressText, flowEnds, protoName, type FlowEnds } from './flow-records';
+
+/** How often denied traffic is summarized: one deny.summary per key per interval. */
+export const DENY_SUMMARY_INTERVAL_MS = 10_000;
+export const COUNTERS_INTERVAL_MS = 60_000;
+const LINK_POLL_MS = 1000;
+/** Logged flow records waiting for collect(); beyond this they are dropped and counted. */
+const MAX_PENDING = 10_000;
+/** Group names remembered per address (for the running policy). */
+const GROUP_CACHE_SIZE = 10_000;
+
+/** A data port whose link state is reported. */
+export interface LinkSource {
+  name: string;
+  side: 'inside' | 'outside';
+  /** Kernel operstate ("up", "down", "lowerlayerdown", ...). */
+  operState(): string;
+}
+
+export interface EventLogOptions {
+  pair: string;
+  engine: Engine;
+  /** The policy running now. */
+  running: () => PolicyVersion;
+  links: LinkSource[];
+  log: Logger;
+  denyIntervalMs?: number;
+  countersIntervalMs?: number;
+}
+
+/** What the event log counts about itself (in the stats snapshot). */
+export interface EventLogCounters {
+  /** Denied packets not summarized because an interval had too many distinct keys. */
+  denyOverflow: number;
+  /** Logged flow records dropped because collect() fell behind. */
+  pendingDropped: number;
+}
+
+interface LoggedFlow {
+  ends: FlowEnds;
+  rule: string;
+  monitor: boolean;
+  startedAt: number;
+  model: PolicyModel;
+  /** Text form, made once for flow.start and reused by flow.end. */
+  endpoints: Endpoints | null;
+}
+
+type PendingRecord =
+  | { kind: 'start'; flow: LoggedFlow }
+  | { kind: 'end'; flow: LoggedFlow; reason: FlowEndReason; at: number; durationMs: number;
+      packetsOut: number; packetsIn: number; bytesOut: number; bytesIn: number };
+
+export class EventLog implements TrafficObserver {
+  readonly counters: EventLogCounters = { denyOverflow: 0, pendingDropped: 0 };
+  private readonly deny = new DenySummary();
+  private readonly logged = new Map<Flow, LoggedFlow>();
+  private pending: PendingRecord[] = [];
+  private ready: GatekeeperEvent[] = [];
+  private droppedSinceCollect = 0;
+  private readonly linkUp = new Map<string, boolean>();
+  private groupCache = new Map<string, string[]>();
+  private groupCacheModel: PolicyModel | null = null;
+  private nextDenyDrain: number;
+  private nextCounters: number;
+  private nextLinkPoll = 0;
+  private readonly denyIntervalMs: number;
+  private readonly countersIntervalMs: number;
+
+  constructor(private readonly options: EventLogOptions, now = Date.now()) {
+    this.denyIntervalMs = options.denyIntervalMs ?? DENY_SUMMARY_INTERVAL_MS;
+    this.countersIntervalMs = options.countersIntervalMs ?? COUNTERS_INTERVAL_MS;
+    this.nextDenyDrain = now + this.denyIntervalMs;
+    this.nextCounters = now + this.countersIntervalMs;
+  }
+
+  // --- packet path (TrafficObserver)
+
+  denied(pkt: Packet, rule: number, length: number, now: number): void {
+    let srcPort = 0;
+    let dstPort = 0;
+    if (pkt.hasPorts) {
+      srcPort = pkt.srcPort;
+      dstPort = pkt.dstPort;
+    } else if (pkt.icmpType >= 0) {
+      dstPort = pkt.icmpType;
+    }
+    this.deny.record(pkt.family, pkt.src4, pkt.dst4, pkt.src6, pkt.dst6, pkt.proto, srcPort, dstPort, pkt.vlanOuter, rule, length, now);
+  }
+
+  deniedInFlow(flow: Flow, length: number, now: number): void {
+    const i = flow.initiatorIsA;
+    const icmp = flow.proto === Proto.ICMP || flow.proto === Proto.ICMPV6;
+    const srcPort = icmp ? 0 : i ? flow.portA : flow.portB;
+    const dstPort = icmp ? (flow.proto === Proto.ICMP ? 8 : 128) : i ? flow.portB : flow.portA;
+    this.deny.record(flow.family, i ? flow.a4 : flow.b4, i ? flow.b4 : flow.a4, i ? flow.a6 : flow.b6, i ? flow.b6 : flow.a6,
+      flow.proto, srcPort, dstPort, flow.vlan >>> 12, flow.ruleIndex, length, now);
+  }
+
+  flowStarted(flow: Flow, now: number): void {
+    const version = this.options.running();
+    const logged: LoggedFlow = {
+      ends: flowEnds(flow),
+      rule: version.policy.rules[flow.ruleIndex].name,
+      monitor: flow.wouldDrop,
+      startedAt: now,
+      model: version.model,
+      endpoints: null,
+    };
+    this.logged.set(flow, logged);
+    this.pend({ kind: 'start', flow: logged });
+  }
+
+  flowEnded(flow: Flow, reason: FlowEndReason): void {
+    const logged = this.logged.get(flow);
+    if (logged === undefined) return;
+    this.logged.delete(flow);
+    this.pend({
+      kind: 'end', flow: logged, reason, at: Date.now(), durationMs: flow.lastSeen - flow.firstSeen,
+      packetsOut: flow.packetsOut, packetsIn: flow.packetsIn, bytesOut: flow.bytesOut, bytesIn: flow.bytesIn,
+    });
+  }
+
+  // --- off the packet path
+
+  /** A lifecycle event of this dataplane (start, stop). */
+  lifecycle(type: 'dataplane.start' | 'dataplane.stop', detail?: string): void {
+    this.ready.push({ type, time: new Date().toISOString(), severity: 'notice', pair: this.options.pair, pid: process.pid, detail });
+  }
+
+  /** The policy `old` stops running: its deny summaries are reported now, while its rule names apply. */
+  policyChanging(old: PolicyVersion, now = Date.now()): void {
+    this.drainDeny(old, now);
+  }
+
+  /**
+   * Every event due: logged flows, deny summaries when the interval is over (or `final`), link
+   * changes, the periodic counter snapshot. `dropped` counts records lost since the last call.
+   */
+  collect(now = Date.now(), final = false): { events: GatekeeperEvent[]; dropped: number } {
+    for (const record of this.pending) this.ready.push(this.flowEvent(record));
+    this.pending = [];
+    if (final || now >= this.nextDenyDrain) {
+      this.drainDeny(this.options.running(), now);
+      this.nextDenyDrain = now + this.denyIntervalMs;
+    }
+    if (now >= this.nextLinkPoll) {
+      this.pollLinks(now);
+      this.nextLinkPoll = now + LINK_POLL_MS;
+    }
+    if (now >= this.nextCounters) {
+      this.ready.push(this.countersEvent(now));
+      this.nextCounters = now + this.countersIntervalMs;
+    }
+    const events = this.ready;
+    const dropped = this.droppedSinceCollect;
+    this.ready = [];
+    this.droppedSinceCollect = 0;
+    return { events, dropped };
+  }
+
+  private pend(record: PendingRecord): void {
+    if (this.pending.length >= MAX_PENDING) {
+      this.counters.pendingDropped++;
+      this.droppedSinceCollect++;
+      return;
+    }
+    this.pending.push(record);
+  }
+
+  private drainDeny(version: PolicyVersion, now: number): void {
+    const overflow = this.deny.overflow;
+    if (overflow > 0) {
+      this.counters.denyOverflow += overflow;
+      this.deny.overflow = 0;
+      this.options.log.warn({ packets: overflow, keys: this.deny.capacity },
+        'denied traffic had more distinct sources/destinations than the summary holds; the rest was only counted');
+    }
+    for (const entry of this.deny.drain()) this.ready.push(this.denyEvent(entry, version, now));
+  }
+
+  private denyEvent(e: DenyEntry, version: PolicyVersion, now: number): DenySummaryEvent {
+    const rule = version.policy.rules[e.rule];
+    const monitor = version.policy.mode === 'monitor';
+    const v6 = e.family === Family.V6;
+    const src = v6 ? addressText(e.family, 0, e.src as Uint32Array) : addressText(e.family, e.src as number, null);
+    const dst = v6 ? addressText(e.family, 0, e.dst as Uint32Array) : addressText(e.family, e.dst as number, null);
+    return {
+      type: 'deny.summary',
+      time: new Date(now).toISOString(),
+      severity: monitor ? 'notice' : 'warning',
+      pair: this.options.pair,
+      src,
+      srcPort: e.srcPort === MIXED_PORTS ? 0 : e.srcPort,
+      srcGroups: this.groupsOf(version.model, src, e.family, e.src),
+      dst,
+      dstPort: e.dstPort,
+      dstGroups: this.groupsOf(version.model, dst, e.family, e.dst),
+      proto: protoName(e.proto),
+      vlan: e.vlan,
+      rule: rule?.name ?? `#${e.rule}`,
+      action: rule?.action === Action.Reject ? 'reject' : 'deny',
+      monitor,
+      count: e.count,
+      bytes: e.bytes,
+      firstSeen: new Date(e.firstSeen).toISOString(),
+      lastSeen: new Date(e.lastSeen).toISOString(),
+    };
+  }
+
+  private flowEvent(record: PendingRecord): FlowStartEvent | FlowEndEvent {
+    const flow = record.flow;
+    const endpoints = flow.endpoints ?? (flow.endpoints = this.endpoints(flow));
+    if (record.kind === 'start') {
+      return { type: 'flow.start', time: new Date(flow.startedAt).toISOString(), severity: 'info', pair: this.options.pair,
+        ...endpoints, rule: flow.rule, action: 'allow', monitor: flow.monitor };
+    }
+    return {
+      type: 'flow.end', time: new Date(record.at).toISOString(), severity: 'info', pair: this.options.pair, ...endpoints,
+      rule: flow.rule, reason: record.reason, durationMs: record.durationMs, packetsOut: record.packetsOut,
+      packetsIn: record.packetsIn, bytesOut: record.bytesOut, bytesIn: record.bytesIn,
+    };
+  }
+
+  private endpoints(flow: LoggedFlow): Endpoints {
+    const e = flow.ends;
+    const src = addressText(e.family, e.src4, e.src6);
+    const dst = addressText(e.family, e.dst4, e.dst6);
+    return {
+      src, srcPort: e.srcPort, srcGroups: this.groupsOf(flow.model, src, e.family, e.src6 ?? e.src4),
+      dst, dstPort: e.dstPort, dstGroups: this.groupsOf(flow.model, dst, e.family, e.dst6 ?? e.dst4),
+      proto: protoName(e.proto), vlan: e.vlan,
+    };
+  }
+
+  /** Declared groups containing an address, cached per address for the model in use. */
+  private groupsOf(model: PolicyModel, text: string, family: number, address: number | Uint32Array): string[] {
+    if (this.groupCacheModel !== model || this.groupCache.size >= GROUP_CACHE_SIZE) {
+      this.groupCache = new Map();
+      this.groupCacheModel = model;
+    }
+    let names = this.groupCache.get(text);
+    if (names === undefined) {
+      names = family === Family.V4 ? model.groupNamesFor4(address as number) : model.groupNamesFor6(address as Uint32Array);
+      this.groupCache.set(text, names);
+    }
+    return names;
+  }
+
+  private pollLinks(now: number): void {
+    for (const link of this.options.links) {
+      const state = link.operState();
+      const up = state === 'up' || state === 'unknown';
+      const before = this.linkUp.get(link.name);
+      this.linkUp.set(link.name, up);
+      // At start only a link that is down is worth an event; after that every change is.
+      if (before === up || (before === undefined && up)) continue;
+      this.ready.push({
+        type: up ? 'link.up' : 'link.down', time: new Date(now).toISOString(), severity: up ? 'notice' : 'error',
+        pair: this.options.pair, port: link.name, side: link.side,
+      });
+    }
+  }
+
+  private countersEvent(now: number): GatekeeperEvent {
+    const engine = this.options.engine;
+    let rxPackets = 0;
+    let txPackets = 0;
+    let dropped = 0;
+    for (const side of engine.counters) {
+      rxPackets += side.port[PortCounter.RxPackets];
+      txPackets += side.port[PortCounter.TxPackets];
+      for (const n of side.dropped) dropped += n;
+    }
+    return {
+      type: 'counters.snapshot', time: new Date(now).toISOString(), severity: 'info', pair: this.options.pair,
+      generation: engine.generation, rxPackets, txPackets, dropped, flowsActive: engine.flows.size,
+    };
+  }
+}

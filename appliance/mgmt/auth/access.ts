@@ -1,0 +1,77 @@
+// Who may call what. Every route under /api/v1 and /metrics passes requireRole (the server adds it
+// to each route as it is registered), except the routes in PUBLIC_ROUTES: the one list of what an
+// anonymous client may call. Routes declare the least role they need in config.role; a route
+// that declares nothing needs admin, so a forgotten declaration fails closed.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { MgmtContext } from '../routes/context';
+import type { Role } from '../state/store';
+import { csrfTokenMatches, SESSION_COOKIE } from './sessions';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Least role the route needs (default admin). */
+    role?: Role;
+    /** The route also accepts `Authorization: Bearer <metrics token>` (GET /metrics). */
+    metricsToken?: boolean;
+  }
+}
+
+/** "METHOD url" of the API routes an anonymous client may call. */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
+  'POST /api/v1/auth/login',
+  'GET /api/v1/auth/setup',
+  'HEAD /api/v1/auth/setup',
+  'POST /api/v1/auth/setup',
+]);
+
+/** Everything outside the API and /metrics is the web UI's static files, which are public. */
+export function isProtectedUrl(url: string): boolean {
+  return url.startsWith('/api/') || url === '/metrics';
+}
+
+const rank: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export function hasRole(actual: Role, needed: Role): boolean {
+  return rank[actual] >= rank[needed];
+}
+
+/** The metrics token is a random secret of at least 16 characters; a plain SHA-256 is enough for it. */
+export function hashMetricsToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function metricsTokenMatches(ctx: MgmtContext, header: string | undefined): boolean {
+  const stored = ctx.store.settings().metricsTokenHash;
+  const match = /^Bearer (\S+)$/.exec(header ?? '');
+  if (!stored || !match) return false;
+  const given = Buffer.from(hashMetricsToken(match[1]));
+  const expected = Buffer.from(stored);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * The access check, run before the body is parsed or validated: 401 without a live session, 403
+ * for a role below `role`, 403 for a state-changing request without the session's CSRF token.
+ */
+export function requireRole(role: Role, ctx: MgmtContext) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (req.routeOptions.config.metricsToken && metricsTokenMatches(ctx, req.headers.authorization)) return;
+    const session = ctx.sessions.get(req.cookies[SESSION_COOKIE]);
+    if (!session) {
+      await reply.code(401).send({ error: 'not logged in' });
+      return;
+    }
+    if (!hasRole(session.role, role)) {
+      await reply.code(403).send({ error: `this needs the ${role} role; you are ${session.role}` });
+      return;
+    }
+    if (STATE_CHANGING.has(req.method) && !csrfTokenMatches(session, req.headers['x-csrf-token'])) {
+      await reply.code(403).send({ error: 'missing or wrong x-csrf-token header' });
+      return;
+    }
+    req.session = session;
+  };
+}

@@ -1,0 +1,73 @@
+// Policy dry-run: decide every recently observed conversation under the running policy and under a
+// candidate, exactly as the engine does for a flow's first packet (match4/match6 with the decoder's
+// protocol numbers and rule key), and list those whose action changes.
+
+import { parseIPv4, parseIPv6, v6ToWords } from '../../policy/addresses';
+import { formatDiagnostic, loadPolicyText } from '../../policy/load';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOL_NAMES } from '../../policy/services';
+import { actionNames, type CompiledPolicy } from '../../policy/types';
+import type { ObservedTuple } from './observed-flows';
+import type { DryRunChange, DryRunResult } from './types';
+
+function compile(text: string, what: string): CompiledPolicy {
+  const result = loadPolicyText(text, what);
+  if (!result.ok) {
+    const first = result.errors[0];
+    const more = result.errors.length > 1 ? ` (and ${result.errors.length - 1} more errors)` : '';
+    throw new Error(`${what} does not compile: ${first === undefined ? 'unknown error' : formatDiagnostic(first)}${more}`);
+  }
+  return result.policy;
+}
+
+/** Protocol number of an event/flow protocol name: "tcp", "icmpv6", "ip-47" or "proto/47". */
+function protocolNumber(name: string): number | null {
+  const known = PROTOCOL_NAMES[name];
+  if (known !== undefined) return known;
+  const m = /^(?:ip-|proto\/)(\d{1,3})$/.exec(name);
+  return m !== null && Number(m[1]) <= 255 ? Number(m[1]) : null;
+}
+
+/** Deciding rule index of one tuple under a policy. */
+type Probe = (policy: CompiledPolicy) => number;
+
+/** Null when the tuple's addresses or protocol cannot be read. */
+function probeOf(t: ObservedTuple): Probe | null {
+  const proto = protocolNumber(t.proto);
+  if (proto === null) return null;
+  let key = 0;
+  if (PORT_PROTOCOLS.includes(proto)) key = t.dstPort;
+  else if (ICMP_PROTOCOLS.includes(proto)) key = (t.dstPort & 0xff) << 8;
+  const src4 = parseIPv4(t.src);
+  const dst4 = parseIPv4(t.dst);
+  if (src4 !== null && dst4 !== null) return (p) => p.match4(src4, dst4, proto, key);
+  const src6 = parseIPv6(t.src);
+  const dst6 = parseIPv6(t.dst);
+  if (src6 === null || dst6 === null) return null;
+  const srcWords = v6ToWords(src6);
+  const dstWords = v6ToWords(dst6);
+  return (p) => p.match6(srcWords, dstWords, proto, key);
+}
+
+export function dryRun(observed: ObservedTuple[], activeText: string, candidateText: string): DryRunResult {
+  const active = compile(activeText, 'active policy');
+  const candidate = compile(candidateText, 'candidate policy');
+  const changes: DryRunChange[] = [];
+  for (const t of observed) {
+    const probe = probeOf(t);
+    if (probe === null) continue;
+    const before = active.rules[probe(active)];
+    const after = candidate.rules[probe(candidate)];
+    if (before.action === after.action) continue;
+    changes.push({
+      pair: t.pair,
+      proto: t.proto,
+      src: t.src,
+      srcPort: t.srcPort,
+      dst: t.dst,
+      dstPort: t.dstPort,
+      before: { rule: before.name, action: actionNames[before.action] },
+      after: { rule: after.name, action: actionNames[after.action] },
+    });
+  }
+  return { observed: observed.length, changes };
+}

@@ -1,0 +1,114 @@
+// The contract between management's HTTP side (routes, state, auth) and its dataplane side (the IPC
+// server that tracks every connected dataplane, runs policy transactions, and keeps what the
+// dashboard, flows view, metrics and dry-run need).
+
+import type { GatekeeperEvent } from '../../events';
+import type { FlowFilter, FlowRecord } from '../../ipc/messages';
+
+export interface PortStatus {
+  name: string;
+  link: string;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Sum of all drop reasons. */
+  dropped: number;
+  droppedByReason: Record<string, number>;
+  rxPps: number;
+  rxBps: number;
+}
+
+export interface PairStatus {
+  pair: string;
+  connected: boolean;
+  pid: number;
+  generation: number;
+  policyHash: string;
+  mode: 'enforce' | 'monitor';
+  uptimeMs: number;
+  /** Epoch ms of the last message from this dataplane. */
+  lastSeen: number;
+  ports: { inside: PortStatus; outside: PortStatus };
+  flows: { active: number; capacity: number; created: number; evicted: number };
+  rates: { allowedPps: number; deniedPps: number; rxPps: number; rxBps: number };
+}
+
+export interface HistoryPoint {
+  /** Epoch ms. */
+  t: number;
+  rxPps: number;
+  rxBps: number;
+  allowedPps: number;
+  deniedPps: number;
+}
+
+export interface TopDeniedEntry {
+  pair: string;
+  src: string;
+  srcGroups: string[];
+  dst: string;
+  dstGroups: string[];
+  proto: string;
+  dstPort: number;
+  rule: string;
+  action: 'deny' | 'reject';
+  count: number;
+  /** ISO time. */
+  lastSeen: string;
+}
+
+export type PairFlowRecord = FlowRecord & { pair: string };
+
+export interface FlowsResult {
+  flows: PairFlowRecord[];
+  matched: number;
+  total: number;
+}
+
+export type ApplyResult =
+  | { ok: true; pairs: { pair: string; generation: number }[] }
+  | { ok: false; error: string; details: { pair: string; error: string }[] };
+
+export interface DryRunChange {
+  pair: string;
+  proto: string;
+  src: string;
+  srcPort: number;
+  dst: string;
+  dstPort: number;
+  before: { rule: string; action: string };
+  after: { rule: string; action: string };
+}
+
+export interface DryRunResult {
+  /** Recently observed flows checked. */
+  observed: number;
+  changes: DryRunChange[];
+}
+
+export interface DataplaneHub {
+  /** Start listening on the Unix socket (removing a stale socket file first). */
+  listen(): Promise<void>;
+  /** Every pair seen since start, connected or not. */
+  pairs(): PairStatus[];
+  /** One point per second, at most the last 15 minutes. */
+  history(pair: string, seconds: number): HistoryPoint[];
+  topDenied(limit: number): TopDeniedEntry[];
+  /** Asks every connected dataplane (or one pair) for its flows. */
+  flows(filter: FlowFilter & { pair?: string }, limit: number): Promise<FlowsResult>;
+  /**
+   * Two-phase apply to every connected dataplane: prepare everywhere, commit only when all prepared.
+   * On any refusal or timeout every dataplane is told to abort and keeps its old policy.
+   */
+  apply(text: string, source: string): Promise<ApplyResult>;
+  /** The policy management considers active: pushed (same transaction) to dataplanes that connect running another one. */
+  setActivePolicy(text: string, hash: string): void;
+  /** Which recently observed flows (last hour, bounded) would change verdict from `activeText` to `candidateText`. */
+  dryRun(activeText: string, candidateText: string): DryRunResult;
+  /** Events arriving from dataplanes, and the hub's own (dataplane.connected/disconnected, events.dropped). */
+  onEvent(listener: (event: GatekeeperEvent) => void): void;
+  /** Prometheus text for per-port, per-reason and per-rule counters (prom-client registry). */
+  metrics(): Promise<string>;
+  close(): Promise<void>;
+}

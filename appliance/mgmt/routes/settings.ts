@@ -1,0 +1,108 @@
+// Settings: syslog targets (operator+), metrics token and session timeout (admin).
+// TLS client keys and certificates are stored but never sent back: clients see hasKey/hasCert and
+// send hasKey: true / hasCert: true to keep what is stored.
+
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { hashMetricsToken } from '../auth/access';
+import * as s from '../schemas';
+import { validateTarget } from '../siem/exporter';
+import type { SyslogTarget, SyslogTlsOptions } from '../siem/types';
+import { HttpError, sessionOf, type MgmtContext } from './context';
+
+type TlsInput = SyslogTlsOptions & { hasKey?: boolean; hasCert?: boolean };
+type TargetInput = Omit<SyslogTarget, 'tls'> & { tls?: TlsInput };
+
+export function publicTarget(t: SyslogTarget) {
+  const { tls, ...rest } = t;
+  if (!tls) return rest;
+  return { ...rest, tls: { ca: tls.ca, serverName: tls.serverName, hasKey: tls.key !== undefined, hasCert: tls.cert !== undefined } };
+}
+
+/** The target to store, keeping the previously stored key/cert where the client asks to. */
+function storedTarget(input: TargetInput, index: number, previous: SyslogTarget | undefined): SyslogTarget {
+  const { tls, ...rest } = input;
+  if (!tls) return rest;
+  const where = `targets[${index}].tls`;
+  const keep = (given: string | undefined, keepStored: boolean | undefined, stored: string | undefined, field: string) => {
+    if (given !== undefined || !keepStored) return given;
+    if (stored === undefined) throw new HttpError(400, `${where}.has${field}: there is no stored ${field.toLowerCase()} to keep`);
+    return stored;
+  };
+  const key = keep(tls.key, tls.hasKey, previous?.tls?.key, 'Key');
+  const cert = keep(tls.cert, tls.hasCert, previous?.tls?.cert, 'Cert');
+  if ((key === undefined) !== (cert === undefined)) throw new HttpError(400, `${where}: a client key needs its certificate, and the reverse`);
+  const out: SyslogTlsOptions = {};
+  if (tls.ca !== undefined) out.ca = tls.ca;
+  if (tls.serverName !== undefined) out.serverName = tls.serverName;
+  if (key !== undefined && cert !== undefined) Object.assign(out, { key, cert });
+  return { ...rest, tls: out };
+}
+
+export function settingsRoutes(app: FastifyInstance, ctx: MgmtContext): void {
+  const audit = (req: FastifyRequest, action: string, detail: string) =>
+    ctx.audit({ type: 'admin.change', severity: 'notice', user: sessionOf(req).user, from: req.ip, action, detail });
+
+  app.get('/api/v1/settings', {
+    schema: { summary: 'Settings', response: s.responses({ 200: s.settingsResponse }) },
+    config: { role: 'viewer' },
+  }, async () => {
+    const st = ctx.store.settings();
+    return { syslog: { targets: st.syslog.targets.map(publicTarget) }, metricsToken: st.metricsTokenHash !== null,
+      sessionTimeoutMin: st.sessionTimeoutMin };
+  });
+
+  app.put('/api/v1/settings/syslog', {
+    schema: { summary: 'Replace the syslog targets', body: s.syslogBody, response: s.responses({ 200: s.syslogResponse }) },
+    config: { role: 'operator' },
+  }, async (req: FastifyRequest<{ Body: { targets: TargetInput[] } }>) => {
+    const st = ctx.store.settings();
+    const seen = new Set<string>();
+    const targets = req.body.targets.map((t, i) => {
+      if (seen.has(t.name)) throw new HttpError(400, `targets[${i}].name: '${t.name}' is used by another target`);
+      seen.add(t.name);
+      const target = storedTarget(t, i, st.syslog.targets.find((old) => old.name === t.name));
+      const problems = validateTarget(target);
+      if (problems.length) throw new HttpError(400, `targets[${i}]: ${problems.join('; ')}`);
+      return target;
+    });
+    ctx.store.saveSettings({ ...st, syslog: { targets } });
+    ctx.sink.configure(targets);
+    audit(req, 'settings.syslog', targets.map((t) => `${t.name}=${t.transport}://${t.host}:${t.port}${t.enabled ? '' : ' (disabled)'}`).join(', ') || 'no targets');
+    return { targets: targets.map(publicTarget) };
+  });
+
+  app.post('/api/v1/settings/syslog/test', {
+    schema: { summary: 'Send a test message to one target', body: s.syslogTestBody, response: s.responses({ 200: s.syslogTestResponse }) },
+    config: { role: 'operator' },
+  }, async (req: FastifyRequest<{ Body: { target: string } }>) => {
+    const name = req.body.target;
+    if (!ctx.store.settings().syslog.targets.some((t) => t.name === name)) throw new HttpError(404, `target: no syslog target '${name}'`);
+    return ctx.sink.sendTest(name);
+  });
+
+  app.get('/api/v1/settings/syslog/status', {
+    schema: { summary: 'Delivery status per syslog target', response: s.responses({ 200: s.syslogStatusResponse }) },
+    config: { role: 'viewer' },
+  }, async () => ({ targets: ctx.sink.status() }));
+
+  app.put('/api/v1/settings/metrics-token', {
+    schema: { summary: 'Set (or with null remove) the bearer token that may read /metrics', body: s.metricsTokenBody,
+      response: s.responses({ 204: s.noContent }) },
+    config: { role: 'admin' },
+  }, async (req: FastifyRequest<{ Body: { token: string | null } }>, reply) => {
+    const { token } = req.body;
+    ctx.store.saveSettings({ ...ctx.store.settings(), metricsTokenHash: token === null ? null : hashMetricsToken(token) });
+    audit(req, 'settings.metrics_token', token === null ? 'removed' : 'set');
+    return reply.code(204).send();
+  });
+
+  app.put('/api/v1/settings/session', {
+    schema: { summary: 'Session idle timeout', body: s.sessionSettingsBody, response: s.responses({ 200: s.sessionSettingsResponse }) },
+    config: { role: 'admin' },
+  }, async (req: FastifyRequest<{ Body: { sessionTimeoutMin: number } }>) => {
+    const { sessionTimeoutMin } = req.body;
+    ctx.store.saveSettings({ ...ctx.store.settings(), sessionTimeoutMin });
+    audit(req, 'settings.session', `idle timeout ${sessionTimeoutMin} min`);
+    return { sessionTimeoutMin };
+  });
+}

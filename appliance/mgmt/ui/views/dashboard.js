@@ -1,0 +1,290 @@
+// Dashboard: one card per port pair (connection, mode, policy, ports and links, live rates, charts of
+// the last 5 minutes) and the top denied flows. Refreshed every second while the tab is visible.
+
+import {
+  badge, formatBps, formatCount, formatDuration, formatSi, formatTime, h, replace, service, shortHash, table, timeCell, poll,
+} from '../lib.js';
+
+/** Seconds of history the charts show. */
+const WINDOW_S = 300;
+/** A pair whose last report is older than this is shown as stale. */
+const STALE_MS = 5000;
+
+const colours = { allowed: '#1a7f37', denied: '#cf222e', traffic: '#0969da' };
+
+/**
+ * @typedef {object} HistoryPoint
+ * @property {number} t epoch ms
+ * @property {number} rxPps
+ * @property {number} rxBps
+ * @property {number} allowedPps
+ * @property {number} deniedPps
+ */
+
+/**
+ * Everything drawn for one pair, built once and updated in place (no flicker, focus kept).
+ * @typedef {object} PairCard
+ * @property {HTMLElement} el
+ * @property {HTMLElement} header
+ * @property {HTMLElement} numbers
+ * @property {HTMLElement} ports
+ * @property {HTMLElement} ppsChart
+ * @property {HTMLElement} bpsChart
+ * @property {any} pps uPlot instance (null until the first history arrives)
+ * @property {any} bps
+ * @property {HistoryPoint[]} points
+ * @property {boolean} loaded whether the full window was fetched once
+ */
+
+/**
+ * @param {HTMLElement} root
+ * @param {import('../app.js').ViewContext} ctx
+ */
+export function mount(root, ctx) {
+  const pairsEl = h('div', { class: 'pairs' });
+  const deniedFilter = /** @type {HTMLInputElement} */ (h('input', { type: 'search', id: 'denied-filter', placeholder: 'address, rule, port…' }));
+  const deniedEl = h('div');
+  const updated = h('span', { class: 'muted', 'aria-live': 'off' });
+  replace(root,
+    h('div', { class: 'page-head' }, h('h1', null, 'Dashboard'), updated),
+    pairsEl,
+    h('section', { class: 'card', 'aria-labelledby': 'denied-title' },
+      h('div', { class: 'card-head' },
+        h('h2', { id: 'denied-title' }, 'Top denied flows (last hour)'),
+        h('div', { class: 'inline-field' }, h('label', { for: 'denied-filter' }, 'Filter'), deniedFilter)),
+      deniedEl));
+
+  /** @type {Map<string, PairCard>} */
+  const cards = new Map();
+  /** @type {any[]} */
+  let denied = [];
+  let tick = 0;
+  const resize = new ResizeObserver(() => {
+    for (const card of cards.values()) sizeCharts(card);
+  });
+
+  const renderDenied = () => {
+    const q = deniedFilter.value.trim().toLowerCase();
+    const rows = denied.filter((d) => !q || [d.pair, d.src, d.dst, d.rule, d.action, d.proto, String(d.dstPort), ...d.srcGroups, ...d.dstGroups]
+      .some((v) => String(v).toLowerCase().includes(q)));
+    replace(deniedEl, table('Top denied flows',
+      ['Last seen', 'Pair', 'Source', 'Destination', 'Service', 'Rule', 'Action', 'Packets'],
+      rows.map((d) => [
+        timeCell(d.lastSeen),
+        h('span', { class: 'nowrap' }, d.pair),
+        withGroups(d.src, d.srcGroups),
+        withGroups(d.dst, d.dstGroups),
+        h('code', null, service(d.proto, d.dstPort)),
+        h('code', { class: 'nowrap' }, d.rule),
+        badge(d.action, 'bad'),
+        h('span', { class: 'num' }, formatCount(d.count)),
+      ]),
+      q ? 'No denied flow matches the filter.' : 'Nothing was denied in the last hour.'));
+  };
+  deniedFilter.addEventListener('input', renderDenied);
+
+  const refresh = async () => {
+    const status = await ctx.api('GET', '/status');
+    /** @type {any[]} */
+    const pairs = status.pairs ?? [];
+    if (pairs.length === 0) {
+      replace(pairsEl, h('section', { class: 'card empty-state' },
+        h('h2', null, 'No port pair has connected yet'),
+        h('p', null, 'Each port pair runs its own dataplane (', h('code', null, 'gatekeeper run --inside IF --outside IF --policy FILE --mgmt-socket SOCKET'),
+          '). It appears here as soon as it connects to the management socket.')));
+      cards.clear();
+    }
+    for (const pair of pairs) {
+      let card = cards.get(pair.pair);
+      if (!card) {
+        if (cards.size === 0) replace(pairsEl);
+        card = createCard(pair.pair);
+        cards.set(pair.pair, card);
+        pairsEl.appendChild(card.el);
+        resize.observe(card.ppsChart);
+      }
+      updateCard(card, pair, status.policy);
+      const history = await ctx.api('GET', `/status/history?pair=${encodeURIComponent(pair.pair)}&seconds=${card.loaded ? 10 : WINDOW_S}`);
+      mergeHistory(card, history.points ?? []);
+      card.loaded = true;
+      drawCharts(card);
+    }
+    // The denied list changes slowly (summaries), so every 5 s is enough.
+    if (tick % 5 === 0) {
+      denied = (await ctx.api('GET', '/denied/top?limit=10')).entries ?? [];
+      renderDenied();
+    }
+    tick++;
+    updated.textContent = `Updated ${formatTime(Date.now())}`;
+  };
+
+  const stop = poll(1000, refresh, (err) => {
+    updated.textContent = '';
+    updated.appendChild(badge('not updating', 'bad', String(err instanceof Error ? err.message : err)));
+  });
+  return () => {
+    stop();
+    resize.disconnect();
+    for (const card of cards.values()) {
+      card.pps?.destroy();
+      card.bps?.destroy();
+    }
+  };
+}
+
+/**
+ * @param {string} address
+ * @param {string[]} groups
+ */
+function withGroups(address, groups) {
+  return h('span', null, h('code', null, address), groups.length ? h('span', { class: 'groups' }, ` ${groups.join(', ')}`) : null);
+}
+
+/** @param {string} name */
+function createCard(name) {
+  const header = h('div', { class: 'card-head pair-head' });
+  const numbers = h('div', { class: 'numbers' });
+  const ports = h('div', { class: 'ports' });
+  const ppsChart = h('div', { class: 'chart', role: 'img', 'aria-label': `Allowed and denied packets per second on ${name}, last 5 minutes` });
+  const bpsChart = h('div', { class: 'chart', role: 'img', 'aria-label': `Received bits per second on ${name}, last 5 minutes` });
+  const el = h('section', { class: 'card pair', 'aria-label': `Port pair ${name}` },
+    header, numbers,
+    h('div', { class: 'charts' },
+      h('figure', null, h('figcaption', null, 'Packets per second: ', h('span', { class: 'text-ok' }, 'allowed'), ' / ', h('span', { class: 'text-bad' }, 'denied')), ppsChart),
+      h('figure', null, h('figcaption', null, 'Received traffic (bit/s)'), bpsChart)),
+    ports);
+  return /** @type {PairCard} */ ({ el, header, numbers, ports, ppsChart, bpsChart, pps: null, bps: null, points: [], loaded: false });
+}
+
+/**
+ * @param {PairCard} card
+ * @param {any} pair PairStatus
+ * @param {any} policy the active policy ({version, hash, ...}) or null
+ */
+function updateCard(card, pair, policy) {
+  const stale = pair.connected && Date.now() - pair.lastSeen > STALE_MS;
+  const sameAsActive = policy && pair.policyHash === policy.hash;
+  replace(card.header,
+    h('h2', null, pair.pair),
+    pair.connected
+      ? badge(stale ? `no report for ${formatDuration(Date.now() - pair.lastSeen)}` : 'connected', stale ? 'warn' : 'ok')
+      : badge('disconnected', 'bad', `last seen ${formatTime(pair.lastSeen)}`),
+    pair.mode === 'monitor'
+      ? badge('monitor mode: nothing blocked', 'warn', 'Would-be drops are counted and forwarded')
+      : badge('enforcing', 'ok'),
+    h('span', { class: sameAsActive ? 'meta' : 'meta text-bad', title: `policy hash ${pair.policyHash}` },
+      pair.policyVersion !== null && pair.policyVersion !== undefined ? `policy v${pair.policyVersion}` : `policy ${shortHash(pair.policyHash)} (not a stored version)`,
+      policy && !sameAsActive ? ' · differs from the active policy' : ''),
+    h('span', { class: 'meta' }, `generation ${pair.generation} · pid ${pair.pid} · up ${formatDuration(pair.uptimeMs)}`));
+
+  replace(card.numbers,
+    bigNumber('Allowed', formatSi(pair.rates.allowedPps), 'packets/s', 'ok'),
+    bigNumber('Denied', formatSi(pair.rates.deniedPps), 'packets/s', pair.rates.deniedPps > 0 ? 'bad' : 'plain'),
+    bigNumber('Received', formatSi(pair.rates.rxPps), 'packets/s', 'plain'),
+    bigNumber('Throughput', formatBps(pair.rates.rxBps), '', 'plain'),
+    bigNumber('Active flows', formatCount(pair.flows.active), `of ${formatCount(pair.flows.capacity)} · ${formatCount(pair.flows.evicted)} evicted`, 'plain'));
+
+  replace(card.ports, ['outside', 'inside'].map((side) => portPanel(side, pair.ports[side])));
+}
+
+/**
+ * @param {string} label
+ * @param {string} value
+ * @param {string} unit
+ * @param {'ok' | 'bad' | 'plain'} kind
+ */
+function bigNumber(label, value, unit, kind) {
+  return h('div', { class: `big big-${kind}` },
+    h('div', { class: 'big-label' }, label),
+    h('div', { class: 'big-value' }, value),
+    h('div', { class: 'big-unit' }, unit));
+}
+
+/**
+ * @param {string} side
+ * @param {any} port PortStatus
+ */
+function portPanel(side, port) {
+  if (!port) return h('div', { class: 'port' }, h('h3', null, side), 'no data');
+  const up = port.link === 'up';
+  const reasons = Object.entries(port.droppedByReason ?? {}).filter(([, n]) => n > 0);
+  return h('div', { class: 'port' },
+    h('h3', null, `${side === 'inside' ? 'Inside' : 'Outside'} port `, h('code', null, port.name), ' ', badge(`link ${port.link}`, up ? 'ok' : 'bad')),
+    h('dl', { class: 'kv' },
+      h('dt', null, 'Receiving'), h('dd', null, `${formatSi(port.rxPps)} packets/s · ${formatBps(port.rxBps)}`),
+      h('dt', null, 'Received'), h('dd', null, `${formatCount(port.rxPackets)} packets · ${formatSi(port.rxBytes, 'B')}`),
+      h('dt', null, 'Sent'), h('dd', null, `${formatCount(port.txPackets)} packets · ${formatSi(port.txBytes, 'B')}`),
+      h('dt', null, 'Dropped'), h('dd', { class: port.dropped > 0 ? 'text-bad' : '' }, formatCount(port.dropped),
+        reasons.length ? h('span', { class: 'muted' }, ` (${reasons.map(([r, n]) => `${r} ${formatCount(n)}`).join(', ')})`) : null)));
+}
+
+/**
+ * Append new points (by time) and keep the window.
+ * @param {PairCard} card
+ * @param {HistoryPoint[]} points
+ */
+function mergeHistory(card, points) {
+  const last = card.points.length ? card.points[card.points.length - 1].t : -Infinity;
+  for (const p of points) if (p.t > last) card.points.push(p);
+  const cutoff = Date.now() - WINDOW_S * 1000;
+  const first = card.points.findIndex((p) => p.t >= cutoff);
+  if (first > 0) card.points.splice(0, first);
+}
+
+/** @param {PairCard} card */
+function drawCharts(card) {
+  const uPlot = /** @type {any} */ (window).uPlot;
+  if (!uPlot) return;
+  const t = card.points.map((p) => p.t / 1000);
+  const ppsData = [t, card.points.map((p) => p.allowedPps), card.points.map((p) => p.deniedPps)];
+  const bpsData = [t, card.points.map((p) => p.rxBps)];
+  if (!card.pps) {
+    const width = chartWidth(card.ppsChart);
+    const grid = { stroke: '#57606a', grid: { stroke: '#eaeef2' }, ticks: { stroke: '#d0d7de' } };
+    // Local clock time on the x axis and in the legend, like every other time in the UI.
+    const timeAxis = { ...grid, values: (/** @type {any} */ _u, /** @type {number[]} */ ticks) => ticks.map((t) => clock(t)) };
+    const siAxis = { ...grid, size: 64, values: (/** @type {any} */ _u, /** @type {number[]} */ ticks) => ticks.map((v) => formatSi(v)) };
+    /** @param {(v: number) => string} format */
+    const legend = (format) => (/** @type {any} */ _u, /** @type {number | null} */ v) => (v === null || v === undefined ? '—' : format(v));
+    const timeSeries = { label: 'Time', value: legend((t) => formatTime(t * 1000)) };
+    const base = { width, height: 180, axes: [timeAxis, siAxis] };
+    card.pps = new uPlot({
+      ...base,
+      scales: { x: { time: true }, y: { range: (/** @type {any} */ _u, /** @type {number} */ _min, /** @type {number} */ max) => [0, Math.max(10, max * 1.1)] } },
+      series: [
+        timeSeries,
+        { label: 'Allowed', stroke: colours.allowed, fill: 'rgba(26,127,55,0.08)', width: 2, points: { show: false }, value: legend((v) => `${formatSi(v)} pps`) },
+        { label: 'Denied', stroke: colours.denied, fill: 'rgba(207,34,46,0.08)', width: 2, points: { show: false }, value: legend((v) => `${formatSi(v)} pps`) },
+      ],
+    }, ppsData, card.ppsChart);
+    card.bps = new uPlot({
+      ...base,
+      scales: { x: { time: true }, y: { range: (/** @type {any} */ _u, /** @type {number} */ _min, /** @type {number} */ max) => [0, Math.max(1000, max * 1.1)] } },
+      series: [
+        timeSeries,
+        { label: 'Received', stroke: colours.traffic, fill: 'rgba(9,105,218,0.08)', width: 2, points: { show: false }, value: legend(formatBps) },
+      ],
+    }, bpsData, card.bpsChart);
+  } else {
+    card.pps.setData(ppsData);
+    card.bps.setData(bpsData);
+  }
+}
+
+/** "14:03:07" local, from epoch seconds. @param {number} seconds */
+function clock(seconds) {
+  return formatTime(seconds * 1000).slice(11);
+}
+
+/** @param {HTMLElement} el */
+function chartWidth(el) {
+  return Math.max(240, Math.floor(el.getBoundingClientRect().width));
+}
+
+/** @param {PairCard} card */
+function sizeCharts(card) {
+  if (!card.pps) return;
+  const width = chartWidth(card.ppsChart);
+  card.pps.setSize({ width, height: 180 });
+  card.bps.setSize({ width, height: 180 });
+}
