@@ -1,9 +1,10 @@
-// Wire benchmark (root): one namespace lab, three ways through the appliance namespace, measured the
+// Wire benchmark (root): one namespace lab, four ways through the appliance namespace, measured the
 // same way: (a) the Linux kernel bridge, (b) the kernel bridge with an nftables bridge-family ruleset
 // equivalent to the bench policy, (c) the gatekeeper with its default batched port I/O, (d) the
 // gatekeeper with `cap` port I/O, one frame per call (the fallback, and the baseline before
 // batching). For each: the lossless 64-byte rate (trafgen at a set rate, counted at the server's
-// eth0), TCP throughput (iperf3) and ping latency.
+// eth0), TCP throughput (iperf3, the median of TCP_ROUNDS runs interleaved across the paths) and
+// ping latency.
 //
 //   npm run bench:wire [-- --json]
 
@@ -23,6 +24,8 @@ const LOSS_LIMIT = 0.001;
 /** Bisection steps after the full-speed probes: the bracket shrinks to 1/128 of the probe rate. */
 const SEARCH_STEPS = 7;
 const IPERF_SECONDS = 5;
+/** TCP runs per path, interleaved across the paths (bridge, nft, gk, gk, bridge, ...); the median counts. */
+const TCP_ROUNDS = 3;
 const PINGS = 300;
 
 const BENCH_POLICY = `# Wire benchmark policy: the lab's client may reach the server's test services.
@@ -97,8 +100,12 @@ interface PathResult {
   /** True when the sender could not go faster and lost nothing: the path's limit is higher. */
   senderBound: boolean;
   steps: RateStep[];
+  /** Median of the TCP samples (received bit rate) and the retransmits of that sample. */
   tcpBps: number;
   tcpRetransmits: number;
+  /** Every TCP run, in the order taken (one per round). */
+  tcpSamplesBps: number[];
+  tcpRetransmitSamples: number[];
   pingP50Ms: number;
   pingP99Ms: number;
   pingLost: number;
@@ -188,11 +195,54 @@ function pingLatency(lab: Lab): { p50: number; p99: number; lost: number } {
   return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), lost: PINGS - times.length };
 }
 
-async function measurePath(lab: Lab, path: string, config: string, note?: string): Promise<PathResult> {
-  const rate = await lossless64(lab, config);
-  const tcp = tcpThroughput(lab);
-  const ping = pingLatency(lab);
-  return { path, ...rate, tcpBps: tcp.bps, tcpRetransmits: tcp.retransmits, pingP50Ms: ping.p50, pingP99Ms: ping.p99, pingLost: ping.lost, note };
+/** One way through the appliance namespace: set it up, take it down again. */
+interface PathSetup {
+  path: string;
+  up(): Promise<void>;
+  down(): Promise<void>;
+  /** Said once after the first round (what the path did, how it is configured). */
+  note?(): Promise<string | undefined>;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/**
+ * Round 1 measures every path fully (64-byte rate, one TCP run, ping); rounds 2..TCP_ROUNDS only
+ * take one more TCP run per path, in the same path order, so that slow drifts of the box's load hit
+ * every path alike. The TCP result of a path is the median of its runs.
+ */
+async function measurePaths(lab: Lab, config: string, setups: PathSetup[], log: (line: string) => void): Promise<PathResult[]> {
+  const results: PathResult[] = [];
+  for (let round = 1; round <= TCP_ROUNDS; round++) {
+    for (const [i, setup] of setups.entries()) {
+      log(`round ${round}/${TCP_ROUNDS}: ${setup.path} ...`);
+      await setup.up();
+      try {
+        if (round === 1) {
+          const rate = await lossless64(lab, config);
+          const tcp = tcpThroughput(lab);
+          const ping = pingLatency(lab);
+          results.push({ path: setup.path, ...rate, tcpBps: 0, tcpRetransmits: 0, tcpSamplesBps: [tcp.bps],
+            tcpRetransmitSamples: [tcp.retransmits], pingP50Ms: ping.p50, pingP99Ms: ping.p99, pingLost: ping.lost,
+            note: await setup.note?.() });
+        } else {
+          const tcp = tcpThroughput(lab);
+          results[i].tcpSamplesBps.push(tcp.bps);
+          results[i].tcpRetransmitSamples.push(tcp.retransmits);
+        }
+      } finally {
+        await setup.down();
+      }
+    }
+  }
+  for (const r of results) {
+    r.tcpBps = median(r.tcpSamplesBps);
+    r.tcpRetransmits = r.tcpRetransmitSamples[r.tcpSamplesBps.indexOf(r.tcpBps)];
+  }
+  return results;
 }
 
 /**
@@ -234,43 +284,62 @@ async function run(lab: Lab, log: (line: string) => void): Promise<PathResult[]>
   lab.spawn(lab.server, ['iperf3', '-s', '-B', labAddresses.server4, '-p', String(IPERF_PORT)]);
   await sleep(300);
 
-  const results: PathResult[] = [];
-  log('(a) Linux bridge ...');
-  lab.bridgePorts();
-  results.push(await measurePath(lab, 'bridge', config));
-
-  log('(b) Linux bridge + nftables ...');
-  const { stateful } = loadNft(lab);
-  results.push(await measurePath(lab, 'bridge+nft', config,
-    stateful ? 'stateful (ct state established,related)' : 'STATELESS: bridge conntrack (nf_conntrack_bridge) unavailable, replies allowed by port'));
-  lab.unbridgePorts();
-
-  log('(c) gatekeeper, batched port I/O ...');
-  results.push(await measureGatekeeper(lab, policyPath, config, 'batched'));
-  log('(d) gatekeeper, cap port I/O (one frame per call) ...');
-  results.push(await measureGatekeeper(lab, policyPath, config, 'cap'));
-  return results;
+  let nftNote = '';
+  const setups: PathSetup[] = [
+    { path: 'bridge', up: async () => lab.bridgePorts(), down: async () => lab.unbridgePorts() },
+    {
+      path: 'bridge+nft',
+      up: async () => {
+        lab.bridgePorts();
+        const { stateful } = loadNft(lab);
+        nftNote = stateful ? 'stateful (ct state established,related)'
+          : 'STATELESS: bridge conntrack (nf_conntrack_bridge) unavailable, replies allowed by port';
+      },
+      down: async () => lab.unbridgePorts(),
+      note: async () => nftNote,
+    },
+    gatekeeperSetup(lab, policyPath, 'batched'),
+    gatekeeperSetup(lab, policyPath, 'cap'),
+  ];
+  // TEMPORARY A/B: BENCH_WIRE_B="VAR=value ..." adds gk-B, the batched dataplane with that environment.
+  const variant = process.env.BENCH_WIRE_B;
+  if (variant) setups.splice(3, 0, gatekeeperSetup(lab, policyPath, 'batched', 'gk-B', variant));
+  return measurePaths(lab, config, setups, log);
 }
 
-/** Runs the dataplane with the port I/O `io` (through the environment it inherits), measures, stops it. */
-async function measureGatekeeper(lab: Lab, policyPath: string, config: string, io: PortIo): Promise<PathResult> {
-  process.env[PORT_IO_ENV] = io;
-  let dataplane: ChildProcess;
-  try {
-    dataplane = await lab.startDataplane(policyPath);
-  } finally {
-    delete process.env[PORT_IO_ENV];
-  }
-  const result = await measurePath(lab, `gk-${io}`, config);
-  const stats = await lab.freshStats();
-  const drops = Object.values(stats.ports.outside.dropped).reduce((a, b) => a + b, 0) +
-    Object.values(stats.ports.inside.dropped).reduce((a, b) => a + b, 0);
-  const sendErrors = stats.ports.outside.send_errors + stats.ports.inside.send_errors;
-  result.note = `drops during the run: ${drops}, send errors: ${sendErrors}, flows tracked: ${stats.flows.active}`;
-  const exited = new Promise((resolve) => dataplane.once('exit', resolve));
-  dataplane.kill('SIGTERM');
-  await Promise.race([exited, sleep(5000)]);
-  return result;
+/** The dataplane with the port I/O `io` (through the environment it inherits) between the ports. */
+function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo, name = `gk-${io}`, extraEnv = ''): PathSetup {
+  let dataplane: ChildProcess | undefined;
+  const extra = extraEnv.split(/\s+/).filter(Boolean).map((kv) => kv.split('=') as [string, string]);
+  return {
+    path: name,
+    up: async () => {
+      process.env[PORT_IO_ENV] = io;
+      for (const [k, v] of extra) process.env[k] = v;
+      try {
+        dataplane = await lab.startDataplane(policyPath);
+      } finally {
+        delete process.env[PORT_IO_ENV];
+        for (const [k] of extra) delete process.env[k];
+      }
+    },
+    down: async () => {
+      if (dataplane === undefined) return;
+      const child = dataplane;
+      dataplane = undefined;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+    },
+    note: async () => {
+      const stats = await lab.freshStats();
+      const drops = Object.values(stats.ports.outside.dropped).reduce((a, b) => a + b, 0) +
+        Object.values(stats.ports.inside.dropped).reduce((a, b) => a + b, 0);
+      const sendErrors = stats.ports.outside.send_errors + stats.ports.inside.send_errors;
+      return `drops during the run: ${drops}, send errors: ${sendErrors}, flows tracked: ${stats.flows.active}`;
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -295,6 +364,7 @@ async function main(): Promise<void> {
   let results: PathResult[];
   try {
     log(`gatekeeper wire bench: lab ${lab.id}, 64-byte UDP steps of ${STEP_SECONDS} s, loss limit ${LOSS_LIMIT * 100} %, ` +
+      `TCP median of ${TCP_ROUNDS} interleaved runs of ${IPERF_SECONDS} s, ` +
       `load average ${loadavg()[0].toFixed(2)}`);
     results = await run(lab, log);
   } finally {
@@ -332,6 +402,8 @@ async function main(): Promise<void> {
   log('');
   for (const r of results) {
     log(`  ${r.path} 64B steps (offered kpps → loss %): ${r.steps.map((s) => `${(s.pps / 1e3).toFixed(0)}→${(s.loss * 100).toFixed(2)}`).join('  ')}`);
+    log(`    TCP runs (Mbit/s, retransmits): ${r.tcpSamplesBps.map((b, i) => `${(b / 1e6).toFixed(0)} (${r.tcpRetransmitSamples[i]})`).join('  ')}` +
+      ` → median ${(r.tcpBps / 1e6).toFixed(0)}`);
     if (r.note) log(`    ${r.note}`);
   }
   log(`\ndone in ${report.wire.seconds} s; lab removed`);

@@ -357,10 +357,8 @@ export class MgmtLink {
       const dropped = this.droppedUnreported;
       if (this.queue.length === 0 && dropped === 0) return;
       const events = this.queue.take(this.batchSize);
-      if (dropped > 0) {
-        events.unshift({ type: 'events.dropped', time: new Date().toISOString(), severity: 'warning', pair: this.options.hello().pair, count: dropped });
-        this.droppedUnreported = 0;
-      }
+      // Management turns the count into the events.dropped event (one place for that concept).
+      this.droppedUnreported = 0;
       this.send({ type: 'events', events, dropped });
       this.counterValues.eventsSent += events.length;
     }

@@ -74,7 +74,8 @@ export function keyFromQuoted(key: FlowKey, q: QuotedPacket, vlan: number, sport
   key.hash = hashKey(key, seed);
 }
 
-function mix(h: number, k: number): number {
+/** murmur3 mixing step (also used by the deny summary's table). */
+export function mix(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);
   k = (k << 15) | (k >>> 17);
   k = Math.imul(k, 0x1b873593);
@@ -95,11 +96,15 @@ export function hashKey(key: FlowTuple, seed: number): number {
     for (let i = 0; i < 4; i++) h = mix(h, key.b6[i]);
   }
   h = mix(h, (key.portA << 16) | key.portB);
+  return finish(h);
+}
+
+/** murmur3 finalizer. An int32 is a small integer in V8: a Map key that needs no heap number per packet. */
+export function finish(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  // An int32 is a small integer in V8: a Map key that needs no heap number per packet.
   return h | 0;
 }

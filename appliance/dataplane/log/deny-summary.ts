@@ -4,6 +4,7 @@
 // packets that find the table full are counted as overflow.
 
 import { Family } from '../decode/packet';
+import { finish, mix } from '../flow/flow-key';
 
 /** Keys per interval; beyond this, denied packets are only counted as overflow. */
 export const DENY_SUMMARY_KEYS = 4096;
@@ -174,22 +175,4 @@ export class DenySummary {
     return s[at] === src6[0] && s[at + 1] === src6[1] && s[at + 2] === src6[2] && s[at + 3] === src6[3] &&
       d[at] === dst6[0] && d[at + 1] === dst6[1] && d[at + 2] === dst6[2] && d[at + 3] === dst6[3];
   }
-}
-
-// murmur3 mixing steps.
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function finish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
 }

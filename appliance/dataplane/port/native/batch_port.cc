@@ -15,6 +15,8 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -110,6 +112,16 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       pcap_close(p);
       return Throw(env, "pcap: no selectable descriptor");
     }
+    // A/B knobs (temporary).
+    if (const char* v = getenv("GK_QDISC_BYPASS"); v != nullptr && v[0] == '1') {
+      int one = 1;
+      setsockopt(fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+    }
+    if (const char* v = getenv("GK_SNDBUF"); v != nullptr) {
+      int bytes = atoi(v);
+      setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes));
+    }
+    if (const char* v = getenv("GK_DRAIN"); v != nullptr) drain_rounds_ = atoi(v);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     if (uv_poll_init(loop, &poll_, fd_) != 0 || uv_async_init(loop, &sent_async_, OnSentAsync) != 0) {
@@ -156,14 +168,15 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     if (status < 0 || self->closing_) return;
     Napi::Env env(self->env_);
     Napi::HandleScope scope(env);
-    for (int round = 0; round < kBatchesPerWakeup && !self->closing_; round++) {
+    int rounds = self->drain_rounds_ > 0 ? self->drain_rounds_ : kBatchesPerWakeup;
+    for (int round = 0; round < rounds && !self->closing_; round++) {
       self->batch_ = 0;
       int n = pcap_dispatch(self->pcap_, self->slots_, OnFrame, reinterpret_cast<u_char*>(self));
       if (self->batch_ > 0) {
         self->on_batch_.MakeCallback(env.Global(), {Napi::Number::New(env, self->batch_)}, *self->context_);
         if (!self->Healthy(env)) return;
       }
-      if (n < self->slots_) break;  // the ring is empty (or the capture failed: the next wakeup says so)
+      if (self->drain_rounds_ > 0 ? n <= 0 : n < self->slots_) break;  // the ring is empty (or the capture failed: the next wakeup says so)
     }
   }
 
@@ -418,6 +431,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   uint32_t slot_bytes_ = 0;
   int slots_ = 0;
   int batch_ = 0;
+  int drain_rounds_ = 0;
   Napi::ObjectReference rx_ref_;
   Napi::ObjectReference lengths_ref_;
   Napi::FunctionReference on_batch_;
