@@ -51,6 +51,10 @@ t.test('gatekeeper lab', { skip: labUnavailable() }, async (t) => {
     }
     const ping = spawnSync('ip', ['netns', 'exec', client, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '198.18.1.100'], { encoding: 'utf8' });
     t.equal(ping.status, 0, 'the printed ping works');
+    for (const address of ['198.18.1.100', '2001:2:0:1::100']) {
+      const allowed = spawnSync('ip', ['netns', 'exec', client, 'nc', '-vz', '-w', '3', address, '8080'], { encoding: 'utf8' });
+      t.equal(allowed.status, 0, `the printed allowed example connects to ${address}: ${allowed.stderr}`);
+    }
     const refused = spawnSync('ip', ['netns', 'exec', client, 'nc', '-vz', '-w', '3', '198.18.1.100', '8081'], { encoding: 'utf8' });
     t.match(refused.stderr, /refused/, 'the printed reject example is refused');
     const code = await lab.exited;

@@ -60,8 +60,8 @@ export async function runLab(options: LabCommandOptions): Promise<number> {
     children.push(mgmt.process);
     const dataplane = await lab.startDataplane(policy, undefined, mgmt.socket);
     for (const port of SERVER_PORTS) {
-      lab.spawn(lab.server, ['nc', '-lk', '-s', labAddresses.server4, String(port)]);
-      lab.spawn(lab.server, ['nc', '-6', '-lk', '-s', labAddresses.server6, String(port)]);
+      lab.spawn(lab.server, ['nc', '-lk', labAddresses.server4, String(port)]);
+      lab.spawn(lab.server, ['nc', '-6', '-lk', labAddresses.server6, String(port)]);
     }
     printIntro(lab, policy, dataplane.pid ?? 0, mgmt);
 
