@@ -12,13 +12,22 @@ function startLab(args: string[]) {
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const ready = async (): Promise<{ client: string; server: string }> => {
-    for (let i = 0; i < 200 && !/is running/.test(out); i++) await sleep(50);
+    // Management and the dataplane both start first: allow for a loaded machine.
+    for (let i = 0; i < 600 && !/is running/.test(out) && child.exitCode === null; i++) await sleep(50);
     const client = /namespace (gk-[0-9a-f]{6}-client)/.exec(out)?.[1];
     const server = /namespace (gk-[0-9a-f]{6}-server)/.exec(out)?.[1];
     if (!client || !server) throw new Error(`lab did not start:\n${out}`);
     return { client, server };
   };
-  return { child, ready, exited, output: () => out };
+  /** Ctrl-C as a person would (the lab cleans up after itself); SIGKILL only if it hangs. */
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { child, ready, exited, stop, output: () => out };
 }
 
 function namespaces(): string {
@@ -28,9 +37,7 @@ function namespaces(): string {
 t.test('gatekeeper lab', { skip: labUnavailable() }, async (t) => {
   t.test('runs, forwards allowed traffic, shows counters, and cleans up after --for', async (t) => {
     const lab = startLab(['--for', '8', '--listen', '127.0.0.1:18443']);
-    t.teardown(() => {
-      lab.child.kill('SIGKILL');
-    });
+    t.teardown(lab.stop);
     const { client } = await lab.ready();
     t.match(lab.output(), /kill -HUP \d+/, 'tells how to reload');
     const ui = /Web UI: (http:\/\/\S+)\s+user (\S+)\s+password (\S+)/.exec(lab.output());
@@ -65,6 +72,7 @@ t.test('gatekeeper lab', { skip: labUnavailable() }, async (t) => {
 
   t.test('Ctrl-C (SIGINT) removes everything', async (t) => {
     const lab = startLab(['--listen', '127.0.0.1:18444']);
+    t.teardown(lab.stop);
     const { client, server } = await lab.ready();
     lab.child.kill('SIGINT');
     t.equal(await lab.exited, 0);
