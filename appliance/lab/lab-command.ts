@@ -1,9 +1,10 @@
 // `gatekeeper lab`: a running demo a person can poke at with real tools, removed on exit or Ctrl-C.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Lab, labAddresses, labNamespaces, sleep } from './lab';
 import { cliPath, labPolicyPath } from '../paths';
 import type { DataplaneStats } from '../dataplane/stats';
@@ -27,6 +28,9 @@ interface LabMgmt {
 
 /** TCP ports the lab's server listens on, so allowed, rejected and denied can be tried at once. */
 const SERVER_PORTS = [8080, 8081, 9999];
+const execFileAsync = promisify(execFile);
+/** Management's socket, in the lab's directory. */
+const MGMT_SOCKET = 'mgmt.sock';
 
 export async function runLab(options: LabCommandOptions): Promise<number> {
   if (process.getuid?.() !== 0) {
@@ -56,9 +60,11 @@ export async function runLab(options: LabCommandOptions): Promise<number> {
     lab.create();
     const policy = join(lab.dir, 'policy.yaml');
     copyFileSync(options.policy ?? labPolicyPath, policy);
-    const mgmt = await startMgmt(lab, policy, options.listen);
-    children.push(mgmt.process);
-    const dataplane = await lab.startDataplane(policy, undefined, mgmt.socket);
+    // Both start at once: the dataplane forwards at once and connects when management is up.
+    const [mgmt, dataplane] = await Promise.all([
+      startMgmt(lab, policy, options.listen, children),
+      lab.startDataplane(policy, undefined, join(lab.dir, MGMT_SOCKET)),
+    ]);
     for (const port of SERVER_PORTS) {
       lab.spawn(lab.server, ['nc', '-lk', labAddresses.server4, String(port)]);
       lab.spawn(lab.server, ['nc', '-6', '-lk', labAddresses.server6, String(port)]);
@@ -96,17 +102,21 @@ export async function runLab(options: LabCommandOptions): Promise<number> {
 }
 
 /** Runs `gatekeeper mgmt` on the host (the management side), seeded with the lab policy, and waits for it. */
-async function startMgmt(lab: Lab, policy: string, listen: string): Promise<LabMgmt> {
+async function startMgmt(lab: Lab, policy: string, listen: string, children: ChildProcess[]): Promise<LabMgmt> {
   const stateDir = join(lab.dir, 'mgmt');
-  const socket = join(lab.dir, 'mgmt.sock');
+  const socket = join(lab.dir, MGMT_SOCKET);
   const password = randomBytes(9).toString('base64url');
   const passwordFile = join(lab.dir, 'admin-password');
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-  const add = spawnSync(process.execPath, [cliPath, 'user', 'add', 'admin', '--role', 'admin', '--state-dir', stateDir,
-    '--password-file', passwordFile], { encoding: 'utf8' });
-  if (add.status !== 0) throw new Error(`could not create the lab admin: ${add.stderr.trim()}`);
+  try {
+    await execFileAsync(process.execPath, [cliPath, 'user', 'add', 'admin', '--role', 'admin', '--state-dir', stateDir,
+      '--password-file', passwordFile]);
+  } catch (err) {
+    throw new Error(`could not create the lab admin: ${String((err as { stderr?: string }).stderr ?? err).trim()}`);
+  }
   const child = spawn(process.execPath, [cliPath, 'mgmt', '--http', '--listen', listen, '--state-dir', stateDir,
     '--socket', socket, '--initial-policy', policy], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
   let errors = '';
   child.stderr?.on('data', (d: Buffer) => (errors += d.toString()));
   const url = `http://${listen}`;
