@@ -1,7 +1,7 @@
 // The CLI side of management: `gatekeeper user ...` on a state directory, and a real
 // `gatekeeper mgmt --http` process (test/lib/mgmt-fixture.ts) that the created admin logs in to.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Lab, labAddresses, sleep } from '../appliance/lab/lab';
@@ -35,6 +35,21 @@ t.test('gatekeeper user add / list / passwd / remove', async (t) => {
   t.equal(runCli(['user', 'remove', 'watcher', '--state-dir', dir]).status, 2, 'removing twice fails');
   const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).action);
   t.same(audit, ['user.add', 'user.add', 'user.passwd', 'user.remove'], 'command-line changes are audited');
+});
+
+t.test('gatekeeper user leaves the running service\'s in-flight writes alone (no crash recovery)', async (t) => {
+  const dir = tempStateDir(t);
+  mkdirSync(join(dir, 'policies'));
+  // The service is mid-apply: version 2 written, active.json not yet; a temp file not yet renamed.
+  writeFileSync(join(dir, 'active.json'), '{"version":1}\n');
+  writeFileSync(join(dir, 'policies', '1.json'), JSON.stringify({ version: 1, text: 'v1' }));
+  writeFileSync(join(dir, 'policies', '2.json'), JSON.stringify({ version: 2, text: 'v2' }));
+  writeFileSync(join(dir, '.settings.json.123.tmp'), '{}');
+  const added = runCli(['user', 'add', 'root1', '--role', 'admin', '--state-dir', dir], 'long-enough-password\n');
+  t.equal(added.status, 0, added.stderr);
+  t.ok(existsSync(join(dir, 'policies', '2.json')), 'the version being applied is kept');
+  t.ok(existsSync(join(dir, '.settings.json.123.tmp')), 'the temp file is kept');
+  t.equal(added.stderr, '', 'no repair warnings');
 });
 
 t.test('a real gatekeeper mgmt process: login, status, apply, users added on the box while it runs', async (t) => {

@@ -302,6 +302,22 @@ t.test('bad input closes that connection only, is counted, and never crashes the
   dp.end();
 });
 
+t.test('events with an unknown severity, an unreadable time or more than 8 KiB are skipped and counted', async (t) => {
+  const { hub, socketPath, events } = await startHub(t);
+  const dp = await FakeDataplane.connect(socketPath, 'pair0');
+  const linkUp = { type: 'link.up', time: new Date().toISOString(), severity: 'notice', port: 'eth0', side: 'inside' };
+  dp.send({ type: 'events', dropped: 0, events: [
+    { ...linkUp, port: 'bad-severity', severity: 'whatever' },
+    { ...linkUp, port: 'bad-time', time: 'yesterday' },
+    { ...linkUp, port: 'too-big', padding: 'x'.repeat(8192) },
+    { ...linkUp, port: 'good' },
+  ] });
+  await until(() => events.some((e) => e.type === 'link.up'), 'the good event');
+  t.same(events.filter((e) => e.type === 'link.up').map((e) => (e as { port: string }).port), ['good'], 'only the good event passed on');
+  t.match(await hub.metrics(), /reason="bad_event"\} 3/, 'the others counted');
+  dp.end();
+});
+
 t.test('stats: rates from successive snapshots, 1 s history, metrics per port and per rule', async (t) => {
   const { hub, socketPath } = await startHub(t);
   const dp = await FakeDataplane.connect(socketPath, 'p1');

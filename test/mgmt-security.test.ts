@@ -2,16 +2,19 @@
 // CSRF, brute force, bad input, security headers, cookies, metrics token, first-admin setup, and a
 // real HTTPS request against the generated certificate.
 
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
 import { PUBLIC_ROUTES } from '../appliance/mgmt/auth/access';
 import { SessionStore } from '../appliance/mgmt/auth/sessions';
-import { LOCK_MS, LoginThrottle, MAX_FAILURES } from '../appliance/mgmt/auth/lockout';
+import { LOCK_MS, LoginThrottle, MAX_FAILURES, MAX_TRACKED, WINDOW_MS } from '../appliance/mgmt/auth/lockout';
+import { hashSecret } from '../appliance/mgmt/auth/passwords';
 import { LOGIN_RATE_PER_MINUTE } from '../appliance/mgmt/routes/auth';
+import { StateStore } from '../appliance/mgmt/state/store';
 import { labPolicyPath } from '../appliance/paths';
-import { startTestServer, tempStateDir, USERS, type Login } from './lib/mgmt-fixture';
+import { seedUsers, startTestServer, tempStateDir, USERS, type Login } from './lib/mgmt-fixture';
 
 const policyText = readFileSync(labPolicyPath, 'utf8');
 const [admin, operator, viewer] = USERS;
@@ -143,8 +146,14 @@ t.test('brute force: lockout after repeated failures, even for the right passwor
 
   // The lockout clock, without waiting five minutes.
   const throttle = new LoginThrottle();
-  for (let i = 0; i < MAX_FAILURES - 1; i++) t.notOk(throttle.fail('u', 1000));
-  t.ok(throttle.fail('u', 1000), 'the fifth failure locks');
+  const failOnce = (now: number) => {
+    t.equal(throttle.begin('u', now), 0, 'attempt allowed');
+    const locked = throttle.fail('u', now);
+    throttle.end('u', now);
+    return locked;
+  };
+  for (let i = 0; i < MAX_FAILURES - 1; i++) t.notOk(failOnce(1000));
+  t.ok(failOnce(1000), 'the fifth failure locks');
   t.equal(throttle.retryAfterS('u', 1000), LOCK_MS / 1000);
   t.equal(throttle.retryAfterS('u', 1000 + LOCK_MS), 0, 'unlocked after the lock time');
 });
@@ -259,11 +268,11 @@ t.test('security headers, cookie flags, HTTPS with the generated certificate', a
 
 t.test('sessions expire when idle and after 12 hours', async (t) => {
   const sessions = new SessionStore(() => 30 * 60_000);
-  const s = sessions.create('u', 'viewer', 0);
+  const s = sessions.create({ name: 'u', role: 'viewer', passwordHash: 'h' }, 0);
   t.ok(sessions.get(s.id, 29 * 60_000), 'used within the idle time');
   t.ok(sessions.get(s.id, 58 * 60_000), 'each use restarts the idle timer');
   t.notOk(sessions.get(s.id, 89 * 60_000), 'idle too long');
-  const busy = sessions.create('u', 'viewer', 0);
+  const busy = sessions.create({ name: 'u', role: 'viewer', passwordHash: 'h' }, 0);
   for (let m = 20; m < 12 * 60; m += 20) t.ok(sessions.get(busy.id, m * 60_000));
   t.notOk(sessions.get(busy.id, 12 * 3600_000 + 1), 'at most 12 hours');
   t.not(s.id, busy.id);
@@ -326,4 +335,118 @@ t.test('the web UI and uPlot are public static files; a missing UI leaves the AP
   const bare = await startTestServer(t, { uiDir: join(uiDir, 'missing') });
   t.equal((await bare.app.inject({ method: 'GET', url: '/' })).statusCode, 404);
   t.equal((await bare.app.inject({ method: 'GET', url: '/api/v1/auth/setup' })).statusCode, 200);
+});
+
+t.test('a user removed, re-passworded or re-roled on the box loses their sessions at once', async (t) => {
+  const s = await startTestServer(t);
+  const alice = await s.login(admin.name, admin.password);
+  const oscar = await s.login(operator.name, operator.password);
+  const vera = await s.login(viewer.name, viewer.password);
+  const syslog = { targets: [] };
+  t.equal((await s.call(oscar, 'PUT', '/api/v1/settings/syslog', syslog)).status, 200, 'oscar configures before');
+  // What `gatekeeper user remove|passwd` does: a second store on the same directory.
+  const cli = StateStore.open(s.stateDir, { warn: () => undefined }, { recover: false });
+  const newHash = await hashSecret('vera-new-password-1');
+  cli.saveUsers(cli.users().filter((u) => u.name !== operator.name).map((u) => (u.name === viewer.name ? { ...u, passwordHash: newHash } : u)));
+  t.equal((await s.call(oscar, 'PUT', '/api/v1/settings/syslog', syslog)).status, 401, 'removed user: session ended');
+  t.equal((await s.call(vera, 'GET', '/api/v1/status')).status, 401, 'changed password: session ended');
+  t.equal((await s.call(alice, 'GET', '/api/v1/status')).status, 200, 'other users keep theirs');
+  cli.saveUsers(cli.users().map((u) => (u.name === admin.name ? { ...u, role: 'viewer' as const } : u)));
+  t.equal((await s.call(alice, 'GET', '/api/v1/status')).status, 401, 'changed role: session ended');
+  // Changing your own password keeps the session it was changed from.
+  const v2 = await s.login(viewer.name, 'vera-new-password-1');
+  t.equal((await s.call(v2, 'POST', '/api/v1/auth/password', { current: 'vera-new-password-1', password: 'vera-newer-password-1' })).status, 204);
+  t.equal((await s.call(v2, 'GET', '/api/v1/status')).status, 200, 'own password change keeps this session');
+});
+
+t.test('first-admin setup: two concurrent requests with the token create one admin', async (t) => {
+  const stateDir = tempStateDir(t);
+  const s = await startTestServer(t, { stateDir });
+  const token = readFileSync(join(stateDir, 'setup-token'), 'utf8').trim();
+  const results = await Promise.all(['first', 'second'].map((username) =>
+    s.call(undefined, 'POST', '/api/v1/auth/setup', { token, username, password: 'first-password-1' })));
+  t.same(results.map((r) => r.status).sort(), [201, 409], 'one succeeds, the other finds setup done');
+  const cli = StateStore.open(stateDir, { warn: () => undefined });
+  t.equal(cli.users().length, 1, 'one user');
+});
+
+t.test('users: concurrent changes cannot remove the last admin or add a name twice', async (t) => {
+  const s = await startTestServer(t);
+  await seedUsers(s.stateDir, [...USERS, { name: 'bob', role: 'admin', password: 'bob-password-111' }]);
+  const alice = await s.login(admin.name, admin.password);
+  const bob = await s.login('bob', 'bob-password-111');
+  const demoted = await Promise.all([
+    s.call(alice, 'PATCH', '/api/v1/users/bob', { role: 'viewer', password: 'bob-password-222' }),
+    s.call(bob, 'PATCH', '/api/v1/users/alice', { role: 'viewer', password: 'alice-password-2' }),
+  ]);
+  const statuses = demoted.map((r) => r.status);
+  t.ok(statuses.includes(409), `one demotion refused (${statuses})`);
+  const admins = StateStore.open(s.stateDir, { warn: () => undefined }).users().filter((u) => u.role === 'admin');
+  t.equal(admins.length, 1, 'an admin is left');
+
+  // The refused change left the remaining admin's password as it was.
+  const left = admins[0].name === admin.name ? await s.login(admin.name, admin.password) : await s.login('bob', 'bob-password-111');
+  const carl = { name: 'carl', role: 'viewer', password: 'carl-password-11' };
+  const added = await Promise.all([s.call(left, 'POST', '/api/v1/users', carl), s.call(left, 'POST', '/api/v1/users', carl)]);
+  t.same(added.map((r) => r.status).sort(), [201, 409]);
+  t.equal(StateStore.open(s.stateDir, { warn: () => undefined }).users().filter((u) => u.name === 'carl').length, 1, 'carl once');
+});
+
+t.test('brute force: concurrent wrong logins still lock after the limit', async (t) => {
+  const s = await startTestServer(t);
+  const results = await Promise.all(Array.from({ length: 25 }, (_, i) =>
+    s.call(undefined, 'POST', '/api/v1/auth/login', { username: viewer.name, password: `wrong-${i}` })));
+  const statuses = results.map((r) => r.status);
+  t.equal(statuses.filter((x) => x === 401).length, MAX_FAILURES, `${MAX_FAILURES} verified`);
+  t.equal(statuses.filter((x) => x === 429).length, 25 - MAX_FAILURES, 'the rest refused');
+  t.equal((await s.call(undefined, 'POST', '/api/v1/auth/login', { username: viewer.name, password: viewer.password })).status, 429,
+    'and the name is locked');
+});
+
+t.test('brute force: a flood of other names never unlocks a locked name', async (t) => {
+  const throttle = new LoginThrottle();
+  const attempt = (user: string, now: number) => {
+    const wait = throttle.begin(user, now);
+    if (wait === 0) {
+      throttle.fail(user, now);
+      throttle.end(user, now);
+    }
+    return wait;
+  };
+  for (let i = 0; i < MAX_FAILURES; i++) attempt('admin', 1000);
+  t.ok(throttle.retryAfterS('admin', 1000) > 0, 'admin locked');
+  let refused = 0;
+  for (let i = 0; i < MAX_TRACKED + 10; i++) if (attempt(`n${i}`, 2000) > 0) refused++;
+  t.equal(refused, 0, 'new names still get their attempts: unlocked names make room, oldest first');
+  t.ok(throttle.retryAfterS('admin', 2000) > 0, 'admin still locked');
+  t.equal(throttle.begin('operator1', 2000), 0, 'a real user can still try to log in');
+  throttle.end('operator1', 2000);
+  // A table full of locked names refuses new names rather than unlock one.
+  const locked = new LoginThrottle();
+  for (let i = 0; i < MAX_TRACKED; i++) for (let k = 0; k < MAX_FAILURES; k++) {
+    if (locked.begin(`l${i}`, 3000) === 0) {
+      locked.fail(`l${i}`, 3000);
+      locked.end(`l${i}`, 3000);
+    }
+  }
+  t.ok(locked.begin('newcomer', 3000) > 0, 'no room while every tracked name is locked');
+  t.ok(locked.retryAfterS('l0', 3000) > 0, 'and the oldest locked name stays locked');
+  t.equal(locked.begin('newcomer', 3000 + LOCK_MS + WINDOW_MS), 0, 'room again once the locks and failures have expired');
+});
+
+t.test('syslog changes are audited with format, filter and TLS settings, never the PEM', async (t) => {
+  const s = await startTestServer(t);
+  const op = await s.login(operator.name, operator.password);
+  const target = { name: 'siem', enabled: true, host: '198.18.0.5', port: 6514, transport: 'tls', format: 'rfc5424', minSeverity: 'info',
+    types: [], tls: { ca: 'CA PEM', cert: 'CERT PEM', key: 'KEY PEM', serverName: 'siem.example' } };
+  const lastDetail = async () => (await s.call(op, 'GET', '/api/v1/audit?limit=1')).json.entries[0].detail as string;
+  t.equal((await s.call(op, 'PUT', '/api/v1/settings/syslog', { targets: [target] })).status, 200);
+  const caPrint = createHash('sha256').update('CA PEM').digest('hex').slice(0, 12);
+  t.equal(await lastDetail(), `siem=tls://198.18.0.5:6514 rfc5424 info types=all ca=${caPrint} key=set cert=set sn=siem.example`);
+  const changed = { ...target, format: 'cef', minSeverity: 'error', types: ['auth.login'], tls: { ca: 'OTHER CA', hasKey: true, hasCert: true } };
+  t.equal((await s.call(op, 'PUT', '/api/v1/settings/syslog', { targets: [changed] })).status, 200);
+  const detail = await lastDetail();
+  t.match(detail, /cef error types=auth\.login ca=[0-9a-f]{12} key=set cert=set sn=-$/);
+  t.notMatch(detail, new RegExp(caPrint), 'a new CA shows as a new fingerprint');
+  t.notMatch(detail, /PEM/, 'no key material in the audit');
 });

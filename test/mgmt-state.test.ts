@@ -1,13 +1,14 @@
 // Management state: atomic writes, crash recovery, policy history and rollback, the apply
 // transaction's failure path, the event store, and a restart that keeps everything.
 
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import * as fs from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { GatekeeperEvent } from '../appliance/events';
 import { EventLog } from '../appliance/mgmt/events-log';
 import { writeFileAtomic } from '../appliance/mgmt/state/atomic';
-import { StateStore } from '../appliance/mgmt/state/store';
+import { AUDIT_MEMORY_DIFF_CHARS, StateStore } from '../appliance/mgmt/state/store';
 import { labPolicyPath } from '../appliance/paths';
 import { FakeHub, seedUsers, startTestServer, tempStateDir, USERS } from './lib/mgmt-fixture';
 
@@ -15,6 +16,17 @@ const policyV1 = readFileSync(labPolicyPath, 'utf8');
 const policyV2 = policyV1.replace('service: tcp/8081', 'service: tcp/8082');
 const monitorPolicy = policyV1.replace('mode: enforce', 'mode: monitor');
 const [admin, operator] = USERS;
+
+/** The last line of a file too big to read whole. */
+function lastLine(path: string): string {
+  const fd = openSync(path, 'r');
+  const size = fstatSync(fd).size;
+  const buf = Buffer.alloc(Math.min(size, 1 << 20));
+  readSync(fd, buf, 0, buf.length, size - buf.length);
+  closeSync(fd);
+  const lines = buf.toString('utf8').trimEnd().split('\n');
+  return lines[lines.length - 1];
+}
 
 function collectWarnings() {
   const warnings: string[] = [];
@@ -29,6 +41,23 @@ t.test('atomic write replaces the whole file and leaves no temp file', async (t)
   t.equal(readFileSync(path, 'utf8'), 'new content');
   t.same(readdirSync(dir), ['f.json'], 'no temp file left');
   t.equal(statSync(path).mode & 0o777, 0o600, 'private by default');
+});
+
+t.test('the first audit line also fsyncs the directory, so the new file survives a power cut', async (t) => {
+  const dir = tempStateDir(t);
+  const synced: string[] = [];
+  const { appendLineDurable } = t.mockRequire('../appliance/mgmt/state/atomic', {
+    'node:fs': { ...fs, fsyncSync: (fd: number) => {
+      synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      fs.fsyncSync(fd);
+    } },
+  }) as typeof import('../appliance/mgmt/state/atomic');
+  const path = join(dir, 'audit.jsonl');
+  appendLineDurable(path, '{"action":"one"}');
+  t.same(synced, [path, dir], 'file, then directory');
+  synced.length = 0;
+  appendLineDurable(path, '{"action":"two"}');
+  t.same(synced, [path], 'later appends only the file');
 });
 
 t.test('files written by root belong to the owner of the state directory', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
@@ -78,6 +107,26 @@ t.test('a damaged line inside the audit log is skipped with a warning', async (t
   const store = StateStore.open(dir, log);
   t.same(store.recentAudit(5).map((e) => e.action), ['b', 'a']);
   t.ok(warnings.some((w) => /unreadable audit/.test(w)));
+});
+
+t.test('an audit log too big for one string: only its tail is read at start; big diffs are cut in memory', async (t) => {
+  const dir = tempStateDir(t);
+  const path = join(dir, 'audit.jsonl');
+  // 600 MiB (sparse, so it costs no disk) of an old line, then recent entries.
+  writeFileSync(path, '');
+  truncateSync(path, 600 * 1024 * 1024);
+  const entry = (action: string, diff?: string) => JSON.stringify({ time: new Date().toISOString(), user: 'u', from: '-', action, detail: '', diff });
+  appendFileSync(path, `\n${entry('recent')}\n${entry('big', 'x'.repeat(AUDIT_MEMORY_DIFF_CHARS * 3))}\n`);
+  const { warnings, log } = collectWarnings();
+  const store = StateStore.open(dir, log);
+  t.same(store.recentAudit(5).map((e) => e.action), ['big', 'recent']);
+  t.same(warnings, [], 'the partial first line of the tail is dropped without a warning');
+  const big = store.recentAudit(1)[0];
+  t.ok(big.diff && big.diff.length < AUDIT_MEMORY_DIFF_CHARS + 100, `diff cut in memory (${big.diff?.length} chars)`);
+  store.appendAudit({ time: new Date().toISOString(), user: 'u', from: '-', action: 'new', detail: '', diff: 'y'.repeat(AUDIT_MEMORY_DIFF_CHARS * 2) });
+  t.ok((store.recentAudit(1)[0].diff ?? '').length < AUDIT_MEMORY_DIFF_CHARS + 100, 'also for new entries');
+  const last = lastLine(path);
+  t.equal(JSON.parse(last).diff.length, AUDIT_MEMORY_DIFF_CHARS * 2, 'the file keeps the whole diff');
 });
 
 t.test('apply, history, diff, dry-run and rollback', async (t) => {
@@ -172,6 +221,25 @@ t.test('a refused apply leaves the old policy active everywhere and is audited',
   t.equal(concurrent.status, 409, 'a second apply while one runs is refused');
   open();
   t.equal((await slow).json.version, 2);
+});
+
+t.test('an apply the store cannot save restores the previous policy on the dataplanes and is audited', async (t) => {
+  const s = await startTestServer(t);
+  const op = await s.login(operator.name, operator.password);
+  await s.call(op, 'POST', '/api/v1/policy/apply', { text: policyV1 });
+  const v1Hash = s.hub.active?.hash;
+  // The dataplanes commit, then storing the version fails (policies/ is no longer a directory).
+  rmSync(join(s.stateDir, 'policies'), { recursive: true });
+  writeFileSync(join(s.stateDir, 'policies'), '');
+  s.hub.setActivePolicy(policyV2, 'what the dataplanes now run');
+  const failed = await s.call(op, 'POST', '/api/v1/policy/apply', { text: policyV2, comment: 'try' });
+  t.equal(failed.status, 500);
+  t.same(failed.json, { error: 'policy could not be stored; the previous policy is being restored' });
+  t.equal(s.hub.applied.length, 2, 'the dataplanes had committed it');
+  t.equal(s.hub.active?.hash, v1Hash, 'the hub is given the previous policy again');
+  t.equal((await s.call(op, 'GET', '/api/v1/policy')).json.version, 1, 'version 1 is still active');
+  const audit = (await s.call(op, 'GET', '/api/v1/audit')).json.entries;
+  t.match(audit[0], { action: 'policy.apply.failed', user: operator.name, detail: /could not store v2/ });
 });
 
 t.test('events: ring, filters, file rotation, reload', async (t) => {

@@ -9,6 +9,7 @@ import pino from 'pino';
 import type { GatekeeperEvent } from '../appliance/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
 import { LocalLog } from '../appliance/mgmt/siem/local-log';
+import { Spool } from '../appliance/mgmt/siem/spool';
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'gk-siem-log-'));
@@ -52,4 +53,26 @@ t.test('rotation keeps the files under the total bound', async (t) => {
   const oldest = readFileSync(join(dir, 'log', 'events.log.3'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   t.ok(Number(oldest[0].user.slice(4)) > 0, 'the oldest events went first');
   t.ok(oldest.every((e, i) => i === 0 || Number(e.user.slice(4)) === Number(oldest[i - 1].user.slice(4)) + 1), 'in order');
+});
+
+t.test('the local log and the SIEM spool are private: directories 0700, files 0600', async (t) => {
+  const dir = tempDir(t);
+  const mode = (path: string) => statSync(path).mode & 0o777;
+  const log = new LocalLog(dir, {}, (err) => t.fail(err.message));
+  log.write(login(1));
+  log.close();
+  t.equal(mode(join(dir, 'log')), 0o700, 'log directory');
+  t.equal(mode(join(dir, 'log', 'events.log')), 0o600, 'log file');
+
+  const spoolDir = join(dir, 'siem-spool', 'target');
+  const spool = new Spool(spoolDir, 1 << 20, (err) => t.fail(err.message));
+  spool.push('<13>1 one');
+  spool.flush();
+  spool.requeue(['<13>1 again']);
+  spool.close();
+  t.equal(mode(join(dir, 'siem-spool')), 0o700, 'spool directory');
+  t.equal(mode(spoolDir), 0o700, 'target spool directory');
+  const segments = readdirSync(spoolDir);
+  t.equal(segments.length, 2, 'an appended and a requeued segment');
+  for (const name of segments) t.equal(mode(join(spoolDir, name)), 0o600, `segment ${name}`);
 });

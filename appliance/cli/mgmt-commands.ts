@@ -148,9 +148,11 @@ async function runMgmt(o: { listen: ListenAddress; stateDir: string; socket: str
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+/** The state directory without crash recovery: the service may be running and writing to it. */
 function openStore(dir: string): StateStore {
   try {
-    return StateStore.open(dir, { warn: (obj, msg) => process.stderr.write(`warning: ${msg} ${JSON.stringify(obj)}\n`) });
+    return StateStore.open(dir, { warn: (obj, msg) => process.stderr.write(`warning: ${msg} ${JSON.stringify(obj)}\n`) },
+      { recover: false });
   } catch (err) {
     return fail(`cannot open the state directory ${dir}: ${(err as Error).message}`);
   }

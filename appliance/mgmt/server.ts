@@ -10,7 +10,7 @@ import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
-import fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import type { GatekeeperEvent } from '../events';
 import { projectRoot } from '../paths';
 import { isProtectedUrl, PUBLIC_ROUTES, requireRole } from './auth/access';
@@ -98,7 +98,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     ...(https ? { https } : {}),
     bodyLimit: 4 * 1024 * 1024,
     // The UI polls every second; errors and the service's own messages are what the log is for.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 

@@ -250,7 +250,7 @@ export const USERS: { name: string; role: Role; password: string }[] = [
 
 /** Writes users straight into a state directory (as `gatekeeper user add` does). */
 export async function seedUsers(stateDir: string, users = USERS): Promise<void> {
-  const store = StateStore.open(stateDir, { warn: () => undefined });
+  const store = StateStore.open(stateDir, { warn: () => undefined }, { recover: false });
   const records = [];
   for (const u of users) {
     records.push({ name: u.name, role: u.role, passwordHash: await hashSecret(u.password), createdAt: new Date().toISOString(), lastLoginAt: null });

@@ -53,14 +53,19 @@ function metricsTokenMatches(ctx: MgmtContext, header: string | undefined): bool
 }
 
 /**
- * The access check, run before the body is parsed or validated: 401 without a live session, 403
- * for a role below `role`, 403 for a state-changing request without the session's CSRF token.
+ * The access check, run before the body is parsed or validated: 401 without a live session of a
+ * user whose role and password are still those it logged in with, 403 for a role below `role`,
+ * 403 for a state-changing request without the session's CSRF token.
  */
 export function requireRole(role: Role, ctx: MgmtContext) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (req.routeOptions.config.metricsToken && metricsTokenMatches(ctx, req.headers.authorization)) return;
     const session = ctx.sessions.get(req.cookies[SESSION_COOKIE]);
-    if (!session) {
+    // `gatekeeper user remove|passwd` change users.json from outside this process, so the session is
+    // checked against the current user on every request.
+    const user = session && ctx.store.user(session.user);
+    if (!session || !user || user.role !== session.role || user.passwordHash !== session.passwordHash) {
+      if (session) ctx.sessions.destroy(session.id);
       await reply.code(401).send({ error: 'not logged in' });
       return;
     }

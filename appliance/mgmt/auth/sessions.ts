@@ -4,7 +4,7 @@
 // and its own CSRF token.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Role } from '../state/store';
+import type { Role, UserRecord } from '../state/store';
 
 export const SESSION_COOKIE = 'gk_session';
 export const SESSION_MAX_AGE_MS = 12 * 3600_000;
@@ -13,6 +13,8 @@ export interface Session {
   id: string;
   user: string;
   role: Role;
+  /** The user's password hash at login: a session ends when it no longer matches (auth/access.ts). */
+  passwordHash: string;
   csrfToken: string;
   createdAt: number;
   lastUsed: number;
@@ -23,11 +25,12 @@ export class SessionStore {
 
   constructor(private readonly idleTimeoutMs: () => number) {}
 
-  create(user: string, role: Role, now = Date.now()): Session {
+  create(user: Pick<UserRecord, 'name' | 'role' | 'passwordHash'>, now = Date.now()): Session {
     const session: Session = {
       id: randomBytes(32).toString('base64url'),
-      user,
-      role,
+      user: user.name,
+      role: user.role,
+      passwordHash: user.passwordHash,
       csrfToken: randomBytes(32).toString('base64url'),
       createdAt: now,
       lastUsed: now,

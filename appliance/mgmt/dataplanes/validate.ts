@@ -2,7 +2,7 @@
 // `type`, and the rest of management trusts the fields it reads, so every message is checked here
 // before anything uses it.
 
-import type { EventType, GatekeeperEvent } from '../../events';
+import { severityNames, type EventType, type GatekeeperEvent } from '../../events';
 import type { DataplaneMessage, FlowRecord } from '../../ipc/messages';
 
 type Fields = Record<string, unknown>;
@@ -68,9 +68,21 @@ const dataplaneEventTypes: readonly EventType[] = [
   'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'counters.snapshot',
 ];
 
-/** A dataplane event type with a time; the fields of the types management reads are checked too. */
+/**
+ * Largest event kept, as JSON. Events are stored, listed and exported whole; real ones are a few
+ * hundred bytes, so a bigger one is a misbehaving dataplane.
+ */
+const MAX_EVENT_BYTES = 8192;
+
+/**
+ * A dataplane event type with a readable time and a known severity (an unknown one would pass
+ * every minSeverity filter), at most MAX_EVENT_BYTES as JSON; the fields of the types management
+ * reads are checked too.
+ */
 export function isDataplaneEvent(e: unknown): e is GatekeeperEvent {
-  if (!isObject(e) || !isString(e.time) || !(dataplaneEventTypes as readonly unknown[]).includes(e.type)) return false;
+  if (!isObject(e) || !isString(e.time) || Number.isNaN(Date.parse(e.time))) return false;
+  if (!(dataplaneEventTypes as readonly unknown[]).includes(e.type) || !(severityNames as readonly unknown[]).includes(e.severity)) return false;
+  if (Buffer.byteLength(JSON.stringify(e)) > MAX_EVENT_BYTES) return false;
   if (e.type === 'deny.summary' || e.type === 'flow.start') {
     return (
       isString(e.src) &&

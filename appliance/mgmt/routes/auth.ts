@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashSecret, unknownUserHash, verifySecret } from '../auth/passwords';
 import { SESSION_COOKIE, SESSION_MAX_AGE_MS, type Session } from '../auth/sessions';
 import * as s from '../schemas';
+import type { UserRecord } from '../state/store';
 import { HttpError, sessionOf, type MgmtContext } from './context';
 
 /** Login and setup attempts per client address per minute (on top of the per-user lockout). */
@@ -33,29 +34,35 @@ export function authRoutes(app: FastifyInstance, ctx: MgmtContext): void {
   }, async (req: FastifyRequest<{ Body: { username: string; password: string } }>, reply) => {
     const { username, password } = req.body;
     const from = req.ip;
-    const lockedFor = ctx.throttle.retryAfterS(username);
-    if (lockedFor > 0) {
+    // A reserved attempt (released in finally) counts against the limit while scrypt runs, so
+    // concurrent guesses cannot all get past the check.
+    const waitS = ctx.throttle.begin(username);
+    if (waitS > 0) {
       ctx.metrics.logins.inc({ result: 'locked' });
-      throw new HttpError(429, `too many failed logins for '${username}'; try again in ${lockedFor} s`, undefined, lockedFor);
+      throw new HttpError(429, `too many failed logins for '${username}'; try again in ${waitS} s`, undefined, waitS);
     }
     const user = ctx.store.user(username);
-    const ok = await verifySecret(password, user?.passwordHash ?? (await unknownUserHash()));
-    if (!user || !ok) {
-      ctx.metrics.logins.inc({ result: 'failed' });
-      const locked = ctx.throttle.fail(username);
-      ctx.audit({ type: 'auth.login_failed', severity: 'warning', user: username, from, action: 'auth.login_failed',
-        detail: user ? 'wrong password' : 'unknown user' });
-      if (locked) {
-        ctx.audit({ type: 'auth.lockout', severity: 'warning', user: username, from, action: 'auth.lockout',
-          detail: 'too many failed logins' });
+    try {
+      const ok = await verifySecret(password, user?.passwordHash ?? (await unknownUserHash()));
+      if (!user || !ok) {
+        ctx.metrics.logins.inc({ result: 'failed' });
+        const locked = ctx.throttle.fail(username);
+        ctx.audit({ type: 'auth.login_failed', severity: 'warning', user: username, from, action: 'auth.login_failed',
+          detail: user ? 'wrong password' : 'unknown user' });
+        if (locked) {
+          ctx.audit({ type: 'auth.lockout', severity: 'warning', user: username, from, action: 'auth.lockout',
+            detail: 'too many failed logins' });
+        }
+        throw new HttpError(401, 'invalid username or password');
       }
-      throw new HttpError(401, 'invalid username or password');
+      ctx.throttle.succeed(username);
+    } finally {
+      ctx.throttle.end(username);
     }
-    ctx.throttle.succeed(username);
     ctx.metrics.logins.inc({ result: 'ok' });
     ctx.store.saveUsers(ctx.store.users().map((u) => (u.name === user.name ? { ...u, lastLoginAt: new Date().toISOString() } : u)));
     ctx.audit({ type: 'auth.login', severity: 'info', user: user.name, from, action: 'auth.login', detail: '' });
-    const session = ctx.sessions.create(user.name, user.role);
+    const session = ctx.sessions.create(user);
     startSession(reply, session);
     return sessionBody(session);
   });
@@ -94,13 +101,25 @@ export function authRoutes(app: FastifyInstance, ctx: MgmtContext): void {
         detail: 'wrong setup token' });
       throw new HttpError(401, 'wrong setup token');
     }
-    const now = new Date().toISOString();
-    ctx.store.saveUsers([{ name: username, role: 'admin', passwordHash: await hashSecret(password), createdAt: now, lastLoginAt: now }]);
+    // Consumed before the await, so a concurrent request with the same token finds none; given back
+    // if this one fails.
+    const setupToken = ctx.setupToken;
     ctx.setupToken = null;
+    let first: UserRecord;
+    try {
+      const now = new Date().toISOString();
+      first = { name: username, role: 'admin', passwordHash: await hashSecret(password), createdAt: now, lastLoginAt: now };
+      // `gatekeeper user add` may have created a user meanwhile.
+      if (ctx.store.users().length > 0) throw new HttpError(409, 'setup is already done');
+      ctx.store.saveUsers([first]);
+    } catch (err) {
+      ctx.setupToken = setupToken;
+      throw err;
+    }
     rmSync(join(ctx.store.dir, SETUP_TOKEN_FILE), { force: true });
     ctx.audit({ type: 'admin.change', severity: 'notice', user: username, from: req.ip, action: 'user.add',
       detail: `${username} (admin, first user, by setup token)` });
-    const session = ctx.sessions.create(username, 'admin');
+    const session = ctx.sessions.create(first);
     startSession(reply, session);
     return reply.code(201).send(sessionBody(session));
   });
@@ -116,6 +135,7 @@ export function authRoutes(app: FastifyInstance, ctx: MgmtContext): void {
     const passwordHash = await hashSecret(req.body.password);
     ctx.store.saveUsers(ctx.store.users().map((u) => (u.name === user.name ? { ...u, passwordHash } : u)));
     ctx.sessions.destroyUser(user.name, session.id);
+    session.passwordHash = passwordHash;
     ctx.audit({ type: 'admin.change', severity: 'notice', user: user.name, from: req.ip, action: 'user.passwd', detail: user.name });
     return reply.code(204).send();
   });

@@ -74,7 +74,17 @@ export function policyRoutes(app: FastifyInstance, ctx: MgmtContext): void {
           policyHash: loaded.policy.sourceHash, errors: result.details.map((d) => `${d.pair}: ${d.error}`) });
         throw new HttpError(502, `policy not applied, the old policy is still running everywhere: ${result.error}`, result.details);
       }
-      const stored = ctx.store.commitPolicy({ text, hash: loaded.policy.sourceHash, mode: loaded.policy.mode, author: user, comment });
+      let stored;
+      try {
+        stored = ctx.store.commitPolicy({ text, hash: loaded.policy.sourceHash, mode: loaded.policy.mode, author: user, comment });
+      } catch (err) {
+        // The dataplanes committed a policy management could not store: they are brought back to
+        // the stored active one (the hub pushes it to those that run something else).
+        if (active) ctx.hub.setActivePolicy(active.text, active.hash);
+        ctx.audit({ type: 'admin.change', severity: 'error', user, from, action: `${action}.failed`,
+          detail: `could not store v${version}: ${(err as Error).message}`, diff });
+        throw new HttpError(500, 'policy could not be stored; the previous policy is being restored');
+      }
       ctx.hub.setActivePolicy(text, stored.hash);
       ctx.audit({ type: 'admin.change', severity: 'notice', user, from, action,
         detail: `v${stored.version}${comment ? `: ${comment}` : ''}`, diff });

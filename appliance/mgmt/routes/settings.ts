@@ -2,6 +2,7 @@
 // TLS client keys and certificates are stored but never sent back: clients see hasKey/hasCert and
 // send hasKey: true / hasCert: true to keep what is stored.
 
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hashMetricsToken } from '../auth/access';
 import * as s from '../schemas';
@@ -38,6 +39,17 @@ function storedTarget(input: TargetInput, index: number, previous: SyslogTarget 
   return { ...rest, tls: out };
 }
 
+/**
+ * A target as the audit trail shows it: everything that changes where events go and who may read
+ * them, with the CA as a fingerprint and the client key and certificate as set or not (never the PEM).
+ */
+function auditTarget(t: SyslogTarget): string {
+  const tls = t.tls ?? {};
+  const ca = tls.ca ? createHash('sha256').update(tls.ca).digest('hex').slice(0, 12) : '-';
+  return `${t.name}=${t.transport}://${t.host}:${t.port}${t.enabled ? '' : ' (disabled)'} ${t.format} ${t.minSeverity}` +
+    ` types=${t.types.join('|') || 'all'} ca=${ca} key=${tls.key ? 'set' : '-'} cert=${tls.cert ? 'set' : '-'} sn=${tls.serverName ?? '-'}`;
+}
+
 export function settingsRoutes(app: FastifyInstance, ctx: MgmtContext): void {
   const audit = (req: FastifyRequest, action: string, detail: string) =>
     ctx.audit({ type: 'admin.change', severity: 'notice', user: sessionOf(req).user, from: req.ip, action, detail });
@@ -67,7 +79,7 @@ export function settingsRoutes(app: FastifyInstance, ctx: MgmtContext): void {
     });
     ctx.store.saveSettings({ ...st, syslog: { targets } });
     ctx.sink.configure(targets);
-    audit(req, 'settings.syslog', targets.map((t) => `${t.name}=${t.transport}://${t.host}:${t.port}${t.enabled ? '' : ' (disabled)'}`).join(', ') || 'no targets');
+    audit(req, 'settings.syslog', targets.map(auditTarget).join(', ') || 'no targets');
     return { targets: targets.map(publicTarget) };
   });
 

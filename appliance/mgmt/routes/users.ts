@@ -1,5 +1,7 @@
 // User administration (admin only). The last admin can be neither removed nor demoted, and nobody
 // removes themselves, so the appliance always keeps someone who can manage it.
+// Passwords are hashed (an await) before the checks: checks and save then run with no await in
+// between, so concurrent requests cannot both pass them.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hashSecret } from '../auth/passwords';
@@ -28,8 +30,9 @@ export function userRoutes(app: FastifyInstance, ctx: MgmtContext): void {
     config: admin,
   }, async (req: FastifyRequest<{ Body: { name: string; role: Role; password: string } }>, reply) => {
     const { name, role, password } = req.body;
+    const passwordHash = await hashSecret(password);
     if (ctx.store.user(name)) throw new HttpError(409, `name: user '${name}' already exists`);
-    const user: UserRecord = { name, role, passwordHash: await hashSecret(password), createdAt: new Date().toISOString(), lastLoginAt: null };
+    const user: UserRecord = { name, role, passwordHash, createdAt: new Date().toISOString(), lastLoginAt: null };
     ctx.store.saveUsers([...ctx.store.users(), user]);
     ctx.audit({ type: 'admin.change', severity: 'notice', user: sessionOf(req).user, from: req.ip, action: 'user.add',
       detail: `${name} (${role})` });
@@ -41,12 +44,13 @@ export function userRoutes(app: FastifyInstance, ctx: MgmtContext): void {
       response: s.responses({ 200: s.userResponse }) },
     config: admin,
   }, async (req: FastifyRequest<{ Params: { name: string }; Body: { role?: Role; password?: string } }>) => {
-    const user = mustExist(req.params.name);
     const { role, password } = req.body;
+    const newHash = password ? await hashSecret(password) : undefined;
+    const user = mustExist(req.params.name);
     if (role && role !== 'admin' && user.role === 'admin' && admins() === 1) {
       throw new HttpError(409, `role: '${user.name}' is the last admin and cannot be demoted`);
     }
-    const updated: UserRecord = { ...user, role: role ?? user.role, passwordHash: password ? await hashSecret(password) : user.passwordHash };
+    const updated: UserRecord = { ...user, role: role ?? user.role, passwordHash: newHash ?? user.passwordHash };
     ctx.store.saveUsers(ctx.store.users().map((u) => (u.name === user.name ? updated : u)));
     // A changed role or password takes effect at once: the user's sessions end.
     ctx.sessions.destroyUser(user.name);

@@ -77,7 +77,7 @@ export class RotatingFile {
           this.rotate();
           continue;
         }
-        this.fd ??= openSync(this.path, 'a');
+        this.fd ??= openSync(this.path, 'a', 0o600);
         writeSync(this.fd, lines.slice(from, to).join(''));
         this.size += bytes;
         from = to;
@@ -117,7 +117,7 @@ export class LocalLog {
 
   constructor(stateDir: string, options: LocalLogOptions, onError: (err: Error) => void) {
     const dir = join(stateDir, 'log');
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, 'events.log');
     this.file = new RotatingFile(this.path, options.maxBytes ?? 64 * 1024 * 1024, Math.max(2, options.files ?? 4), onError);
     this.logger = pino({

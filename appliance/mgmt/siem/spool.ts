@@ -48,7 +48,8 @@ export class Spool {
   constructor(readonly dir: string, readonly maxBytes: number, private readonly onError: (err: Error) => void) {
     this.segmentBytes = Math.min(1 << 20, Math.max(4096, Math.floor(maxBytes / 8)));
     this.flushBytes = Math.min(64 * 1024, this.segmentBytes);
-    mkdirSync(dir, { recursive: true });
+    // Spooled events may carry user names and addresses: private, like the rest of the state.
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.load();
     this.timer = setInterval(() => this.flush(), flushIntervalMs);
     this.timer.unref();
@@ -153,7 +154,7 @@ export class Spool {
     const file = join(this.dir, `${String(seq).padStart(12, '0')}${segmentSuffix}`);
     const chunk = Buffer.from(lines.join('\n') + '\n');
     try {
-      const fd = openSync(file, 'w');
+      const fd = openSync(file, 'w', 0o600);
       writeSync(fd, chunk);
       fsyncSync(fd);
       closeSync(fd);
@@ -198,7 +199,7 @@ export class Spool {
         segment = { seq: this.nextSeq++, file: '', bytes: 0, records: 0, taken: false };
         segment.file = join(this.dir, `${String(segment.seq).padStart(12, '0')}${segmentSuffix}`);
         try {
-          this.fd = openSync(segment.file, 'a');
+          this.fd = openSync(segment.file, 'a', 0o600);
         } catch (err) {
           this.onError(err as Error);
           this.dropped += lines.length - from;

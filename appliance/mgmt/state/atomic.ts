@@ -2,7 +2,7 @@
 // content of a file, never a mix: write a temp file in the same directory, fsync it, rename it over
 // the target, fsync the directory so the rename itself survives a power cut.
 
-import { chownSync, closeSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Suffix of temp files; start-up removes any left behind by a crash. */
@@ -55,8 +55,12 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Appends one line and fsyncs it before returning (the audit log must survive a crash). */
+/**
+ * Appends one line and fsyncs it before returning (the audit log must survive a crash); when this
+ * creates the file, the directory is fsynced too, so the new file's name survives as well.
+ */
 export function appendLineDurable(path: string, line: string): void {
+  const created = !existsSync(path);
   const fd = openSync(path, 'a', 0o600);
   try {
     giveToDirOwner(fd, dirname(path));
@@ -65,6 +69,7 @@ export function appendLineDurable(path: string, line: string): void {
   } finally {
     closeSync(fd);
   }
+  if (created) fsyncDir(dirname(path));
 }
 
 /** Removes temp files a crash left in `dir`; returns their names. */

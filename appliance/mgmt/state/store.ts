@@ -4,7 +4,8 @@
 //                             leaves the previous version active
 //   users.json                users and password hashes
 //   settings.json             syslog targets, metrics token hash, session timeout
-//   audit.jsonl               who did what, when, from where (appended, fsynced)
+//   audit.jsonl               who did what, when, from where (appended, fsynced; only its tail
+//                             is read at start)
 // Every file is written atomically (state/atomic.ts). Opening the store recovers from a crash:
 // stray temp files are removed, a torn audit line is cut, versions written but never made active
 // are removed.
@@ -61,6 +62,8 @@ export interface AuditEntry {
 export const DEFAULT_SESSION_TIMEOUT_MIN = 30;
 /** Audit entries kept in memory for GET /audit; the file keeps all. */
 const AUDIT_MEMORY = 10_000;
+/** Longest policy diff kept in a memory entry (a policy may be megabytes); the file keeps it whole. */
+export const AUDIT_MEMORY_DIFF_CHARS = 64 * 1024;
 
 export interface StateLog {
   warn(obj: object, msg: string): void;
@@ -82,10 +85,15 @@ export class StateStore {
     this.currentSettings = defaultSettings();
   }
 
-  /** Opens (creating if needed) the state directory and recovers the last committed state. */
-  static open(dir: string, log: StateLog): StateStore {
+  /**
+   * Opens (creating if needed) the state directory and recovers the last committed state.
+   * `recover: false` (the `gatekeeper user` commands, which may run beside the service) only creates
+   * the directories and reads users and settings: the repairs would remove the running service's
+   * in-flight writes.
+   */
+  static open(dir: string, log: StateLog, opts: { recover?: boolean } = {}): StateStore {
     const store = new StateStore(dir, log);
-    store.recover();
+    store.load(opts.recover ?? true);
     return store;
   }
 
@@ -97,9 +105,16 @@ export class StateStore {
     return join(this.dir, 'audit.jsonl');
   }
 
-  private recover(): void {
+  private load(recover: boolean): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     makePrivateDir(this.policyDir);
+    this.reloadUsersIfChanged();
+    const settings = readJson(join(this.dir, 'settings.json')) as Partial<Settings> | undefined;
+    this.currentSettings = { ...defaultSettings(), ...settings };
+    if (recover) this.recover();
+  }
+
+  private recover(): void {
     for (const dir of [this.dir, this.policyDir]) {
       const removed = removeStrayTemps(dir);
       if (removed.length) this.log.warn({ dir, removed }, 'removed temp files left by an interrupted write');
@@ -131,15 +146,11 @@ export class StateStore {
     }
     fsyncDir(this.policyDir);
 
-    this.reloadUsersIfChanged();
-    const settings = readJson(join(this.dir, 'settings.json')) as Partial<Settings> | undefined;
-    this.currentSettings = { ...defaultSettings(), ...settings };
-
     const torn = truncateTornTail(this.auditPath);
     if (torn > 0) this.log.warn({ bytes: torn }, 'cut a torn last line from the audit log');
     const { values, badLines } = readJsonLines(this.auditPath);
     if (badLines.length) this.log.warn({ lines: badLines }, 'skipped unreadable audit log lines');
-    this.audit.push(...(values.slice(-AUDIT_MEMORY) as AuditEntry[]));
+    this.audit.push(...(values.slice(-AUDIT_MEMORY) as AuditEntry[]).map(inMemory));
   }
 
   // --- policies ---
@@ -227,7 +238,7 @@ export class StateStore {
 
   appendAudit(entry: AuditEntry): void {
     appendLineDurable(this.auditPath, JSON.stringify(entry));
-    this.audit.push(entry);
+    this.audit.push(inMemory(entry));
     if (this.audit.length > AUDIT_MEMORY) this.audit.splice(0, this.audit.length - AUDIT_MEMORY);
   }
 
@@ -235,6 +246,11 @@ export class StateStore {
   recentAudit(limit: number): AuditEntry[] {
     return this.audit.slice(-limit).reverse();
   }
+}
+
+function inMemory(entry: AuditEntry): AuditEntry {
+  if (entry.diff === undefined || entry.diff.length <= AUDIT_MEMORY_DIFF_CHARS) return entry;
+  return { ...entry, diff: `${entry.diff.slice(0, AUDIT_MEMORY_DIFF_CHARS)}\n… diff cut here; audit.jsonl has all of it\n` };
 }
 
 function defaultSettings(): Settings {
