@@ -301,26 +301,20 @@ async function run(lab: Lab, log: (line: string) => void): Promise<PathResult[]>
     gatekeeperSetup(lab, policyPath, 'batched'),
     gatekeeperSetup(lab, policyPath, 'cap'),
   ];
-  // TEMPORARY A/B: BENCH_WIRE_B="VAR=value ..." adds gk-B, the batched dataplane with that environment.
-  const variant = process.env.BENCH_WIRE_B;
-  if (variant) setups.splice(3, 0, gatekeeperSetup(lab, policyPath, 'batched', 'gk-B', variant));
   return measurePaths(lab, config, setups, log);
 }
 
 /** The dataplane with the port I/O `io` (through the environment it inherits) between the ports. */
-function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo, name = `gk-${io}`, extraEnv = ''): PathSetup {
+function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo): PathSetup {
   let dataplane: ChildProcess | undefined;
-  const extra = extraEnv.split(/\s+/).filter(Boolean).map((kv) => kv.split('=') as [string, string]);
   return {
-    path: name,
+    path: `gk-${io}`,
     up: async () => {
       process.env[PORT_IO_ENV] = io;
-      for (const [k, v] of extra) process.env[k] = v;
       try {
         dataplane = await lab.startDataplane(policyPath);
       } finally {
         delete process.env[PORT_IO_ENV];
-        for (const [k] of extra) delete process.env[k];
       }
     },
     down: async () => {

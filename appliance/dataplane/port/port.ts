@@ -2,8 +2,9 @@
 // through the batched addon (native/batch_port.cc): JS sees frames a batch at a time, and each
 // batch leaves with one sendmmsg(), from a send thread of the port on boxes with cores to spare.
 // When the addon is not built or cannot open the port, `cap` moves the frames one at a time as before.
-// Linux never hands a packet socket the frames it sent itself, so what we forward out of a port is
-// not captured again there; frames from the port's own MAC are dropped as a second guard.
+// What we forward out of a port is not captured again there: the batched capture takes inbound
+// frames only (it sends through a socket of its own), and Linux never hands cap's socket the frames
+// it sent itself; frames from the port's own MAC are dropped as a second guard.
 
 import { Cap } from 'cap';
 import { execFileSync } from 'node:child_process';

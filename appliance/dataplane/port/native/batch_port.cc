@@ -8,7 +8,8 @@
 //   and, on veth, the receiving host's whole stack), so on a box with cores to spare the thread
 //   lets it run beside the event loop; where cores are scarce the hand-over costs more than it
 //   gives (measured on 2 cores). Either way the outcome comes back to JS through onSent().
-// Frames a socket sends are never captured by that socket, so nothing sent here is seen again.
+// Frames leave through a second packet socket that only sends; the capture takes inbound frames
+// only (PACKET_IGNORE_OUTGOING, and libpcap's direction filter), so nothing sent here is seen again.
 
 #include <napi.h>
 #include <pcap/pcap.h>
@@ -16,9 +17,10 @@
 
 #include <errno.h>
 #include <linux/if_packet.h>
-#include <stdlib.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <memory>
@@ -62,6 +64,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   ~BatchPort() override {
     StopSender();
     if (pcap_ != nullptr) pcap_close(pcap_);
+    if (send_fd_ >= 0) close(send_fd_);
   }
 
  private:
@@ -112,19 +115,29 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       pcap_close(p);
       return Throw(env, "pcap: no selectable descriptor");
     }
-    // A/B knobs (temporary).
-    if (const char* v = getenv("GK_QDISC_BYPASS"); v != nullptr && v[0] == '1') {
-      int one = 1;
-      setsockopt(fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+    // The capture takes only what arrives: frames that leave the port (sent by us or anyone else on
+    // the box) are not copied into the ring (PACKET_IGNORE_OUTGOING; libpcap also filters them).
+    if (pcap_setdirection(p, PCAP_D_IN) != 0) {
+      std::string why = pcap_geterr(p);
+      pcap_close(p);
+      return Throw(env, "pcap_setdirection: " + why);
     }
-    if (const char* v = getenv("GK_SNDBUF"); v != nullptr) {
-      int bytes = atoi(v);
-      setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes));
+    int one = 1;
+    setsockopt(fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+    // Frames leave through a socket of their own, bound to the port with protocol 0: it receives
+    // nothing, and since nothing waits on it the kernel skips the write-space wakeup it would
+    // otherwise attempt on the capture's wait queue (the event loop's epoll) for every frame sent.
+    send_fd_ = OpenSendSocket(device);
+    if (send_fd_ < 0) {
+      std::string why = strerror(errno);
+      pcap_close(p);
+      return Throw(env, "send socket for " + device + ": " + why);
     }
-    if (const char* v = getenv("GK_DRAIN"); v != nullptr) drain_rounds_ = atoi(v);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     if (uv_poll_init(loop, &poll_, fd_) != 0 || uv_async_init(loop, &sent_async_, OnSentAsync) != 0) {
+      close(send_fd_);
+      send_fd_ = -1;
       pcap_close(p);
       return Throw(env, "libuv: cannot watch the capture");
     }
@@ -154,6 +167,24 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     return env.Undefined();
   }
 
+  static int OpenSendSocket(const std::string& device) {
+    unsigned int ifindex = if_nametoindex(device.c_str());
+    if (ifindex == 0) return -1;
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_ll address{};
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = 0;  // bound for sending only: no receive hook
+    address.sll_ifindex = static_cast<int>(ifindex);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      return -1;
+    }
+    return fd;
+  }
+
   static void OnFrame(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
     BatchPort* self = reinterpret_cast<BatchPort*>(user);
     uint32_t captured = header->caplen < self->slot_bytes_ ? header->caplen : self->slot_bytes_;
@@ -168,15 +199,14 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     if (status < 0 || self->closing_) return;
     Napi::Env env(self->env_);
     Napi::HandleScope scope(env);
-    int rounds = self->drain_rounds_ > 0 ? self->drain_rounds_ : kBatchesPerWakeup;
-    for (int round = 0; round < rounds && !self->closing_; round++) {
+    for (int round = 0; round < kBatchesPerWakeup && !self->closing_; round++) {
       self->batch_ = 0;
       int n = pcap_dispatch(self->pcap_, self->slots_, OnFrame, reinterpret_cast<u_char*>(self));
       if (self->batch_ > 0) {
         self->on_batch_.MakeCallback(env.Global(), {Napi::Number::New(env, self->batch_)}, *self->context_);
         if (!self->Healthy(env)) return;
       }
-      if (self->drain_rounds_ > 0 ? n <= 0 : n < self->slots_) break;  // the ring is empty (or the capture failed: the next wakeup says so)
+      if (n < self->slots_) break;  // the ring is empty (or the capture failed: the next wakeup says so)
     }
   }
 
@@ -242,7 +272,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     if (count != 1) return Throw(env, "sendNow sends exactly one frame");
     ssize_t sent;
     do {
-      sent = send(fd_, data + pairs[0], pairs[1], 0);
+      sent = send(send_fd_, data + pairs[0], pairs[1], 0);
     } while (sent < 0 && errno == EINTR);
     return Napi::Boolean::New(env, sent >= 0);
   }
@@ -327,7 +357,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     uint32_t refused = 0;
     double refused_bytes = 0;
     while (done < count) {
-      int sent = sendmmsg(fd_, &batch.messages[done], count - done, 0);
+      int sent = sendmmsg(send_fd_, &batch.messages[done], count - done, 0);
       if (sent > 0) {
         done += static_cast<uint32_t>(sent);
       } else if (sent < 0 && errno == EINTR) {
@@ -404,6 +434,8 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     if (++self->handles_closed_ < 2) return;
     pcap_close(self->pcap_);
     self->pcap_ = nullptr;
+    close(self->send_fd_);
+    self->send_fd_ = -1;
     self->send_batches_.clear();
     self->rx_ref_.Reset();
     self->lengths_ref_.Reset();
@@ -420,6 +452,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
 
   pcap_t* pcap_ = nullptr;
   int fd_ = -1;
+  int send_fd_ = -1;
   bool closing_ = false;
   int handles_closed_ = 0;
   uv_poll_t poll_{};
@@ -431,7 +464,6 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   uint32_t slot_bytes_ = 0;
   int slots_ = 0;
   int batch_ = 0;
-  int drain_rounds_ = 0;
   Napi::ObjectReference rx_ref_;
   Napi::ObjectReference lengths_ref_;
   Napi::FunctionReference on_batch_;
