@@ -12,4 +12,5 @@ gyp="${npm_config_node_gyp:-}"
 if [ -z "$gyp" ] || [ ! -f "$gyp" ]; then
   gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
 fi
-node "$gyp" rebuild --silent --nodedir="$node_prefix" -C appliance/dataplane/port/native
+# Compiler output goes to stderr, so `npm run -s bench -- --json` prints nothing but JSON on stdout.
+node "$gyp" rebuild --silent --nodedir="$node_prefix" -C appliance/dataplane/port/native >&2
