@@ -176,6 +176,18 @@ function unitCredentials(caps: string[], uid: number): string[] {
     `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`];
 }
 
+/** The policy both lab tests run: the client may ping the server, nothing else. */
+const PING_POLICY = `version: 1
+mode: enforce
+default: deny
+rules:
+  - name: client-pings-server
+    from: ${A.client4}
+    to: ${A.server4}
+    service: ping
+    action: allow
+`;
+
 const labMissing = process.getuid?.() !== 0 ? 'needs root'
   : ['setpriv', 'ip', 'ethtool', 'ping'].find((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
 
@@ -191,16 +203,7 @@ t.test('the dataplane forwards as an unprivileged user with only the unit\'s cap
   mkdirSync(state);
   chownSync(state, uid, uid);
   const policy = join(state, 'policy.yaml');
-  writeFileSync(policy, `version: 1
-mode: enforce
-default: deny
-rules:
-  - name: client-pings-server
-    from: ${A.client4}
-    to: ${A.server4}
-    service: ping
-    action: allow
-`);
+  writeFileSync(policy, PING_POLICY);
   chownSync(policy, uid, uid);
 
   // A clean environment, as systemd gives: tap's NODE_OPTIONS would make node write where this user may not.
@@ -371,16 +374,7 @@ t.test('the units under a real systemd', { skip: bootMissing }, async (t) => {
 
   // A pair, configured as docs/operations.md says.
   run(['sh', '-c', 'cat > /etc/gatekeeper/pairs/lab.env'], `INSIDE=${lab.insidePort}\nOUTSIDE=${lab.outsidePort}\n`);
-  run(['sh', '-c', 'mkdir -p /var/lib/gatekeeper/pairs/lab && cat > /var/lib/gatekeeper/pairs/lab/policy.yaml'], `version: 1
-mode: enforce
-default: deny
-rules:
-  - name: client-pings-server
-    from: ${A.client4}
-    to: ${A.server4}
-    service: ping
-    action: allow
-`);
+  run(['sh', '-c', 'mkdir -p /var/lib/gatekeeper/pairs/lab && cat > /var/lib/gatekeeper/pairs/lab/policy.yaml'], PING_POLICY);
   // A short watchdog, so that a hung dataplane is seen within the test.
   run(['sh', '-c', 'mkdir -p /etc/systemd/system/gatekeeper-dataplane@lab.service.d && ' +
     'printf "[Service]\\nWatchdogSec=3s\\n" > /etc/systemd/system/gatekeeper-dataplane@lab.service.d/watchdog.conf && ' +

@@ -8,19 +8,11 @@ import type { FlowRecord } from '../../ipc/messages';
 export const OBSERVED_MAX = 10_000;
 export const OBSERVED_MAX_AGE_MS = 60 * 60 * 1000;
 
-export interface ObservedTuple {
+/** A conversation as a dry-run replays it (dstPort: for ICMP/ICMPv6 the type, code 0 assumed). */
+export type ObservedTuple = Pick<FlowRecord, 'proto' | 'src' | 'srcPort' | 'dst' | 'dstPort' | 'vlan' | 'rule'> & {
   pair: string;
-  proto: string;
-  src: string;
-  srcPort: number;
-  dst: string;
-  /** Destination port; for ICMP/ICMPv6 the type (code 0 assumed). */
-  dstPort: number;
-  vlan: number;
-  /** Rule that decided it when it was seen. */
-  rule: string;
   seenAt: number;
-}
+};
 
 /** Tracked ICMP flows are echo flows, whose ports are the echo identifier: the rule key is the request type. */
 const ECHO_REQUEST: Readonly<Record<string, number>> = { icmp: 8, icmpv6: 128 };

@@ -70,16 +70,11 @@ export type ApplyResult =
   | { ok: true; pairs: { pair: string; generation: number }[] }
   | { ok: false; error: string; details: { pair: string; error: string }[] };
 
-export interface DryRunChange {
+export type DryRunChange = Pick<FlowRecord, 'proto' | 'src' | 'srcPort' | 'dst' | 'dstPort'> & {
   pair: string;
-  proto: string;
-  src: string;
-  srcPort: number;
-  dst: string;
-  dstPort: number;
   before: { rule: string; action: string };
   after: { rule: string; action: string };
-}
+};
 
 export interface DryRunResult {
   /** Recently observed flows checked. */

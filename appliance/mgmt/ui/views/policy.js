@@ -399,15 +399,16 @@ function createHistory(ctx, getActive, openInEditor, afterRollback) {
   };
   filter.addEventListener('input', render);
 
+  /** A stored version, or undefined after the error was shown. @param {number} version */
+  const fetchVersion = (version) => ctx.api('GET', `/policy/history/${version}`).catch((err) => {
+    ctx.reportError(err);
+    return undefined;
+  });
+
   /** @param {number} version */
   const view = async (version) => {
-    let stored;
-    try {
-      stored = await ctx.api('GET', `/policy/history/${version}`);
-    } catch (err) {
-      ctx.reportError(err);
-      return;
-    }
+    const stored = await fetchVersion(version);
+    if (!stored) return;
     const choice = await openDialog(`Policy v${version}`, (close) => [
       h('p', { class: 'muted' }, `Applied ${formatTime(stored.appliedAt)} by ${stored.author}${stored.comment ? ` — “${stored.comment}”` : ''} · hash `, h('code', null, shortHash(stored.hash))),
       h('pre', { class: 'code-view', tabindex: '0', 'aria-label': `Text of policy v${version}` }, stored.text),
@@ -422,13 +423,8 @@ function createHistory(ctx, getActive, openInEditor, afterRollback) {
 
   /** @param {number} version */
   const rollback = async (version) => {
-    let stored;
-    try {
-      stored = await ctx.api('GET', `/policy/history/${version}`);
-    } catch (err) {
-      ctx.reportError(err);
-      return;
-    }
+    const stored = await fetchVersion(version);
+    if (!stored) return;
     const active = getActive();
     const applied = await reviewDialog(ctx, {
       title: `Review rollback to v${version}${active ? ` (from v${active.version})` : ''}`,
