@@ -31,7 +31,7 @@ const FIRST_FLOWS = 262_144;
 const FIRST_PER_RUN = 65_536;
 const HIT_PACKETS_PER_RUN = 2_000_000;
 const WARMUP_RUNS = 2;
-const RUNS = 5;
+const RUNS = 9;
 /** Share of first packets that match no rule (random 198.18/15 hosts: default deny). */
 const MISS_SHARE = 0.1;
 const MEMORY_FLOWS = 100_000;
@@ -44,6 +44,9 @@ interface SizeResult {
   tableBytes: number;
   cacheHitPps: number;
   firstPacketPps: number;
+  /** Every timed run, for the spread: this VM's speed drifts by tens of percent within a minute. */
+  cacheHitRuns: number[];
+  firstPacketRuns: number[];
   emptyTablePps: number;
   matchPps: number;
   /** How the first packets were decided: share forwarded, share on the default rule, median rule hit. */
@@ -59,10 +62,9 @@ function median(values: number[]): number {
 
 /**
  * Median packets/s over RUNS timed runs after WARMUP_RUNS untimed ones. `prepare` runs untimed before
- * each run and hands it its state; `run` returns the packets it processed.
+ * each run and hands it its state; `run` returns the packets it processed. `runs` receives each rate.
  */
-function measure<T>(prepare: () => T, run: (state: T) => number): number {
-  const rates: number[] = [];
+function measure<T>(prepare: () => T, run: (state: T) => number, rates: number[] = []): number {
   for (let i = 0; i < WARMUP_RUNS + RUNS; i++) {
     const state = prepare();
     const started = process.hrtime.bigint();
@@ -142,6 +144,7 @@ function benchSize(rules: number): SizeResult {
   const steady = new Engine(policy, 1);
   for (const frame of firstFrames) steady.process(frame, frame.length, Side.Outside, now);
   let cursor = 0;
+  const firstPacketRuns: number[] = [];
   const firstPacketPps = measure(() => steady, (engine) => {
     for (let n = 0; n < FIRST_PER_RUN; n++) {
       const frame = firstFrames[cursor];
@@ -149,7 +152,7 @@ function benchSize(rules: number): SizeResult {
       cursor = cursor + 1 === firstFrames.length ? 0 : cursor + 1;
     }
     return FIRST_PER_RUN;
-  });
+  }, firstPacketRuns);
   if (steady.flows.counters.evicted === 0) throw new Error('first-packet runs never filled the flow table');
 
   // First packets into an empty table: each run starts afresh, so every tracked flow allocates a record.
@@ -191,6 +194,7 @@ function benchSize(rules: number): SizeResult {
   }
   const requests = frameSet(allowed, false, TCP_ACK);
   const replies = frameSet(allowed, true, TCP_ACK);
+  const cacheHitRuns: number[] = [];
   const cacheHitPps = measure(() => hitEngine, (engine) => {
     let done = 0;
     while (done < HIT_PACKETS_PER_RUN) {
@@ -201,7 +205,7 @@ function benchSize(rules: number): SizeResult {
       done += requests.length * 2;
     }
     return done;
-  });
+  }, cacheHitRuns);
   const created = hitEngine.flows.counters.created;
   if (created !== allowed.length) {
     throw new Error(`cache-hit run created flows (${created} for ${allowed.length}): not all packets were hits`);
@@ -214,6 +218,8 @@ function benchSize(rules: number): SizeResult {
     tableBytes: policy.stats.tableBytes,
     cacheHitPps,
     firstPacketPps,
+    cacheHitRuns,
+    firstPacketRuns,
     emptyTablePps,
     matchPps,
     forwardedShare: forwarded / firstFrames.length,
@@ -258,6 +264,8 @@ function bytesPerFlow(): { bytesPerFlow: number; flows: number } {
   gc();
   const after = process.memoryUsage();
   const grown = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
+  // The frames stay reachable until here: freed before `after`, they would count as negative growth.
+  if (frames.length !== MEMORY_FLOWS) throw new Error('unreachable');
   const tracked = engine.flows.counters.created;
   return { bytesPerFlow: grown / tracked, flows: tracked };
 }
@@ -292,6 +300,10 @@ function main(): void {
       `${(r.forwardedShare * 100).toFixed(0).padStart(5)}  ${(r.defaultShare * 100).toFixed(0).padStart(9)}  ${String(r.medianRule).padStart(11)}`);
   }
   log('');
+  const spread = (runs: number[]) => `${(Math.min(...runs) / 1e6).toFixed(2)}–${(Math.max(...runs) / 1e6).toFixed(2)}`;
+  for (const r of results) {
+    log(`spread of the ${RUNS} timed runs, ${r.rules} rules: hit ${spread(r.cacheHitRuns)} Mpps, first ${spread(r.firstPacketRuns)} Mpps`);
+  }
   log(`memory: ${memory.bytesPerFlow.toFixed(0)} bytes per tracked flow (heap growth with ${memory.flows} flows, flow table arrays included)`);
 
   const at = (rules: number) => results.find((r) => r.rules === rules);
@@ -314,6 +326,10 @@ function main(): void {
     memory: { bytesPerFlow: Math.round(memory.bytesPerFlow), flows: memory.flows },
     traffic: Object.fromEntries(results.map((r) => [r.rules, { forwardedShare: +r.forwardedShare.toFixed(3),
       defaultShare: +r.defaultShare.toFixed(3), medianRule: r.medianRule }])),
+    spread: Object.fromEntries(results.map((r) => [r.rules, {
+      cacheHitPps: [Math.round(Math.min(...r.cacheHitRuns)), Math.round(Math.max(...r.cacheHitRuns))],
+      firstPacketPps: [Math.round(Math.min(...r.firstPacketRuns)), Math.round(Math.max(...r.firstPacketRuns))],
+    }])),
     targets: TARGETS,
     loadAverage: +loadavg()[0].toFixed(2),
   };

@@ -53,7 +53,7 @@ t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it',
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward, 'SYN-ACK passes');
   t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Forward, 'ACK passes');
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'PA', payload: [1, 2, 3] }), Side.Inside), Verdict.Forward);
-  t.equal(e.ruleCounters.packets[0], 4, 'all counted on rule web');
+  t.equal(e.ruleTotals().packets(0), 4, 'all counted on rule web');
   t.equal(run(e, out({ dport: 8080, flags: 'R' }), Side.Outside), Verdict.Forward, 'RST forwarded');
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'A' }), Side.Inside), Verdict.Forward, 'a segment in flight still passes');
   await new Promise((r) => setTimeout(r, 80));
@@ -173,8 +173,58 @@ rules:
   t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside), Verdict.Drop, 'UDP flow cut');
   t.equal(e.lastDrop, DropReason.FlowCut);
   t.equal(e.flows.counters.cut, 1);
-  t.equal(e.ruleCounters.packets[0] >= 2, true, 'counters of rule web carried over by name');
+  t.equal(e.ruleTotals().packets(0) >= 2, true, 'counters of rule web carried over by name');
 });
+
+t.test('rule totals: live flows, ended flows and lone packets are each counted once, across a reload', async (t) => {
+  const e = new Engine(policy(), 1);
+  const syn = out({ dport: 8080, flags: 'S' });
+  const synAck = back({ sport: 8080, dport: 40000, flags: 'SA' });
+  const udp = out({ proto: 'udp', sport: 5000, dport: 5353 });
+  run(e, syn, Side.Outside);
+  run(e, synAck, Side.Inside);
+  run(e, udp, Side.Outside);
+  run(e, out({ dport: 22, flags: 'S' }), Side.Outside); // default deny, no flow
+  run(e, out({ proto: 'udp', sport: 5001, dport: 9000 }), Side.Outside); // rule refused: rejected, no flow
+  let totals = e.ruleTotals();
+  t.same([totals.packets(0), totals.flows(0), totals.bytes(0)], [3, 2, syn.length + synAck.length + udp.length],
+    'web: 3 packets in 2 flows');
+  t.same([totals.packets(1), totals.flows(1)], [1, 0], 'refused: the lone packet, no flow');
+  t.same([totals.packets(2), totals.flows(2)], [1, 0], 'default: the lone packet');
+  t.equal(e.ruleTotals().packets(0), 3, 'reading again adds nothing');
+
+  run(e, out({ dport: 8080, flags: 'R' }), Side.Outside);
+  run(e, synAck, Side.Inside);
+  t.equal(e.ruleTotals().packets(0), 5, 'packets after a read are added once');
+
+  // The new policy puts a rule in front: "web" moves from index 0 to 1 and keeps its counts.
+  e.setPolicy(reordered(), 2);
+  totals = e.ruleTotals();
+  t.same([totals.packets(1), totals.flows(1)], [5, 2], 'web keeps its counts under its new index');
+  t.same([totals.packets(0), totals.flows(0)], [0, 0], 'the new first rule starts at zero');
+  run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside);
+  t.equal(e.ruleTotals().packets(1), 6, 'a flow redecided after the reload counts on the new index');
+  t.equal(e.ruleTotals().flows(1), 2, 'and is not counted as a new flow');
+});
+
+function reordered(): CompiledPolicy {
+  const r = loadPolicyText(`version: 1
+default: deny
+rules:
+  - name: first
+    from: ${S}
+    to: ${C}
+    service: tcp/1
+    action: allow
+  - name: web
+    from: ${C}
+    to: ${S}
+    service: [tcp/8080, udp/5353]
+    action: allow
+`, 'reordered.yaml');
+  if (!r.ok) throw new Error('reordered policy refused');
+  return r.policy;
+}
 
 t.test('monitor mode forwards everything and counts what it would drop', async (t) => {
   const e = new Engine(policy('', 'monitor'), 1);

@@ -70,15 +70,51 @@ export type PortCountersSnapshot = Record<(typeof portCounterNames)[number], num
   decode_errors: Record<string, number>;
 };
 
-/** Per rule of the running policy generation. */
+const PACKETS = 0;
+const BYTES = 1;
+const FLOWS = 2;
+/** Slots per rule: a power of two, so one rule's counters never span more than two cache lines. */
+const STRIDE = 4;
+
+/**
+ * Per rule of the running policy generation. A rule's packet, byte and flow counts sit side by side
+ * in one array, so adding to them costs one cache miss, not three.
+ */
 export class RuleCounters {
-  readonly packets: Float64Array;
-  readonly bytes: Float64Array;
-  readonly flows: Float64Array;
+  private readonly counts: Float64Array;
 
   constructor(readonly ruleCount: number) {
-    this.packets = new Float64Array(ruleCount);
-    this.bytes = new Float64Array(ruleCount);
-    this.flows = new Float64Array(ruleCount);
+    this.counts = new Float64Array(ruleCount * STRIDE);
+  }
+
+  countPacket(rule: number, length: number): void {
+    const at = rule * STRIDE;
+    this.counts[at + PACKETS]++;
+    this.counts[at + BYTES] += length;
+  }
+
+  /** Add a tracked flow's packets since it was last settled (`flows` is 1 the first time). */
+  add(rule: number, packets: number, bytes: number, flows: number): void {
+    const at = rule * STRIDE;
+    this.counts[at + PACKETS] += packets;
+    this.counts[at + BYTES] += bytes;
+    this.counts[at + FLOWS] += flows;
+  }
+
+  packets(rule: number): number {
+    return this.counts[rule * STRIDE + PACKETS];
+  }
+
+  bytes(rule: number): number {
+    return this.counts[rule * STRIDE + BYTES];
+  }
+
+  flows(rule: number): number {
+    return this.counts[rule * STRIDE + FLOWS];
+  }
+
+  /** Carry rule `from` of `old` over to rule `to` here (a reload keeps counts by rule name). */
+  carryOver(old: RuleCounters, from: number, to: number): void {
+    this.counts.set(old.counts.subarray(from * STRIDE, from * STRIDE + STRIDE), to * STRIDE);
   }
 }

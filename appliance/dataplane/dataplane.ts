@@ -168,6 +168,7 @@ export function collectStats(
     link: ports[side].operState(),
     ...engine.counters[side].snapshot(),
   });
+  const totals = engine.ruleTotals();
   return {
     pair: name,
     pid: process.pid,
@@ -181,9 +182,9 @@ export function collectStats(
     rules: policy.rules.map((r) => ({
       name: r.name,
       action: actionNames[r.action],
-      packets: engine.ruleCounters.packets[r.index],
-      bytes: engine.ruleCounters.bytes[r.index],
-      flows: engine.ruleCounters.flows[r.index],
+      packets: totals.packets(r.index),
+      bytes: totals.bytes(r.index),
+      flows: totals.flows(r.index),
     })),
     events,
   };

@@ -54,7 +54,8 @@ export class Engine {
   readonly reject = new RejectBuilder();
   policy: CompiledPolicy;
   generation: number;
-  ruleCounters: RuleCounters;
+  /** Settled counts only: read them through ruleTotals(). */
+  private ruleCounters: RuleCounters;
   /** Rule that decided the last frame, or -1 when no rule was involved (L2, decode error, state). */
   lastRule = NO_RULE;
   /** DropReason of the last frame when it was not forwarded. */
@@ -73,6 +74,7 @@ export class Engine {
     this.ruleCounters = new RuleCounters(policy.rules.length);
     this.timeouts = timeoutsFor(policy);
     this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
+      this.settle(flow);
       if (this.observer !== null) this.observer.flowEnded(flow, reason);
     });
     this.fragments = new FlowTable(FRAGMENT_TABLE_SIZE);
@@ -84,21 +86,39 @@ export class Engine {
    */
   setPolicy(policy: CompiledPolicy, generation: number): void {
     const old = this.policy;
-    const oldCounters = this.ruleCounters;
+    // Settle first: a flow's packets so far belong to the rule that allowed them in the old numbering.
+    const oldCounters = this.ruleTotals();
     const counters = new RuleCounters(policy.rules.length);
     const byName = new Map(old.rules.map((r) => [r.name, r.index]));
     for (const rule of policy.rules) {
       const i = byName.get(rule.name);
-      if (i === undefined) continue;
-      counters.packets[rule.index] = oldCounters.packets[i];
-      counters.bytes[rule.index] = oldCounters.bytes[i];
-      counters.flows[rule.index] = oldCounters.flows[i];
+      if (i !== undefined) counters.carryOver(oldCounters, i, rule.index);
     }
     this.policy = policy;
     this.generation = generation;
     this.ruleCounters = counters;
     this.timeouts = timeoutsFor(policy);
     this.flows.resize(policy.flow.maxFlows);
+  }
+
+  /**
+   * Per-rule packets, bytes and flows so far. A tracked flow counts its own packets on the packet
+   * path (its record is in the CPU cache anyway, the rule's counters usually are not) and adds them to
+   * its rule's counters when it ends, when the policy changes, and here: this walks every live flow,
+   * so it is for once-a-second statistics, not the packet path.
+   */
+  ruleTotals(): RuleCounters {
+    for (const flow of this.flows.flows()) this.settle(flow);
+    return this.ruleCounters;
+  }
+
+  private settle(flow: Flow): void {
+    const packets = flow.packetsOut + flow.packetsIn;
+    if (packets === flow.settledPackets) return;
+    const bytes = flow.bytesOut + flow.bytesIn;
+    this.ruleCounters.add(flow.ruleIndex, packets - flow.settledPackets, bytes - flow.settledBytes, flow.settledPackets === 0 ? 1 : 0);
+    flow.settledPackets = packets;
+    flow.settledBytes = bytes;
   }
 
   /** Decide one frame that arrived on `side`. On Verdict.Reject, `this.reject` holds the answer to send back. */
@@ -141,7 +161,7 @@ export class Engine {
       } else {
         if (isIcmpError(pkt) && this.quotesAllowedFlow(side)) return this.forward(side);
         // Other ICMP (and errors about nothing we track) is judged packet by packet, without a flow.
-        return this.applyRule(frame, side, length, this.match(pkt.family, false), now);
+        return this.judgeAlone(frame, side, length, this.match(pkt.family, false), now);
       }
     } else if (proto === Proto.TCP || proto === Proto.UDP || proto === Proto.SCTP) {
       // A first fragment too short to carry ports: the decoder refuses those, so this is unreachable.
@@ -177,10 +197,7 @@ export class Engine {
       flow.packetsIn++;
       flow.bytesIn += length;
     }
-    const rule = flow.ruleIndex;
-    this.lastRule = rule;
-    this.ruleCounters.packets[rule]++;
-    this.ruleCounters.bytes[rule] += length;
+    this.lastRule = flow.ruleIndex;
     if (flow.proto === Proto.TCP) this.trackTcp(flow, fromInitiator);
     if (flow.wouldDrop) {
       if (this.observer !== null) this.observer.deniedInFlow(flow, length, now);
@@ -198,7 +215,7 @@ export class Engine {
     } else {
       rule = this.policy.match6(i ? flow.a6 : flow.b6, i ? flow.b6 : flow.a6, flow.proto, flowRuleKey(flow));
     }
-    const allowed = this.policy.rules[rule].action === Action.Allow;
+    const allowed = this.policy.ruleActions[rule] === Action.Allow;
     flow.ruleIndex = rule;
     flow.generation = this.generation;
     if (allowed) {
@@ -229,9 +246,9 @@ export class Engine {
       } else if (this.policy.flow.pickupEstablished && (flags & TcpFlag.RST) === 0) {
         // Mid-stream after a restart: allowed if either endpoint may have opened it.
         rule = this.match(pkt.family, false);
-        if (this.policy.rules[rule].action !== Action.Allow) {
+        if (this.policy.ruleActions[rule] !== Action.Allow) {
           const reverse = this.match(pkt.family, true);
-          if (this.policy.rules[reverse].action === Action.Allow) {
+          if (this.policy.ruleActions[reverse] === Action.Allow) {
             rule = reverse;
             initiatorIsSource = false;
           }
@@ -244,22 +261,24 @@ export class Engine {
     } else {
       if (isEchoReply(this.pkt)) {
         // An echo reply with no request seen: unsolicited, judged on its own without starting a flow.
-        return this.applyRule(frame, side, length, this.match(pkt.family, false), now);
+        return this.judgeAlone(frame, side, length, this.match(pkt.family, false), now);
       }
       rule = this.match(pkt.family, false);
       ttl = pkt.proto === Proto.UDP ? timeouts.udp : pkt.proto === Proto.ICMP || pkt.proto === Proto.ICMPV6 ? timeouts.icmp : timeouts.other;
     }
 
     const verdict = this.applyRule(frame, side, length, rule, now);
-    const tracked = verdict === Verdict.Forward;
-    if (tracked) {
+    if (verdict !== Verdict.Forward) {
+      this.ruleCounters.countPacket(rule, length);
+    } else {
+      // Tracked: the flow counts this packet and its rule's flow count (see ruleTotals).
       const key = this.key;
       const flow = this.flows.insert(key, ttl, now);
       flow.initiatorIsA = initiatorIsSource ? key.srcIsA : !key.srcIsA;
       flow.initiatorSide = initiatorIsSource ? side : 1 - side;
       flow.ruleIndex = rule;
       flow.generation = this.generation;
-      flow.wouldDrop = this.policy.rules[rule].action !== Action.Allow;
+      flow.wouldDrop = this.policy.ruleActions[rule] !== Action.Allow;
       flow.tcpState = tcpState;
       if (initiatorIsSource) {
         flow.packetsOut = 1;
@@ -268,18 +287,21 @@ export class Engine {
         flow.packetsIn = 1;
         flow.bytesIn = length;
       }
-      this.ruleCounters.flows[rule]++;
       if (this.observer !== null && this.policy.rules[rule].log) this.observer.flowStarted(flow, now);
     }
     return verdict;
   }
 
-  /** Count the packet against `rule` and act on it (monitor mode forwards what it would drop). */
+  /** A packet that starts no flow: count it against `rule` and act on it. */
+  private judgeAlone(frame: Uint8Array, side: number, length: number, rule: number, now: number): number {
+    this.ruleCounters.countPacket(rule, length);
+    return this.applyRule(frame, side, length, rule, now);
+  }
+
+  /** Act on `rule` for this packet (monitor mode forwards what it would drop); the caller counts it. */
   private applyRule(frame: Uint8Array, side: number, length: number, rule: number, now: number): number {
     this.lastRule = rule;
-    this.ruleCounters.packets[rule]++;
-    this.ruleCounters.bytes[rule] += length;
-    const action = this.policy.rules[rule].action;
+    const action = this.policy.ruleActions[rule];
     if (action === Action.Allow) return this.forward(side);
     if (this.observer !== null) this.observer.denied(this.pkt, rule, length, now);
     if (action === Action.Reject && this.policy.mode === 'enforce' && this.mayReject(side) && this.reject.build(frame, this.pkt)) {
@@ -360,7 +382,7 @@ export class Engine {
     entry.initiatorIsA = key.srcIsA;
     entry.initiatorSide = side;
     entry.ruleIndex = this.lastRule;
-    entry.wouldDrop = this.policy.mode === 'monitor' && this.lastRule >= 0 && this.policy.rules[this.lastRule].action !== Action.Allow;
+    entry.wouldDrop = this.policy.mode === 'monitor' && this.lastRule >= 0 && this.policy.ruleActions[this.lastRule] !== Action.Allow;
   }
 
   /** Fragments after the first carry no ports: they follow the verdict of their first fragment. */
@@ -374,8 +396,7 @@ export class Engine {
     }
     if (entry.ruleIndex >= 0) {
       this.lastRule = entry.ruleIndex;
-      this.ruleCounters.packets[entry.ruleIndex]++;
-      this.ruleCounters.bytes[entry.ruleIndex] += length;
+      this.ruleCounters.countPacket(entry.ruleIndex, length);
     }
     return entry.wouldDrop ? this.monitorForward(side) : this.forward(side);
   }

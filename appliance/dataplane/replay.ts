@@ -71,11 +71,12 @@ export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?:
       reason,
     });
   }
+  const totals = engine.ruleTotals();
   summary.byRule = policy.rules.map((r) => ({
     rule: r.name,
     action: actionNames[r.action],
-    packets: engine.ruleCounters.packets[r.index],
-    bytes: engine.ruleCounters.bytes[r.index],
+    packets: totals.packets(r.index),
+    bytes: totals.bytes(r.index),
   }));
   return summary;
 }

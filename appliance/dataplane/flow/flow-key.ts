@@ -4,6 +4,12 @@
 import type { Packet, QuotedPacket } from '../decode/packet';
 import { Family } from '../decode/packet';
 
+/**
+ * The IPv6 addresses of an IPv4 tuple: one shared empty array. Two typed arrays per flow record would
+ * more than double its size and allocation cost, so a record gets its own only once it holds IPv6.
+ */
+const NO_ADDRESS6 = new Uint32Array(0);
+
 /** The identity of a flow, in canonical order. */
 export class FlowTuple {
   family = 0;
@@ -12,8 +18,9 @@ export class FlowTuple {
   vlan = 0;
   a4 = 0;
   b4 = 0;
-  readonly a6 = new Uint32Array(4);
-  readonly b6 = new Uint32Array(4);
+  /** Only meaningful when family is IPv6 (see NO_ADDRESS6). */
+  a6 = NO_ADDRESS6;
+  b6 = NO_ADDRESS6;
   portA = 0;
   portB = 0;
   hash = 0;
@@ -23,6 +30,12 @@ export class FlowTuple {
 export class FlowKey extends FlowTuple {
   /** True when the packet this key was built from travels from endpoint a to endpoint b. */
   srcIsA = true;
+
+  constructor() {
+    super();
+    this.a6 = new Uint32Array(4);
+    this.b6 = new Uint32Array(4);
+  }
 }
 
 function compare6(x: Uint32Array, y: Uint32Array): number {

@@ -94,6 +94,10 @@ export class FlowTable {
     flow.a4 = key.a4;
     flow.b4 = key.b4;
     if (key.family !== Family.V4) {
+      if (flow.a6.length === 0) {
+        flow.a6 = new Uint32Array(4);
+        flow.b6 = new Uint32Array(4);
+      }
       flow.a6.set(key.a6);
       flow.b6.set(key.b6);
     }
@@ -104,6 +108,7 @@ export class FlowTable {
     flow.finFromResponder = false;
     flow.wouldDrop = false;
     flow.packetsOut = flow.packetsIn = flow.bytesOut = flow.bytesIn = 0;
+    flow.settledPackets = flow.settledBytes = 0;
     flow.firstSeen = flow.lastSeen = now;
     const head = this.cache.peek(key.hash, this.peekOptions) ?? null;
     flow.next = head;

@@ -32,4 +32,10 @@ export class Flow extends FlowTuple {
   bytesIn = 0;
   firstSeen = 0;
   lastSeen = 0;
+  /**
+   * How much of packetsOut + packetsIn / bytesOut + bytesIn is already in the rule counters. A flow's
+   * packets are added to its rule's counters in bulk (see Engine.ruleTotals), not one by one.
+   */
+  settledPackets = 0;
+  settledBytes = 0;
 }
