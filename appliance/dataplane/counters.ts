@@ -87,13 +87,10 @@ export class RuleCounters {
     this.counts = new Float64Array(ruleCount * STRIDE);
   }
 
-  countPacket(rule: number, length: number): void {
-    const at = rule * STRIDE;
-    this.counts[at + PACKETS]++;
-    this.counts[at + BYTES] += length;
-  }
-
-  /** Add a tracked flow's packets since it was last settled (`flows` is 1 the first time). */
+  /**
+   * Add a packet that starts no flow (1, length, 0), or a tracked flow's packets since it was last
+   * settled (`flows` is 1 the first time).
+   */
   add(rule: number, packets: number, bytes: number, flows: number): void {
     const at = rule * STRIDE;
     this.counts[at + PACKETS] += packets;

@@ -269,7 +269,7 @@ export class Engine {
 
     const verdict = this.applyRule(frame, side, length, rule, now);
     if (verdict !== Verdict.Forward) {
-      this.ruleCounters.countPacket(rule, length);
+      this.ruleCounters.add(rule, 1, length, 0);
     } else {
       // Tracked: the flow counts this packet and its rule's flow count (see ruleTotals).
       const key = this.key;
@@ -294,7 +294,7 @@ export class Engine {
 
   /** A packet that starts no flow: count it against `rule` and act on it. */
   private judgeAlone(frame: Uint8Array, side: number, length: number, rule: number, now: number): number {
-    this.ruleCounters.countPacket(rule, length);
+    this.ruleCounters.add(rule, 1, length, 0);
     return this.applyRule(frame, side, length, rule, now);
   }
 
@@ -396,7 +396,7 @@ export class Engine {
     }
     if (entry.ruleIndex >= 0) {
       this.lastRule = entry.ruleIndex;
-      this.ruleCounters.countPacket(entry.ruleIndex, length);
+      this.ruleCounters.add(entry.ruleIndex, 1, length, 0);
     }
     return entry.wouldDrop ? this.monitorForward(side) : this.forward(side);
   }
