@@ -37,6 +37,9 @@ export class Spool {
   private tailBytes = 0;
   private unsynced = false;
   private flushScheduled = false;
+  /** Background fsyncs per fd, and sealed fds waiting for theirs to end (see sync()). */
+  private readonly syncsInFlight = new Map<number, number>();
+  private readonly closeAfterSync = new Set<number>();
   /** New spools start numbering high so requeue() can always number a segment ahead of the others. */
   private nextSeq = 1_000_000_000;
   private readonly timer: NodeJS.Timeout;
@@ -140,7 +143,7 @@ export class Spool {
     this.writeTail();
     if (this.unsynced && this.fd !== undefined) {
       this.unsynced = false;
-      fsync(this.fd, (err) => err && this.onError(err));
+      this.sync(this.fd);
     }
   }
 
@@ -237,10 +240,28 @@ export class Spool {
     this.fd = undefined;
     if (this.unsynced) {
       this.unsynced = false;
-      fsync(fd, () => closeSync(fd));
+      this.closeAfterSync.add(fd);
+      this.sync(fd);
+    } else if (this.syncsInFlight.has(fd)) {
+      this.closeAfterSync.add(fd);
     } else {
       closeSync(fd);
     }
+  }
+
+  /**
+   * fsync in the background. A segment sealed while one is in flight is closed when the last one
+   * ends: closing it at once would fail that fsync, or aim it at a file opened later on the same fd.
+   */
+  private sync(fd: number): void {
+    this.syncsInFlight.set(fd, (this.syncsInFlight.get(fd) ?? 0) + 1);
+    fsync(fd, (err) => {
+      const left = this.syncsInFlight.get(fd)! - 1;
+      if (left > 0) this.syncsInFlight.set(fd, left);
+      else this.syncsInFlight.delete(fd);
+      if (err) this.onError(err);
+      if (left === 0 && this.closeAfterSync.delete(fd)) closeSync(fd);
+    });
   }
 
   private enforceBound(): void {
