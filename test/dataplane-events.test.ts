@@ -65,7 +65,7 @@ function harness(t: Test, mode = 'enforce') {
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const engine = new Engine(first.policy, 1);
   let events: EventLog | null = null;
-  const running = new RunningPolicy(engine, policyPath, first, (old) => events?.policyChanging(old, 0));
+  const running = new RunningPolicy(engine, policyPath, { policy: first.policy, groups: first.model.groups }, (old) => events?.policyChanging(old, 0));
   events = new EventLog({ pair: 'p', engine, running: () => running.current, links: [], log }, 0);
   engine.observer = events;
   return { engine, running, events, policyPath, logLines };
@@ -165,7 +165,7 @@ t.test('flow.start and flow.end for logged rules, with group names', async (t) =
   run(e, frame({ src: C, dst: S, proto: 'icmp', icmpType: 8, icmpId: 9 }), Side.Outside, 2000);
   h.events.collect(2000);
   writeFileSync(h.policyPath, policyText().replace('service: [tcp/8080, ping]', 'service: [tcp/8080]'));
-  t.ok(h.running.reload().ok);
+  t.ok((await h.running.reload()).ok);
   t.equal(run(e, frame({ src: C, dst: S, proto: 'icmp', icmpType: 8, icmpId: 9 }), Side.Outside, 2100), Verdict.Drop);
   t.match(ofType<FlowEndEvent>(h.events.collect(2200).events, 'flow.end'), [{ proto: 'icmp', dstPort: 8, reason: 'cut', rule: 'web' }]);
 });
@@ -184,7 +184,7 @@ t.test('a policy swap reports the old policy\'s summaries under its own rule nam
   const h = harness(t);
   run(h.engine, out({ dport: 8081, flags: 'S' }), Side.Outside);
   writeFileSync(h.policyPath, policyText().replace('name: refused', 'name: renamed'));
-  t.ok(h.running.reload().ok);
+  t.ok((await h.running.reload()).ok);
   run(h.engine, out({ dport: 8081, flags: 'S' }), Side.Outside);
   const summaries = ofType<DenySummaryEvent>(h.events.collect(INTERVAL).events, 'deny.summary');
   t.same(summaries.map((s) => [s.rule, s.count]).sort(), [['refused', 1], ['renamed', 1]]);

@@ -141,7 +141,7 @@ async function setup(t: Test, opts: { listen?: boolean; welcomeVersion?: number;
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const engine = new Engine(first.policy, 1);
   let events: EventLog | null = null;
-  const running = new RunningPolicy(engine, policyPath, first, (old) => events?.policyChanging(old));
+  const running = new RunningPolicy(engine, policyPath, { policy: first.policy, groups: first.model.groups }, (old) => events?.policyChanging(old));
   events = new EventLog({ pair: 'test-pair', engine, running: () => running.current, links: [], log });
   engine.observer = events;
   const eventLog = events;
@@ -227,7 +227,7 @@ t.test('policy transaction: prepare aside, commit swaps and persists, refusal an
   t.equal(s.engine.policy.sourceHash, hash, 'the hash is the SHA-256 of the committed text');
   t.equal(s.engine.generation, 2, 'generation + 1');
   t.equal(readFileSync(s.policyPath, 'utf8'), next, 'committed text persisted to the policy file');
-  t.equal(s.running.reload().ok, true, 'a SIGHUP reload reads the same text back');
+  t.equal((await s.running.reload()).ok, true, 'a SIGHUP reload reads the same text back');
   t.equal(s.engine.generation, 3);
 
   const bad = await s.peer.request({ type: 'policy.prepare', requestId: 3, text: 'version: 1\nrules:\n  - name: x\n    from: nowhere\n', source: 'policy v3' });

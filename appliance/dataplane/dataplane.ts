@@ -61,7 +61,8 @@ export function runDataplane(options: DataplaneOptions): void {
   // Without a management socket nothing is collected: the packet path never calls an observer.
   let eventLog: EventLog | null = null;
   let link: MgmtLink | null = null;
-  const running = new RunningPolicy(engine, options.policyPath, first, (old) => eventLog?.policyChanging(old));
+  const running = new RunningPolicy(engine, options.policyPath, { policy: first.policy, groups: first.model.groups },
+    (old) => eventLog?.policyChanging(old));
   const eventStats = (): EventStats | undefined => {
     if (link === null || eventLog === null) return undefined;
     const c = link.counters;
@@ -75,8 +76,9 @@ export function runDataplane(options: DataplaneOptions): void {
     writeStats();
     notifyStatus(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${version.generation} (${policy.mode})`);
   };
-  const reload = (): void => {
-    const result = running.reload();
+  const reload = async (): Promise<void> => {
+    log.info('SIGHUP: reloading the policy file; forwarding goes on meanwhile');
+    const result = await running.reload();
     if (!result.ok) {
       logDiagnostics(log, result.errors);
       log.error({ generation: engine.generation }, 'policy reload refused; the running policy is unchanged');
@@ -151,7 +153,7 @@ export function runDataplane(options: DataplaneOptions): void {
     log.info({ signal }, 'stopped');
     process.exit(0);
   };
-  process.on('SIGHUP', reload);
+  process.on('SIGHUP', () => void reload());
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
 }

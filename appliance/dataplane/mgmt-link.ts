@@ -23,7 +23,8 @@ import type { DataplaneStats } from './stats';
 
 /** What management may ask of the dataplane. Answers are plain data; the link frames them. */
 export interface DataplaneRequests {
-  prepare(text: string, source: string): { ok: boolean; errors: string[] };
+  /** Answers when the policy has compiled (on a worker thread; forwarding goes on meanwhile). */
+  prepare(text: string, source: string): Promise<{ ok: boolean; errors: string[] }>;
   commit(): { ok: true; generation: number; policyHash: string } | { ok: false; error: string };
   abort(): void;
   flows(filter: FlowFilter, limit: number): Omit<FlowsMessage, 'type' | 'requestId'> | { error: string };
@@ -34,8 +35,8 @@ export function managementRequests(
   engine: Engine, running: RunningPolicy, log: Logger, committed: (version: PolicyVersion) => void,
 ): DataplaneRequests {
   return {
-    prepare(text, source) {
-      const result = running.prepare(text, source);
+    async prepare(text, source) {
+      const result = await running.prepare(text, source);
       if (!result.ok) log.warn({ source, errors: result.errors.length }, 'policy from management refused at prepare');
       return { ok: result.ok, errors: result.ok ? [] : diagnosticLines(result.errors) };
     },
@@ -309,8 +310,11 @@ export class MgmtLink {
         this.options.log.warn({ requestId: message.requestId, message: message.message }, 'management reported an error');
         return;
       case 'policy.prepare': {
-        const result = requests.prepare(message.text, message.source);
-        this.send({ type: 'policy.prepared', requestId: message.requestId, ok: result.ok, errors: result.errors });
+        const asked = this.socket;
+        void requests.prepare(message.text, message.source).then((result) => {
+          // A reconnected management does not know this request: it has aborted the transaction.
+          if (this.socket === asked) this.send({ type: 'policy.prepared', requestId: message.requestId, ok: result.ok, errors: result.errors });
+        });
         return;
       }
       case 'policy.commit': {

@@ -1,26 +1,29 @@
 // The policy a dataplane runs, and the two ways it changes: a SIGHUP reload of the policy file, and
 // management's two-phase transaction (prepare aside → commit or abort). Either way the new policy is
-// loaded and compiled completely before anything changes, and is swapped in with generation + 1.
+// loaded and compiled completely, on a worker thread while forwarding goes on, before anything
+// changes, and is swapped in with generation + 1.
 // A committed policy is first written to the policy file (atomically), so a restart while management
 // is away runs the last committed policy and a later SIGHUP reloads the same text.
 
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Engine } from './engine';
-import { formatDiagnostic, loadPolicyFile, loadPolicyText, type Diagnostic } from '../policy/load';
-import type { PolicyModel } from '../policy/model';
+import { formatDiagnostic, readPolicyFile, type Diagnostic } from '../policy/load';
+import { loadPolicyInBackground } from '../policy/load-worker';
+import type { ModelGroup } from '../policy/model';
 import type { CompiledPolicy } from '../policy/types';
 
 /** One accepted policy as it runs. */
 export interface PolicyVersion {
   policy: CompiledPolicy;
-  model: PolicyModel;
+  /** The policy's declared groups: events name the groups an address is in. */
+  groups: ReadonlyMap<string, ModelGroup>;
   generation: number;
 }
 
 interface Prepared {
   policy: CompiledPolicy;
-  model: PolicyModel;
+  groups: ReadonlyMap<string, ModelGroup>;
   text: string;
 }
 
@@ -37,16 +40,20 @@ const KEPT_GENERATIONS = 8;
 
 export class RunningPolicy {
   private prepared: Prepared | null = null;
+  /** Bumped by every prepare and abort: a prepare whose load ends after a newer one started is void. */
+  private prepareTicket = 0;
+  /** Policies load one at a time, on a worker thread (see policy/load-worker.ts), in request order. */
+  private loads: Promise<unknown> = Promise.resolve();
   private readonly versions: PolicyVersion[];
 
   constructor(
     private readonly engine: Engine,
     private readonly path: string,
-    first: { policy: CompiledPolicy; model: PolicyModel },
+    first: { policy: CompiledPolicy; groups: ReadonlyMap<string, ModelGroup> },
     /** Called just before a swap, with the version that is about to stop running. */
     private readonly beforeSwap: (old: PolicyVersion) => void = () => {},
   ) {
-    this.versions = [{ policy: first.policy, model: first.model, generation: engine.generation }];
+    this.versions = [{ policy: first.policy, groups: first.groups, generation: engine.generation }];
   }
 
   get current(): PolicyVersion {
@@ -59,20 +66,42 @@ export class RunningPolicy {
     return version.policy.rules[index]?.name ?? `#${index}`;
   }
 
-  /** SIGHUP: load the policy file; swap it in when valid, else nothing changes. */
-  reload(): ChangeResult {
-    const loaded = loadPolicyFile(this.path);
-    if (!loaded.ok) return { ok: false, errors: loaded.errors };
-    return { ok: true, version: this.swap(loaded.policy, loaded.model), warnings: loaded.warnings };
+  /**
+   * SIGHUP: load the policy file; swap it in when valid, else nothing changes. Forwarding goes on
+   * while it compiles. If management committed a policy meanwhile, the file changed after it was
+   * read, so it is read again: the policy that runs afterwards is always what the file holds.
+   */
+  reload(): Promise<ChangeResult> {
+    return this.serially(async () => {
+      for (;;) {
+        const generation = this.current.generation;
+        const read = readPolicyFile(this.path);
+        if (!read.ok) return { ok: false, errors: read.errors };
+        const loaded = await loadPolicyInBackground(read.text, this.path);
+        if (this.current.generation !== generation) continue;
+        if (!loaded.ok) return { ok: false, errors: loaded.errors };
+        return { ok: true, version: this.swap(loaded.policy, loaded.groups), warnings: loaded.warnings };
+      }
+    });
   }
 
-  /** Compile `text` aside (replacing any earlier prepared policy); the running one is untouched. */
-  prepare(text: string, source: string): PrepareResult {
+  /**
+   * Compile `text` aside (replacing any earlier prepared policy); the running one is untouched and
+   * forwarding goes on while it compiles. A later prepare or an abort voids this one.
+   */
+  prepare(text: string, source: string): Promise<PrepareResult> {
     this.prepared = null;
-    const loaded = loadPolicyText(text, source);
-    if (!loaded.ok) return { ok: false, errors: loaded.errors };
-    this.prepared = { policy: loaded.policy, model: loaded.model, text };
-    return { ok: true, warnings: loaded.warnings };
+    const ticket = ++this.prepareTicket;
+    return this.serially(async () => {
+      const loaded = await loadPolicyInBackground(text, source);
+      if (ticket !== this.prepareTicket) {
+        const message = 'replaced by a newer prepare or aborted before it finished compiling';
+        return { ok: false, errors: [{ file: source, line: 1, col: 1, message, severity: 'error' }] };
+      }
+      if (!loaded.ok) return { ok: false, errors: loaded.errors };
+      this.prepared = { policy: loaded.policy, groups: loaded.groups, text };
+      return { ok: true, warnings: loaded.warnings };
+    });
   }
 
   /** Persist the prepared policy to the policy file, then run it. Without a prepared policy: an error. */
@@ -85,19 +114,26 @@ export class RunningPolicy {
     } catch (err) {
       return { ok: false, error: `cannot write ${this.path}: ${(err as Error).message}; the running policy is unchanged` };
     }
-    return { ok: true, version: this.swap(prepared.policy, prepared.model) };
+    return { ok: true, version: this.swap(prepared.policy, prepared.groups) };
   }
 
-  /** Forget the prepared policy; false when there was none. */
+  /** Forget the prepared policy (or the one still compiling); false when there was none. */
   abort(): boolean {
     const had = this.prepared !== null;
     this.prepared = null;
+    this.prepareTicket++;
     return had;
   }
 
-  private swap(policy: CompiledPolicy, model: PolicyModel): PolicyVersion {
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.loads.then(task);
+    this.loads = run.catch(() => undefined);
+    return run;
+  }
+
+  private swap(policy: CompiledPolicy, groups: ReadonlyMap<string, ModelGroup>): PolicyVersion {
     this.beforeSwap(this.current);
-    const version: PolicyVersion = { policy, model, generation: this.engine.generation + 1 };
+    const version: PolicyVersion = { policy, groups, generation: this.engine.generation + 1 };
     this.engine.setPolicy(policy, version.generation);
     this.versions.push(version);
     if (this.versions.length > KEPT_GENERATIONS) this.versions.shift();

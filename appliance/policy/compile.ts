@@ -20,7 +20,7 @@ import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
 import { Proto } from '../dataplane/decode/packet';
 import { KEY_MAX, KEYED_PROTOCOLS, ServiceSet } from './services';
-import { Action, CompiledPolicy, CompiledRule } from './types';
+import { Action, CompiledPolicy, CompiledRule, IntervalTable, PolicyTables } from './types';
 
 function popcount(x: number): number {
   x -= (x >>> 1) & 0x55555555;
@@ -58,6 +58,7 @@ function firstCommon(pool: Uint32Array, s: number, a: number, b: number, c: numb
 
 /** Slots of the match memo (a power of two); 16 bytes each. */
 const MEMO_SLOTS = 1 << 16;
+const MEMO_BYTES = MEMO_SLOTS * 16;
 
 /**
  * The answer of firstCommon(pool, s, a, b, c, 0) depends only on the three bitset offsets, i.e. on the
@@ -67,13 +68,9 @@ const MEMO_SLOTS = 1 << 16;
  * [a, b, c, rule]; a is -1 while empty (offsets are never negative).
  */
 class MatchMemo {
-  private readonly slots = new Int32Array(MEMO_SLOTS * 4).fill(-1);
+  private readonly slots = new Int32Array(MEMO_BYTES >> 2).fill(-1);
 
   constructor(private readonly pool: Uint32Array, private readonly s: number) {}
-
-  get byteLength(): number {
-    return this.slots.byteLength;
-  }
 
   first(a: number, b: number, c: number): number {
     const at = (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b), 0xc2b2ae35) >>> 16) << 2;
@@ -387,13 +384,20 @@ export interface Shadowed {
 }
 
 export interface Compiled {
-  policy: CompiledPolicy;
+  tables: PolicyTables;
   /** Rules that can never match because one earlier rule matches everything they do. */
   shadowed: Shadowed[];
 }
 
 /** How many earlier rules to test for covering a rule before giving up (the check stays sound). */
 const SHADOW_CANDIDATES = 32;
+
+/** Bitset offset of the rules whose service matches `proto` and `key` (see PolicyTables.keySlot). */
+function serviceSet(keySlot: Int32Array, keyed: Int32Array, protoSet: Int32Array, proto: number, key: number): number {
+  const p = proto >>> 0 > Proto.UNKNOWN ? Proto.UNKNOWN : proto;
+  const slot = keySlot[p];
+  return slot < 0 ? protoSet[p] : keyed[(slot << 16) | (key & KEY_MAX)];
+}
 
 export function compileModel(model: PolicyModel, sourceText: string): Compiled {
   const started = performance.now();
@@ -404,16 +408,9 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
   const dst4 = numberField(pool, (r) => rules[r].dst.v4, n, V4_MAX);
   const src6 = v6Field(pool, (r) => rules[r].src.v6, n);
   const dst6 = v6Field(pool, (r) => rules[r].dst.v6, n);
-  const { keySlot, keyed, protoSet } = serviceTables(pool, rules);
+  const services = serviceTables(pool, rules);
   const data = pool.finish();
   const s = pool.summaries;
-  const defaultIndex = n;
-
-  const serviceSet = (proto: number, key: number): number => {
-    const p = proto >>> 0 > Proto.UNKNOWN ? Proto.UNKNOWN : proto;
-    const slot = keySlot[p];
-    return slot < 0 ? protoSet[p] : keyed[(slot << 16) | (key & KEY_MAX)];
-  };
 
   // Shadowing: at the first point of a rule's region, the earlier rules that match there are the
   // only candidates that can cover the whole rule. No candidate means the rule decides that point.
@@ -423,7 +420,7 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
     const a = v4 ? src4.firstSet[i] : src6.firstSet[i];
     const b = v4 ? dst4.firstSet[i] : dst6.firstSet[i];
     const [proto, keys] = rule.services.any ? [Proto.UNKNOWN, FULL_KEYS] : rule.services.protos.entries().next().value!;
-    const c = serviceSet(proto, keys[0]);
+    const c = serviceSet(services.keySlot, services.keyed, services.protoSet, proto, keys[0]);
     let from = 0;
     for (let tries = 0; tries < SHADOW_CANDIDATES; tries++) {
       const q = firstCommon(data, s, a, b, c, from);
@@ -445,7 +442,7 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
     isDefault: false,
   }));
   compiledRules.push({
-    index: defaultIndex,
+    index: n,
     name: 'default',
     action: actionNumber(model.defaultAction),
     log: model.defaultLog,
@@ -455,10 +452,8 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
   const l2Allow = new Uint8Array(0x10000);
   for (const t of model.l2Allow) l2Allow[t] = 1;
 
-  // One memo for both families: equal offsets are the same deduplicated bitset, so the same answer.
-  const memo = new MatchMemo(data, s);
-  const tables = [data, src4.bounds, src4.sets, dst4.bounds, dst4.sets, src6.bounds, src6.sets, dst6.bounds, dst6.sets, keyed, protoSet];
-  const policy: CompiledPolicy = {
+  const field = (f: Field<Uint32Array>): IntervalTable => ({ bounds: f.bounds, sets: f.sets });
+  const tables: PolicyTables = {
     mode: model.mode,
     rules: compiledRules,
     ruleActions: Uint8Array.from(compiledRules, (r) => r.action),
@@ -472,20 +467,41 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
       srcIntervals: src4.bounds.length + src6.bounds.length / 4,
       dstIntervals: dst4.bounds.length + dst6.bounds.length / 4,
       bitsets: pool.count,
-      tableBytes: tables.reduce((sum, t) => sum + t.byteLength, 0) + memo.byteLength,
+      tableBytes: 0,
       compileMs: 0,
     },
+    bitsets: data,
+    summaryWords: s,
+    src4: field(src4),
+    dst4: field(dst4),
+    src6: field(src6),
+    dst6: field(dst6),
+    ...services,
+  };
+  const arrays = [data, src4.bounds, src4.sets, dst4.bounds, dst4.sets, src6.bounds, src6.sets, dst6.bounds, dst6.sets,
+    services.keyed, services.protoSet];
+  tables.stats.tableBytes = arrays.reduce((sum, t) => sum + t.byteLength, 0) + MEMO_BYTES;
+  tables.stats.compileMs = performance.now() - started;
+  return { tables, shadowed };
+}
+
+/** The lookup functions over compiled tables, each policy with its own match memo. */
+export function bindPolicy(tables: PolicyTables): CompiledPolicy {
+  const { src4, dst4, src6, dst6, keySlot, keyed, protoSet } = tables;
+  const defaultIndex = tables.rules.length - 1;
+  // One memo for both families: equal offsets are the same deduplicated bitset, so the same answer.
+  const memo = new MatchMemo(tables.bitsets, tables.summaryWords);
+  return {
+    ...tables,
     match4(src, dst, proto, key) {
-      const r = memo.first(src4.sets[find4(src4.bounds, src >>> 0)], dst4.sets[find4(dst4.bounds, dst >>> 0)], serviceSet(proto, key));
+      const r = memo.first(src4.sets[find4(src4.bounds, src >>> 0)], dst4.sets[find4(dst4.bounds, dst >>> 0)], serviceSet(keySlot, keyed, protoSet, proto, key));
       return r < 0 ? defaultIndex : r;
     },
     match6(src, dst, proto, key) {
-      const r = memo.first(src6.sets[find6(src6.bounds, src)], dst6.sets[find6(dst6.bounds, dst)], serviceSet(proto, key));
+      const r = memo.first(src6.sets[find6(src6.bounds, src)], dst6.sets[find6(dst6.bounds, dst)], serviceSet(keySlot, keyed, protoSet, proto, key));
       return r < 0 ? defaultIndex : r;
     },
   };
-  policy.stats.compileMs = performance.now() - started;
-  return { policy, shadowed };
 }
 
 function actionNumber(action: 'allow' | 'deny' | 'reject'): number {
@@ -506,5 +522,5 @@ export function compilePolicy(doc: PolicyDocument, sourceText: string): Compiled
   };
   const model = resolvePolicy(doc, report);
   if (!model) throw new Error(`invalid policy:\n${errors.join('\n')}`);
-  return compileModel(model, sourceText).policy;
+  return bindPolicy(compileModel(model, sourceText).tables);
 }

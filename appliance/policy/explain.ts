@@ -3,7 +3,7 @@
 // the dataplane does) and a linear walk over the resolved rules for the reasons.
 
 import { AddressSet, intervalsContain, parseIPv4, parseIPv6, v6ToWords } from './addresses';
-import { ModelRule, PolicyModel } from './model';
+import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from './model';
 import {
   formatServiceSet,
   isServiceLiteral,
@@ -108,7 +108,7 @@ export function explainDecision(
   if (typeof probes === 'string') return fail(probes);
 
   const groupsOf = (a: Address) =>
-    a.family === 4 ? model.groupNamesFor4(a.value) : model.groupNamesFor6(v6ToWords(a.value));
+    a.family === 4 ? groupNamesFor4(model.groups, a.value) : groupNamesFor6(model.groups, v6ToWords(a.value));
   const fromGroups = groupsOf(src);
   const toGroups = groupsOf(dst);
   const rules = model.rules.filter((r) => r.enabled);

@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import Ajv, { ErrorObject } from 'ajv';
 import { Document, isMap, isNode, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
-import { compileModel } from './compile';
+import { bindPolicy, compileModel } from './compile';
 import { didYouMean, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { DURATION_PATTERN, PolicyDocument, policySchema } from './schema';
-import { CompiledPolicy } from './types';
+import { CompiledPolicy, PolicyTables } from './types';
 
 export interface Diagnostic {
   file: string;
@@ -19,7 +19,18 @@ export interface Diagnostic {
 
 export type LoadResult =
   | { ok: true; policy: CompiledPolicy; model: PolicyModel; document: PolicyDocument; warnings: Diagnostic[] }
-  | { ok: false; errors: Diagnostic[]; warnings: Diagnostic[] };
+  | LoadFailure;
+
+/** The same load, stopped before the lookup functions are bound: plain data a worker can post. */
+export type TablesResult =
+  | { ok: true; tables: PolicyTables; model: PolicyModel; document: PolicyDocument; warnings: Diagnostic[] }
+  | LoadFailure;
+
+export interface LoadFailure {
+  ok: false;
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+}
 
 export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}:${d.col}: ${d.severity === 'warning' ? 'warning: ' : ''}${d.message}`;
@@ -58,22 +69,31 @@ class Locator {
 }
 
 export function loadPolicyFile(path: string): LoadResult {
-  let text: string;
+  const read = readPolicyFile(path);
+  return read.ok ? loadPolicyText(read.text, path) : read;
+}
+
+export function readPolicyFile(path: string): { ok: true; text: string } | LoadFailure {
   try {
-    text = readFileSync(path, 'utf8');
+    return { ok: true, text: readFileSync(path, 'utf8') };
   } catch (err) {
     const message = `cannot read policy: ${(err as Error).message}`;
     return { ok: false, errors: [{ file: path, line: 1, col: 1, message, severity: 'error' }], warnings: [] };
   }
-  return loadPolicyText(text, path);
 }
 
 export function loadPolicyText(text: string, file: string): LoadResult {
+  const loaded = loadPolicyTables(text, file);
+  if (!loaded.ok) return loaded;
+  return { ok: true, policy: bindPolicy(loaded.tables), model: loaded.model, document: loaded.document, warnings: loaded.warnings };
+}
+
+export function loadPolicyTables(text: string, file: string): TablesResult {
   const errors: Diagnostic[] = [];
   const warnings: Diagnostic[] = [];
   const add = (severity: 'error' | 'warning', pos: { line: number; col: number }, message: string) =>
     (severity === 'error' ? errors : warnings).push({ file, line: pos.line, col: pos.col, message, severity });
-  const done = (): LoadResult => ({ ok: false, errors: sortDiagnostics(errors), warnings: sortDiagnostics(warnings) });
+  const done = (): LoadFailure => ({ ok: false, errors: sortDiagnostics(errors), warnings: sortDiagnostics(warnings) });
   try {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -95,14 +115,14 @@ export function loadPolicyText(text: string, file: string): LoadResult {
     };
     const model = resolvePolicy(data, report);
     if (!model) return done();
-    const { policy, shadowed } = compileModel(model, text);
+    const { tables, shadowed } = compileModel(model, text);
     for (const { rule, by } of shadowed) {
       report.warning(
         [...rule.path, 'name'],
         `rule '${rule.name}' can never match: rule '${by.name}' (line ${by.line}) matches everything it does`,
       );
     }
-    return { ok: true, policy, model, document: data, warnings: sortDiagnostics(warnings) };
+    return { ok: true, tables, model, document: data, warnings: sortDiagnostics(warnings) };
   } catch (err) {
     // A bug, not a policy problem; still refuse the file rather than crash the caller.
     add('error', { line: 1, col: 1 }, `internal error while loading the policy: ${(err as Error).message}`);

@@ -128,17 +128,20 @@ export class PolicyModel {
     readonly flow: FlowSettings,
     readonly l2Allow: number[],
   ) {}
+}
 
-  /** Declared groups containing this IPv4 address (for logs; not for the packet path). */
-  groupNamesFor4(addr: number): string[] {
-    const v = addr >>> 0;
-    return [...this.groups.values()].filter((g) => intervalsContain(g.addresses.v4, v)).map((g) => g.name);
-  }
+/**
+ * Declared groups containing an IPv4 address (for logs and explain; not for the packet path). Takes
+ * the groups, not the model: a dataplane keeps only the groups of each policy generation.
+ */
+export function groupNamesFor4(groups: ReadonlyMap<string, ModelGroup>, addr: number): string[] {
+  const v = addr >>> 0;
+  return [...groups.values()].filter((g) => intervalsContain(g.addresses.v4, v)).map((g) => g.name);
+}
 
-  groupNamesFor6(words: ArrayLike<number>): string[] {
-    const v = wordsToV6(words);
-    return [...this.groups.values()].filter((g) => intervalsContain(g.addresses.v6, v)).map((g) => g.name);
-  }
+export function groupNamesFor6(groups: ReadonlyMap<string, ModelGroup>, words: ArrayLike<number>): string[] {
+  const v = wordsToV6(words);
+  return [...groups.values()].filter((g) => intervalsContain(g.addresses.v6, v)).map((g) => g.name);
 }
 
 interface Entry {

@@ -50,7 +50,20 @@ export interface CompileStats {
   compileMs: number;
 }
 
-export interface CompiledPolicy {
+/** One field's elementary intervals: ascending bounds (the first is 0) and each interval's rule bitset. */
+export interface IntervalTable {
+  /** IPv4 and service keys: one word per bound. IPv6: four big-endian words per bound. */
+  bounds: Uint32Array;
+  /** Offset in `bitsets` of the rule bitset of each interval. */
+  sets: Int32Array;
+}
+
+/**
+ * A compiled policy as plain data: what the compiler produces and what a policy-loading worker thread
+ * hands back (the typed arrays are transferred, not copied). bindPolicy() (compile.ts) adds the
+ * lookup functions. The table layout is described at the top of compile.ts.
+ */
+export interface PolicyTables {
   mode: Mode;
   /** Rule table; rules[rules.length - 1] is the implicit default. */
   rules: CompiledRule[];
@@ -65,6 +78,22 @@ export interface CompiledPolicy {
   stats: CompileStats;
   /** SHA-256 of the source text: identifies what is running. */
   sourceHash: string;
+  /** Deduplicated rule bitsets, and the number of summary words that starts each one. */
+  bitsets: Uint32Array;
+  summaryWords: number;
+  src4: IntervalTable;
+  dst4: IntervalTable;
+  src6: IntervalTable;
+  dst6: IntervalTable;
+  /** Per protocol: its slot in `keyed`, or -1 when the protocol has no keys (ports, ICMP types). */
+  keySlot: Int32Array;
+  /** Per keyed protocol 65536 bitset offsets, one per key. */
+  keyed: Int32Array;
+  /** Per unkeyed protocol the bitset offset of the rules that match it. */
+  protoSet: Int32Array;
+}
+
+export interface CompiledPolicy extends PolicyTables {
   /**
    * First matching rule index (the default rule when none matches).
    * `key` is the destination port for TCP/UDP/SCTP, (type << 8) | code for ICMP/ICMPv6, 0 otherwise.

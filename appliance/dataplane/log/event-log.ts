@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../../events';
 import { Action } from '../../policy/types';
-import type { PolicyModel } from '../../policy/model';
+import { groupNamesFor4, groupNamesFor6, type ModelGroup } from '../../policy/model';
 import { PortCounter } from '../counters';
 import { Family, Proto, type Packet } from '../decode/packet';
 import type { Engine, TrafficObserver } from '../engine';
@@ -57,7 +57,7 @@ interface LoggedFlow {
   rule: string;
   monitor: boolean;
   startedAt: number;
-  model: PolicyModel;
+  groups: ReadonlyMap<string, ModelGroup>;
   /** Text form, made once for flow.start and reused by flow.end. */
   endpoints: Endpoints | null;
 }
@@ -76,7 +76,7 @@ export class EventLog implements TrafficObserver {
   private droppedSinceCollect = 0;
   private readonly linkUp = new Map<string, boolean>();
   private groupCache = new Map<string, string[]>();
-  private groupCacheModel: PolicyModel | null = null;
+  private groupCacheOwner: ReadonlyMap<string, ModelGroup> | null = null;
   private nextDenyDrain: number;
   private nextCounters: number;
   private nextLinkPoll = 0;
@@ -120,7 +120,7 @@ export class EventLog implements TrafficObserver {
       rule: version.policy.rules[flow.ruleIndex].name,
       monitor: flow.wouldDrop,
       startedAt: now,
-      model: version.model,
+      groups: version.groups,
       endpoints: null,
     };
     this.logged.set(flow, logged);
@@ -208,10 +208,10 @@ export class EventLog implements TrafficObserver {
       pair: this.options.pair,
       src,
       srcPort: e.srcPort === MIXED_PORTS ? 0 : e.srcPort,
-      srcGroups: this.groupsOf(version.model, src, e.family, e.src),
+      srcGroups: this.groupsOf(version.groups, src, e.family, e.src),
       dst,
       dstPort: e.dstPort,
-      dstGroups: this.groupsOf(version.model, dst, e.family, e.dst),
+      dstGroups: this.groupsOf(version.groups, dst, e.family, e.dst),
       proto: protoName(e.proto),
       vlan: e.vlan,
       rule: rule?.name ?? `#${e.rule}`,
@@ -243,21 +243,21 @@ export class EventLog implements TrafficObserver {
     const src = addressText(e.family, e.src4, e.src6);
     const dst = addressText(e.family, e.dst4, e.dst6);
     return {
-      src, srcPort: e.srcPort, srcGroups: this.groupsOf(flow.model, src, e.family, e.src6 ?? e.src4),
-      dst, dstPort: e.dstPort, dstGroups: this.groupsOf(flow.model, dst, e.family, e.dst6 ?? e.dst4),
+      src, srcPort: e.srcPort, srcGroups: this.groupsOf(flow.groups, src, e.family, e.src6 ?? e.src4),
+      dst, dstPort: e.dstPort, dstGroups: this.groupsOf(flow.groups, dst, e.family, e.dst6 ?? e.dst4),
       proto: protoName(e.proto), vlan: e.vlan,
     };
   }
 
-  /** Declared groups containing an address, cached per address for the model in use. */
-  private groupsOf(model: PolicyModel, text: string, family: number, address: number | Uint32Array): string[] {
-    if (this.groupCacheModel !== model || this.groupCache.size >= GROUP_CACHE_SIZE) {
+  /** Declared groups containing an address, cached per address for the policy generation in use. */
+  private groupsOf(groups: ReadonlyMap<string, ModelGroup>, text: string, family: number, address: number | Uint32Array): string[] {
+    if (this.groupCacheOwner !== groups || this.groupCache.size >= GROUP_CACHE_SIZE) {
       this.groupCache = new Map();
-      this.groupCacheModel = model;
+      this.groupCacheOwner = groups;
     }
     let names = this.groupCache.get(text);
     if (names === undefined) {
-      names = family === Family.V4 ? model.groupNamesFor4(address as number) : model.groupNamesFor6(address as Uint32Array);
+      names = family === Family.V4 ? groupNamesFor4(groups, address as number) : groupNamesFor6(groups, address as Uint32Array);
       this.groupCache.set(text, names);
     }
     return names;
