@@ -5,7 +5,7 @@
 import t from 'tap';
 import { formatIPv6, v6ToWords } from '../appliance/policy/addresses';
 import { formatIpv4 } from '../appliance/address-text';
-import { compilePolicy } from '../appliance/policy/compile';
+import { compilePolicy, indexAddresses4, lookup4 } from '../appliance/policy/compile';
 import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
 import { PolicyDocument } from '../appliance/policy/schema';
@@ -242,4 +242,35 @@ t.test('generated policies compile within budget and match without allocating mu
     t.ok(r.policy.stats.compileMs < 5000, `${n} rules compile in ${r.policy.stats.compileMs.toFixed(0)} ms`);
   }
   t.equal(generatePolicyText(50, 3), generatePolicyText(50, 3), 'deterministic');
+});
+
+t.test('IPv4 index: every bound, its neighbours and random addresses land in the right interval', async (t) => {
+  const rnd = prng(5);
+  const int = (n: number) => Math.floor(rnd() * n);
+  // Clusters that make every kind of entry: a /24 packed with bounds (a long run under a second-level
+  // table), a /16 with a few (a run on the top level), sparse bounds, and the ends of the space.
+  const points = new Set<number>([0, 0xffffffff, 0xfffffffe, 0x00010000, 0x7fffffff, 0x80000000]);
+  for (let i = 0; i < 200; i++) points.add(0xc6120a00 + int(256));
+  for (let i = 0; i < 40; i++) points.add(0xc6130000 + int(0x10000));
+  for (let i = 0; i < 5; i++) points.add(0x0a000000 + int(0x10000));
+  for (let i = 0; i < 300; i++) points.add(int(2 ** 32));
+  const bounds = Uint32Array.from(points).sort();
+  const sets = Int32Array.from(bounds, (_, i) => i * 7);
+  const index = indexAddresses4(bounds, sets);
+  t.ok(index.mid.length >= 256 && index.runs.length > 0, 'the clusters produce second-level tables and runs');
+  const expected = (v: number): number => {
+    let i = 0;
+    while (i + 1 < bounds.length && bounds[i + 1] <= v) i++;
+    return sets[i];
+  };
+  let wrong = 0;
+  let probes = 0;
+  const probe = (v: number) => {
+    if (v < 0 || v > 0xffffffff) return;
+    probes++;
+    if (lookup4(index, v) !== expected(v) && wrong++ < 5) t.fail(`address ${v.toString(16)}: got ${lookup4(index, v)}, expected ${expected(v)}`);
+  };
+  for (const b of bounds) for (const d of [-1, 0, 1]) probe(b + d);
+  for (let i = 0; i < 5000; i++) probe(int(2 ** 32));
+  t.equal(wrong, 0, `${probes} probes`);
 });

@@ -51,7 +51,8 @@ export function loadPolicyInBackground(text: string, file: string): Promise<Back
 /** Every buffer behind the tables' typed arrays, once each (a transfer list must not repeat one). */
 function buffersOf(t: PolicyTables): ArrayBuffer[] {
   const arrays = [t.ruleActions, t.l2Allow, t.bitsets, t.keySlot, t.keyed, t.protoSet];
-  for (const field of [t.src4, t.dst4, t.src6, t.dst6]) arrays.push(field.bounds, field.sets);
+  for (const field of [t.src4, t.dst4]) arrays.push(field.top, field.mid, field.runs);
+  for (const field of [t.src6, t.dst6]) arrays.push(field.bounds, field.sets);
   return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 

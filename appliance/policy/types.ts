@@ -50,12 +50,27 @@ export interface CompileStats {
   compileMs: number;
 }
 
-/** One field's elementary intervals: ascending bounds (the first is 0) and each interval's rule bitset. */
+/** An IPv6 field's elementary intervals: ascending bounds (the first is 0) and each one's rule bitset. */
 export interface IntervalTable {
-  /** IPv4 and service keys: one word per bound. IPv6: four big-endian words per bound. */
+  /** Four big-endian words per bound. */
   bounds: Uint32Array;
   /** Offset in `bitsets` of the rule bitset of each interval. */
   sets: Int32Array;
+}
+
+/**
+ * An IPv4 field's elementary intervals, indexed so that a lookup is two or three table reads and a
+ * search in a short run instead of a 13-step binary search with 6k intervals: `top` is indexed by the
+ * top 16 address bits; where a /16 holds more than 8 interval bounds, its entry points at 256 entries
+ * of `mid` indexed by the next 8 bits. An entry is either ~offset (negative: one bitset for the whole
+ * block), or, tagged with bit 30, the start of its table in `mid`, or the offset of a run in `runs`:
+ * a count, then that many (bound, bitset offset) pairs in ascending order, the first bound being the
+ * start of the block.
+ */
+export interface Index4 {
+  top: Int32Array;
+  mid: Int32Array;
+  runs: Uint32Array;
 }
 
 /**
@@ -81,8 +96,8 @@ export interface PolicyTables {
   /** Deduplicated rule bitsets, and the number of summary words that starts each one. */
   bitsets: Uint32Array;
   summaryWords: number;
-  src4: IntervalTable;
-  dst4: IntervalTable;
+  src4: Index4;
+  dst4: Index4;
   src6: IntervalTable;
   dst6: IntervalTable;
   /** Per protocol: its slot in `keyed`, or -1 when the protocol has no keys (ports, ICMP types). */
