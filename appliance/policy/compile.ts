@@ -3,8 +3,8 @@
 // Each field (source address, destination address, service) is cut into elementary intervals: the
 // pieces between consecutive interval boundaries of all rules. Every elementary interval points at
 // the set of rules that match it there, a bitset over rule indexes. A lookup finds the three
-// intervals (two binary searches and one direct table read) and returns the lowest rule present in
-// all three bitsets.
+// intervals (IPv4 addresses through a two-level index, IPv6 addresses by binary search, services by
+// one direct table read) and returns the lowest rule present in all three bitsets.
 //
 // Bitsets are deduplicated and stored in one Uint32Array pool in a two-level form: for each group of
 // 32 words a summary word (bit j = word j is non-zero) and the count of non-zero words before it,
