@@ -8,7 +8,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Engine } from './engine';
-import { formatDiagnostic, readPolicyFile, type Diagnostic } from '../policy/load';
+import { fileFailure, formatDiagnostic, readPolicyFile, type Diagnostic } from '../policy/load';
 import { loadPolicyInBackground } from '../policy/load-worker';
 import type { ModelGroup } from '../policy/model';
 import type { CompiledPolicy } from '../policy/types';
@@ -94,10 +94,7 @@ export class RunningPolicy {
     const ticket = ++this.prepareTicket;
     return this.serially(async () => {
       const loaded = await loadPolicyInBackground(text, source);
-      if (ticket !== this.prepareTicket) {
-        const message = 'replaced by a newer prepare or aborted before it finished compiling';
-        return { ok: false, errors: [{ file: source, line: 1, col: 1, message, severity: 'error' }] };
-      }
+      if (ticket !== this.prepareTicket) return fileFailure(source, 'replaced by a newer prepare or aborted before it finished compiling');
       if (!loaded.ok) return { ok: false, errors: loaded.errors };
       this.prepared = { policy: loaded.policy, groups: loaded.groups, text };
       return { ok: true, warnings: loaded.warnings };

@@ -6,7 +6,7 @@
 
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { bindPolicy } from './compile';
-import { loadPolicyTables, type Diagnostic, type LoadFailure } from './load';
+import { fileFailure, loadPolicyTables, type Diagnostic, type LoadFailure } from './load';
 import type { ModelGroup } from './model';
 import type { CompiledPolicy, PolicyTables } from './types';
 
@@ -28,9 +28,6 @@ interface WorkerInput {
  * worker that fails is a load error.
  */
 export function loadPolicyInBackground(text: string, file: string): Promise<BackgroundLoad> {
-  const failure = (message: string): LoadFailure => ({
-    ok: false, errors: [{ file, line: 1, col: 1, message, severity: 'error' }], warnings: [],
-  });
   return new Promise((resolve) => {
     let settled = false;
     const settle = (result: BackgroundLoad): void => {
@@ -43,8 +40,8 @@ export function loadPolicyInBackground(text: string, file: string): Promise<Back
     worker.once('message', (reply: WorkerReply) => {
       settle(reply.ok ? { ok: true, policy: bindPolicy(reply.tables), groups: reply.groups, warnings: reply.warnings } : reply);
     });
-    worker.once('error', (err) => settle(failure(`the policy compiler failed: ${err.message}`)));
-    worker.once('exit', (code) => settle(failure(`the policy compiler stopped (exit code ${code}) without an answer`)));
+    worker.once('error', (err) => settle(fileFailure(file, `the policy compiler failed: ${err.message}`)));
+    worker.once('exit', (code) => settle(fileFailure(file, `the policy compiler stopped (exit code ${code}) without an answer`)));
   });
 }
 

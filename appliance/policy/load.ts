@@ -32,6 +32,11 @@ export interface LoadFailure {
   warnings: Diagnostic[];
 }
 
+/** A load that failed as a whole (unreadable file, compiler crash), not at a line of the text. */
+export function fileFailure(file: string, message: string): LoadFailure {
+  return { ok: false, errors: [{ file, line: 1, col: 1, message, severity: 'error' }], warnings: [] };
+}
+
 export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}:${d.col}: ${d.severity === 'warning' ? 'warning: ' : ''}${d.message}`;
 }
@@ -77,8 +82,7 @@ export function readPolicyFile(path: string): { ok: true; text: string } | LoadF
   try {
     return { ok: true, text: readFileSync(path, 'utf8') };
   } catch (err) {
-    const message = `cannot read policy: ${(err as Error).message}`;
-    return { ok: false, errors: [{ file: path, line: 1, col: 1, message, severity: 'error' }], warnings: [] };
+    return fileFailure(path, `cannot read policy: ${(err as Error).message}`);
   }
 }
 
