@@ -12,7 +12,7 @@ import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
 import { DenySummary } from '../appliance/dataplane/log/deny-summary';
 import { EventLog } from '../appliance/dataplane/log/event-log';
 import { RunningPolicy } from '../appliance/dataplane/running-policy';
-import type { DenySummaryEvent, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../appliance/events';
+import type { DenySummaryEvent, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../appliance/ipc/events';
 import { encodeMessage, LineReader } from '../appliance/ipc/framing';
 import { Lab, labAddresses as A, sleep } from '../appliance/lab/lab';
 import { loadPolicyText } from '../appliance/policy/load';

@@ -7,9 +7,10 @@ import path from 'node:path';
 import t from 'tap';
 import { decodeFrame } from '../appliance/dataplane/decode/decoder';
 import { DecodeError, decodeErrorNames } from '../appliance/dataplane/decode/errors';
-import { EtherType, Family, Packet, Proto, TcpFlag } from '../appliance/dataplane/decode/packet';
+import { Packet } from '../appliance/dataplane/decode/packet';
+import { EtherType, Family, Proto, TcpFlag } from '../appliance/wire/protocols';
 import { formatTuple, pcapTuples } from '../appliance/dataplane/decode/tuples';
-import { formatIpv6 } from '../appliance/address-text';
+import { formatIpv6 } from '../appliance/wire/address-text';
 
 // ---------------------------------------------------------------- frame builders
 

@@ -7,8 +7,8 @@ import { existsSync, linkSync, lstatSync, mkdtempSync, rmSync, writeFileSync } f
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DenySummaryEvent, FlowStartEvent, GatekeeperEvent } from '../appliance/events';
-import type { DataplaneStats } from '../appliance/dataplane/stats';
+import type { DenySummaryEvent, FlowStartEvent, GatekeeperEvent } from '../appliance/ipc/events';
+import type { DataplaneStats } from '../appliance/ipc/stats';
 import { encodeMessage, LineReader } from '../appliance/ipc/framing';
 import { IPC_VERSION, type FlowRecord, type HelloMessage, type ManagementMessage } from '../appliance/ipc/messages';
 import { createDataplaneHub, type DataplaneHubOptions } from '../appliance/mgmt/dataplanes/hub';

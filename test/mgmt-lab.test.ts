@@ -6,7 +6,7 @@ import t from 'tap';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GatekeeperEvent } from '../appliance/events';
+import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { Lab } from '../appliance/lab/lab';
 import { createDataplaneHub } from '../appliance/mgmt/dataplanes/hub';
 import { cliPath } from '../appliance/paths';

@@ -13,7 +13,7 @@ import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
 import { EventLog } from '../appliance/dataplane/log/event-log';
 import { managementRequests, MgmtLink, type MgmtLinkOptions } from '../appliance/dataplane/mgmt-link';
 import { RunningPolicy } from '../appliance/dataplane/running-policy';
-import type { GatekeeperEvent } from '../appliance/events';
+import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { encodeMessage, LineReader } from '../appliance/ipc/framing';
 import { loadPolicyText } from '../appliance/policy/load';
 import { frame, type FrameSpec } from './lib/frames';

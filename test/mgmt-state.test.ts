@@ -5,9 +5,9 @@ import { chownSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readd
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import type { GatekeeperEvent } from '../appliance/events';
+import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { EventLog } from '../appliance/mgmt/events-log';
-import { writeFileAtomic } from '../appliance/mgmt/state/atomic';
+import { writeFileAtomic } from '../appliance/wire/atomic-file';
 import { AUDIT_MEMORY_DIFF_CHARS, StateStore } from '../appliance/mgmt/state/store';
 import { labPolicyPath } from '../appliance/paths';
 import { FakeHub, seedUsers, startTestServer, tempStateDir, USERS } from './lib/mgmt-fixture';

@@ -3,12 +3,11 @@
 // first matching rule computed by walking the generated structure directly.
 
 import t from 'tap';
-import { formatIPv6, v6ToWords } from '../appliance/policy/addresses';
-import { formatIpv4 } from '../appliance/address-text';
 import { compilePolicy, indexAddresses4, lookup4 } from '../appliance/policy/compile';
 import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
 import { PolicyDocument } from '../appliance/policy/schema';
+import { formatIPv6, v6ToWords, formatIpv4 } from '../appliance/wire/address-text';
 
 type Addr = { v4: boolean; lo: bigint; hi: bigint; text: string };
 type Svc = { proto: number; lo: number; hi: number; text: string };

@@ -7,9 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import {
-  notifyCounters, notifyReady, notifyStatus, notifyStopping, startWatchdog, watchdogIntervalMs,
-} from '../appliance/sd-notify';
+import { notifyCounters, notifyReady, notifyStatus, notifyStopping, startWatchdog, watchdogIntervalMs } from '../appliance/sd-notify';
 
 // Prints every datagram as a JSON string, one per line; the fds systemd-notify passes with BARRIER=1
 // are closed when read, which is what releases its barrier.

@@ -3,8 +3,8 @@
 // bug shows as a wrong field or a parse error.
 
 import t from 'tap';
-import { eventTypes } from '../appliance/events';
-import type { EventType, GatekeeperEvent } from '../appliance/events';
+import { eventTypes } from '../appliance/ipc/events';
+import type { EventType, GatekeeperEvent } from '../appliance/ipc/events';
 import { describe, truncateUtf8 } from '../appliance/mgmt/siem/describe';
 import type { ExportRecord, FormatOptions } from '../appliance/mgmt/siem/describe';
 import { formatCef } from '../appliance/mgmt/siem/format-cef';

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import type { GatekeeperEvent } from '../appliance/events';
+import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
 import { LocalLog } from '../appliance/mgmt/siem/local-log';
 import { Spool } from '../appliance/mgmt/siem/spool';

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import type { GatekeeperEvent, Severity } from '../appliance/events';
+import type { GatekeeperEvent, Severity } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
 import type { SyslogTarget } from '../appliance/mgmt/siem/types';
 import { freePort, makeTlsFiles, parse3164, parse5424, parseCef, Rsyslog, sleep } from './lib/rsyslog';

@@ -1,7 +1,9 @@
 // Counters of one dataplane, named after the stage that owns them. Plain typed arrays indexed by
-// constants, so counting on the packet path is a single store.
+// constants, so counting on the packet path is a single store. The names they are published under
+// belong to the IPC contract (ipc/stats.ts); test/engine.test.ts keeps indices and names in step.
 
 import { decodeErrorNames } from './decode/errors';
+import { dropReasonNames, portCounterNames, type PortCountersSnapshot } from '../ipc/stats';
 
 /** Per appliance port (0 = inside, 1 = outside), counted on the port where the frame arrived. */
 export const PortCounter = {
@@ -18,10 +20,6 @@ export const PortCounter = {
   /** Frames forwarded only because the policy is in monitor mode. */
   MonitorWouldDrop: 8,
 } as const;
-export const portCounterNames = [
-  'rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'forwarded', 'rejects_sent', 'rejects_suppressed',
-  'send_errors', 'monitor_would_drop',
-] as const;
 
 /** Why a frame was dropped. */
 export const DropReason = {
@@ -44,9 +42,6 @@ export const DropReason = {
   /** Flow ended because a reloaded policy no longer allows it. */
   FlowCut: 8,
 } as const;
-export const dropReasonNames = [
-  'policy', 'decode', 'l2', 'tcp_no_flow', 'fragment_no_first', 'wrong_port', 'own_mac', 'truncated', 'flow_cut',
-] as const;
 
 export class PortCounters {
   readonly port = new Float64Array(portCounterNames.length);
@@ -64,11 +59,6 @@ export class PortCounters {
   }
 }
 
-export type PortCountersSnapshot = Record<(typeof portCounterNames)[number], number> & {
-  dropped: Record<string, number>;
-  /** Only the reasons seen so far. */
-  decode_errors: Record<string, number>;
-};
 
 const PACKETS = 0;
 const BYTES = 1;

@@ -4,7 +4,7 @@
 // counters, events and requests go over it (mgmt-link.ts); forwarding never waits for management.
 // Logging here is for rare events only, never per packet.
 
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Engine, Side } from './engine';
@@ -16,7 +16,8 @@ import { Port } from './port/port';
 import { RunningPolicy, type PolicyVersion } from './running-policy';
 import { formatDiagnostic, loadPolicyFile, type Diagnostic } from '../policy/load';
 import { actionNames, type CompiledPolicy } from '../policy/types';
-import type { DataplaneStats, EventStats } from './stats';
+import type { DataplaneStats, EventStats } from '../ipc/stats';
+import { writeFileAtomic } from '../wire/atomic-file';
 
 export interface DataplaneOptions {
   /** Port facing the protected asset. */
@@ -124,11 +125,9 @@ export function runDataplane(options: DataplaneOptions): void {
 
   const writeStats = (): void => {
     if (options.statsFile === undefined) return;
-    const snapshot = stats();
-    const tmp = `${options.statsFile}.tmp`;
     mkdirSync(dirname(options.statsFile), { recursive: true });
-    writeFileSync(tmp, JSON.stringify(snapshot));
-    renameSync(tmp, options.statsFile);
+    // Rewritten every second: atomic for readers, not fsync'd (that would wear flash for nothing).
+    writeFileAtomic(options.statsFile, JSON.stringify(stats()), { mode: 0o644, durable: false });
   };
 
   const purge = setInterval(() => {

@@ -3,7 +3,8 @@
 
 import { decodeFrame } from './decode/decoder';
 import { isIcmpError } from './decode/icmp';
-import { EtherType, Family, Packet, Proto, TcpFlag } from './decode/packet';
+import { Packet } from './decode/packet';
+import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
 import { DropReason, PortCounter, PortCounters, RuleCounters } from './counters';
 import { Flow, TcpState } from './flow/flow';
 import { FlowKey, keyFromPacket, keyFromQuoted } from './flow/flow-key';

@@ -6,20 +6,13 @@
 
 import { createConnection, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { GatekeeperEvent } from '../events';
+import type { GatekeeperEvent } from '../ipc/events';
 import { encodeMessage, LineReader } from '../ipc/framing';
-import {
-  IPC_VERSION,
-  type DataplaneMessage,
-  type FlowFilter,
-  type FlowsMessage,
-  type HelloMessage,
-  type ManagementMessage,
-} from '../ipc/messages';
+import { IPC_VERSION, type DataplaneMessage, type FlowFilter, type FlowsMessage, type HelloMessage, type ManagementMessage } from '../ipc/messages';
 import type { Engine } from './engine';
 import { listFlows } from './log/flow-records';
 import { diagnosticLines, type PolicyVersion, type RunningPolicy } from './running-policy';
-import type { DataplaneStats } from './stats';
+import type { DataplaneStats } from '../ipc/stats';
 
 /** What management may ask of the dataplane. Answers are plain data; the link frames them. */
 export interface DataplaneRequests {

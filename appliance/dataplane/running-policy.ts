@@ -5,13 +5,12 @@
 // A committed policy is first written to the policy file (atomically), so a restart while management
 // is away runs the last committed policy and a later SIGHUP reloads the same text.
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import type { Engine } from './engine';
 import { fileFailure, formatDiagnostic, readPolicyFile, type Diagnostic } from '../policy/load';
 import { loadPolicyInBackground } from '../policy/load-worker';
 import type { ModelGroup } from '../policy/model';
 import type { CompiledPolicy } from '../policy/types';
+import { writeFileAtomic } from '../wire/atomic-file';
 
 /** One accepted policy as it runs. */
 export interface PolicyVersion {
@@ -107,7 +106,7 @@ export class RunningPolicy {
     if (prepared === null) return { ok: false, error: 'no prepared policy to commit' };
     this.prepared = null;
     try {
-      writeFileAtomic(this.path, prepared.text);
+      writeFileAtomic(this.path, prepared.text, { mode: 0o640 });
     } catch (err) {
       return { ok: false, error: `cannot write ${this.path}: ${(err as Error).message}; the running policy is unchanged` };
     }
@@ -141,32 +140,4 @@ export class RunningPolicy {
 /** Diagnostics as "file:line:col: message" lines (what policy.prepared carries). */
 export function diagnosticLines(list: Diagnostic[]): string[] {
   return list.map(formatDiagnostic);
-}
-
-/**
- * Replace `path` so that a crash at any moment leaves either the old or the new content: write a
- * temporary file in the same directory, fsync it, rename it over the target, fsync the directory.
- */
-export function writeFileAtomic(path: string, text: string): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    const fd = openSync(tmp, 'w', 0o640);
-    try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
 }

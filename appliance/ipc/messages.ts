@@ -10,8 +10,8 @@
 // The dataplane persists a committed policy to its own policy file, so a restart while management is
 // down runs the last committed policy.
 
-import type { GatekeeperEvent } from '../events';
-import type { DataplaneStats } from '../dataplane/stats';
+import type { GatekeeperEvent } from './events';
+import type { DataplaneStats } from './stats';
 
 export const IPC_VERSION = 1;
 /** Default path of management's socket. */

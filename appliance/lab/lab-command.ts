@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Lab, labAddresses, labNamespaces, sleep } from './lab';
 import { cliPath, labPolicyPath } from '../paths';
-import type { DataplaneStats } from '../dataplane/stats';
+import type { DataplaneStats } from '../ipc/stats';
 
 export interface LabCommandOptions {
   policy?: string;

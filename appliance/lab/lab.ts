@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath } from '../paths';
-import type { DataplaneStats } from '../dataplane/stats';
+import type { DataplaneStats } from '../ipc/stats';
 
 /** The addresses of the lab hosts: one L2 segment bridged through the appliance. */
 export const labAddresses = {

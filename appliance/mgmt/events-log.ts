@@ -5,7 +5,7 @@
 
 import { closeSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { severityNames, type GatekeeperEvent, type Severity } from '../events';
+import { severityNames, type GatekeeperEvent, type Severity } from '../ipc/events';
 import { readJsonLines, truncateTornTail } from './state/jsonl';
 import type { StateLog } from './state/store';
 

@@ -2,7 +2,7 @@
 // through these (fastify + ajv), and @fastify/swagger turns them into /api/v1/openapi.json.
 // Bodies reject unknown properties (additionalProperties: false) so a typo is a 400, not ignored.
 
-import { eventTypes, severityNames } from '../events';
+import { eventTypes, severityNames } from '../ipc/events';
 import { PASSWORD_MIN_LENGTH } from './auth/passwords';
 import { roles } from './state/store';
 

@@ -11,7 +11,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
-import type { GatekeeperEvent } from '../events';
+import type { GatekeeperEvent } from '../ipc/events';
 import { projectRoot } from '../paths';
 import { isProtectedUrl, PUBLIC_ROUTES, requireRole } from './auth/access';
 import { LoginThrottle } from './auth/lockout';
@@ -29,7 +29,7 @@ import { statusRoutes } from './routes/status';
 import { userRoutes } from './routes/users';
 import * as s from './schemas';
 import type { EventSink } from './siem/types';
-import { writeFileAtomic } from './state/atomic';
+import { writeFileAtomic } from '../wire/atomic-file';
 import { StateStore } from './state/store';
 
 export interface ServerOptions {
@@ -204,7 +204,7 @@ function openSetup(ctx: MgmtContext, log: FastifyBaseLogger): void {
     return;
   }
   ctx.setupToken = randomBytes(24).toString('base64url');
-  writeFileAtomic(path, `${ctx.setupToken}\n`, 0o600);
+  writeFileAtomic(path, `${ctx.setupToken}\n`, { mode: 0o600 });
   log.warn({ setupToken: ctx.setupToken, file: path },
     'no user exists: create the first admin in the web UI with this one-time setup token, or with `gatekeeper user add NAME --role admin`');
 }

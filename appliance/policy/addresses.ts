@@ -2,8 +2,7 @@
 // closed intervals. IPv4 intervals are unsigned 32-bit numbers; IPv6 intervals are 128-bit bigints
 // (compile time only; the dataplane tables use 4 big-endian words).
 
-import { isIPv6 } from 'node:net';
-import { formatIpv4, formatIpv6 } from '../address-text';
+import { formatIPv6, formatIpv4, parseIPv4, parseIPv6 } from '../wire/address-text';
 
 export const V4_MAX = 0xffffffff;
 export const V6_MAX = (1n << 128n) - 1n;
@@ -30,69 +29,8 @@ export function isAddressLiteral(text: string): boolean {
   return /^[0-9]/.test(text) || text.includes(':') || text.includes('/');
 }
 
-export function parseIPv4(text: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return null;
-  let value = 0;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i];
-    // Leading zeros are refused: some tools read them as octal.
-    if (part.length > 1 && part[0] === '0') return null;
-    const n = Number(part);
-    if (n > 255) return null;
-    value = value * 256 + n;
-  }
-  return value;
-}
-
-export function parseIPv6(text: string): bigint | null {
-  if (text.includes('%') || !isIPv6(text)) return null;
-  let head = text;
-  // Embedded dotted IPv4 in the last 32 bits (e.g. 64:ff9b::1.2.3.4) becomes two hex words.
-  const lastColon = head.lastIndexOf(':');
-  const tail = head.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const v4 = parseIPv4(tail);
-    if (v4 === null) return null;
-    head = head.slice(0, lastColon + 1) + (v4 >>> 16).toString(16) + ':' + (v4 & 0xffff).toString(16);
-  }
-  const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));
-  let words: number[];
-  const dbl = head.indexOf('::');
-  if (dbl >= 0) {
-    const left = parse(head.slice(0, dbl));
-    const right = parse(head.slice(dbl + 2));
-    const fill = 8 - left.length - right.length;
-    if (fill < 0) return null;
-    words = [...left, ...new Array<number>(fill).fill(0), ...right];
-  } else {
-    words = parse(head);
-  }
-  if (words.length !== 8 || words.some((w) => !(w >= 0 && w <= 0xffff))) return null;
-  let value = 0n;
-  for (const w of words) value = (value << 16n) | BigInt(w);
-  return value;
-}
-
 const V4_MAPPED_PREFIX = 0xffffn << 32n;
 const isV4Mapped = (v: bigint): boolean => v >> 32n === 0xffffn;
-
-/** RFC 5952 text of a 128-bit address (the one formatter in address-text.ts). */
-export function formatIPv6(v: bigint): string {
-  return formatIpv6(v6ToWords(v));
-}
-
-/** Big-endian 4-word form used by the dataplane. */
-export function v6ToWords(v: bigint, out: Uint32Array = new Uint32Array(4), at = 0): Uint32Array {
-  for (let i = 0; i < 4; i++) out[at + i] = Number((v >> BigInt((3 - i) * 32)) & 0xffffffffn);
-  return out;
-}
-
-export function wordsToV6(words: ArrayLike<number>, at = 0): bigint {
-  let v = 0n;
-  for (let i = 0; i < 4; i++) v = (v << 32n) | BigInt(words[at + i] >>> 0);
-  return v;
-}
 
 type Host = { kind: 'v4'; value: number } | { kind: 'v6'; value: bigint } | { kind: 'error'; message: string };
 

@@ -15,12 +15,13 @@
 // equivalence class seen recently skips the intersection.
 
 import { createHash } from 'node:crypto';
-import { intervalsCover, V4_MAX, V6_MAX, v6ToWords } from './addresses';
+import { intervalsCover, V4_MAX, V6_MAX } from './addresses';
 import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
-import { Proto } from '../dataplane/decode/packet';
+import { Proto } from '../wire/protocols';
 import { KEY_MAX, KEYED_PROTOCOLS, ServiceSet } from './services';
 import { Action, CompiledPolicy, CompiledRule, Index4, IntervalTable, PolicyTables } from './types';
+import { v6ToWords } from '../wire/address-text';
 
 function popcount(x: number): number {
   x -= (x >>> 1) & 0x55555555;

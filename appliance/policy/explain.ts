@@ -2,20 +2,12 @@
 // earlier rules came close but failed on a field. Uses the compiled tables for the decision (what
 // the dataplane does) and a linear walk over the resolved rules for the reasons.
 
-import { AddressSet, intervalsContain, parseIPv4, parseIPv6, v6ToWords } from './addresses';
+import { AddressSet, intervalsContain } from './addresses';
 import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from './model';
-import {
-  formatServiceSet,
-  isServiceLiteral,
-  KEY_MAX,
-  KEYED_PROTOCOLS,
-  parseServiceEntry,
-  protocolName,
-  serviceMatches,
-  ServiceSet,
-} from './services';
+import { formatServiceSet, isServiceLiteral, KEY_MAX, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from './services';
 import { actionNames, CompiledPolicy } from './types';
-import { Proto } from '../dataplane/decode/packet';
+import { Proto, protocolName } from '../wire/protocols';
+import { parseIPv4, parseIPv6, v6ToWords } from '../wire/address-text';
 
 type Address = { family: 4; value: number } | { family: 6; value: bigint };
 

@@ -2,29 +2,12 @@
 // settings in milliseconds. Semantic checks (names, cycles, literals) happen here; positions are
 // reported as document paths and turned into line:col by load.ts.
 
-import {
-  AddressSet,
-  anyAddressSet,
-  emptyAddressSet,
-  intervalsContain,
-  isAddressLiteral,
-  mergeIntervals,
-  parseAddressEntry,
-  unionAddressSets,
-  wordsToV6,
-} from './addresses';
+import { AddressSet, anyAddressSet, emptyAddressSet, intervalsContain, isAddressLiteral, mergeIntervals, parseAddressEntry, unionAddressSets } from './addresses';
 import { FLOW_KEYS, NamedSetDef, PolicyDocument, Refs } from './schema';
-import {
-  anyServiceSet,
-  BUILTIN_SERVICES,
-  isServiceLiteral,
-  parseServiceEntry,
-  PROTOCOL_NAMES,
-  ServiceSet,
-  serviceSetOf,
-  unionServiceSets,
-} from './services';
+import { anyServiceSet, BUILTIN_SERVICES, isServiceLiteral, parseServiceEntry, ServiceSet, serviceSetOf, unionServiceSets } from './services';
 import { ActionName, FlowSettings, Mode } from './types';
+import { ETHERTYPE_NAMES, PROTOCOL_NAMES } from '../wire/protocols';
+import { wordsToV6 } from '../wire/address-text';
 
 export type Path = (string | number)[];
 
@@ -90,29 +73,6 @@ const FLOW_FIELDS: Record<keyof typeof FLOW_KEYS, keyof FlowSettings> = {
   'pickup-established': 'pickupEstablished',
 };
 
-export const ETHERTYPE_NAMES: Readonly<Record<string, number>> = {
-  ipv4: 0x0800,
-  arp: 0x0806,
-  wol: 0x0842,
-  ipv6: 0x86dd,
-  lacp: 0x8809,
-  mpls: 0x8847,
-  'pppoe-discovery': 0x8863,
-  pppoe: 0x8864,
-  eapol: 0x888e,
-  profinet: 0x8892,
-  ethercat: 0x88a4,
-  powerlink: 0x88ab,
-  goose: 0x88b8,
-  gse: 0x88b9,
-  sv: 0x88ba,
-  lldp: 0x88cc,
-  macsec: 0x88e5,
-  mrp: 0x88e3,
-  ptp: 0x88f7,
-  prp: 0x88fb,
-  hsr: 0x892f,
-};
 const ALWAYS_PASSED_ETHERTYPES = new Set([0x0800, 0x0806, 0x86dd]);
 
 export class PolicyModel {

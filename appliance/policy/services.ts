@@ -1,7 +1,7 @@
 // Service literals of the policy language (tcp/502, udp/5000-5010, icmp/echo-request, icmp/3/4,
 // gre, proto/47, ...) and the built-in well-known services.
 
-import { Proto } from '../dataplane/decode/packet';
+import { Proto, PROTOCOL_NAMES, protocolName } from '../wire/protocols';
 
 /** Protocols whose key is the destination port. */
 export const PORT_PROTOCOLS: readonly number[] = [Proto.TCP, Proto.UDP, Proto.SCTP];
@@ -9,30 +9,6 @@ export const PORT_PROTOCOLS: readonly number[] = [Proto.TCP, Proto.UDP, Proto.SC
 export const ICMP_PROTOCOLS: readonly number[] = [Proto.ICMP, Proto.ICMPV6];
 export const KEYED_PROTOCOLS: readonly number[] = [...ICMP_PROTOCOLS, ...PORT_PROTOCOLS];
 export const KEY_MAX = 0xffff;
-
-export const PROTOCOL_NAMES: Readonly<Record<string, number>> = {
-  icmp: 1,
-  igmp: 2,
-  ipip: 4,
-  tcp: 6,
-  udp: 17,
-  ipv6: 41,
-  gre: 47,
-  esp: 50,
-  ah: 51,
-  icmpv6: 58,
-  eigrp: 88,
-  ospf: 89,
-  pim: 103,
-  vrrp: 112,
-  l2tp: 115,
-  sctp: 132,
-};
-
-export function protocolName(proto: number): string {
-  for (const [name, n] of Object.entries(PROTOCOL_NAMES)) if (n === proto) return name;
-  return `proto/${proto}`;
-}
 
 export const ICMP_TYPES: Readonly<Record<string, number>> = {
   'echo-reply': 0,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Test } from 'tap';
 import { Lab, labAddresses, sleep } from '../../appliance/lab/lab';
-import type { DataplaneStats } from '../../appliance/dataplane/stats';
+import type { DataplaneStats } from '../../appliance/ipc/stats';
 
 export { labAddresses, sleep };
 

@@ -13,12 +13,10 @@ import { join } from 'node:path';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import pino from 'pino';
 import type { Test } from 'tap';
-import type { GatekeeperEvent } from '../../appliance/events';
+import type { GatekeeperEvent } from '../../appliance/ipc/events';
 import type { FlowFilter } from '../../appliance/ipc/messages';
 import { hashSecret } from '../../appliance/mgmt/auth/passwords';
-import type {
-  ApplyResult, DataplaneHub, DryRunResult, FlowsResult, HistoryPoint, PairStatus, PortStatus, TopDeniedEntry,
-} from '../../appliance/mgmt/dataplanes/types';
+import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, HistoryPoint, PairStatus, PortStatus, TopDeniedEntry } from '../../appliance/mgmt/dataplanes/types';
 import { buildServer } from '../../appliance/mgmt/server';
 import type { EventSink, SyslogTarget, TargetStatus } from '../../appliance/mgmt/siem/types';
 import { StateStore, type Role } from '../../appliance/mgmt/state/store';

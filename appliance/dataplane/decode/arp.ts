@@ -2,7 +2,8 @@
 
 import { read16, read32 } from './bytes';
 import { DecodeError } from './errors';
-import { EtherType, type Packet } from './packet';
+import { type Packet } from './packet';
+import { EtherType } from '../../wire/protocols';
 
 const ARP_FIXED = 8;
 const ARP_IPV4_ETHERNET = 28;

@@ -2,7 +2,8 @@
 
 import { read16 } from './bytes';
 import { DecodeError } from './errors';
-import { EtherType, type Packet } from './packet';
+import { type Packet } from './packet';
+import { EtherType } from '../../wire/protocols';
 
 const ETHERNET_HEADER = 14;
 const TAG_LENGTH = 4;

@@ -3,7 +3,8 @@
 import { read16 } from './bytes';
 import { DecodeError } from './errors';
 import { decodeQuotedIpv4 } from './ipv4';
-import { Proto, type Packet, type QuotedPacket } from './packet';
+import { type Packet, type QuotedPacket } from './packet';
+import { Proto } from '../../wire/protocols';
 
 /** Every ICMP message starts with type, code, checksum and 4 bytes of rest-of-header. */
 export const ICMP_HEADER = 8;

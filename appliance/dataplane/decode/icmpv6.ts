@@ -4,7 +4,8 @@ import { read16 } from './bytes';
 import { DecodeError } from './errors';
 import { ICMP_HEADER, readQuotedTransport } from './icmp';
 import { decodeQuotedIpv6 } from './ipv6';
-import { Proto, type Packet } from './packet';
+import { type Packet } from './packet';
+import { Proto } from '../../wire/protocols';
 
 const Icmpv6Type = {
   DEST_UNREACHABLE: 1,

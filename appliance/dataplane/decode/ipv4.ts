@@ -2,7 +2,8 @@
 
 import { read16, read32 } from './bytes';
 import { DecodeError } from './errors';
-import { Family, type Packet, type QuotedPacket } from './packet';
+import { type Packet, type QuotedPacket } from './packet';
+import { Family } from '../../wire/protocols';
 
 const MIN_HEADER = 20;
 const Option = {

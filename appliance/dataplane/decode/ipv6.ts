@@ -2,7 +2,8 @@
 
 import { read16, read32 } from './bytes';
 import { DecodeError } from './errors';
-import { Family, Proto, type Packet, type QuotedPacket } from './packet';
+import { type Packet, type QuotedPacket } from './packet';
+import { Family, Proto } from '../../wire/protocols';
 
 const HEADER = 40;
 /** More headers than a legitimate packet carries (RFC 8200 order has at most 7): refuse, don't walk on. */

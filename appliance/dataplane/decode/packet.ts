@@ -2,42 +2,6 @@
 // the decoder overwrites every field it is responsible for, so nothing on the packet path allocates.
 // Offsets index into the frame buffer the decoder was given.
 
-/** Address family of the outermost IP header (0 when the frame carries no IP). */
-export const Family = { None: 0, V4: 4, V6: 6 } as const;
-
-/** IP protocol numbers the pipeline treats specially. */
-export const Proto = {
-  ICMP: 1,
-  IPIP: 4,
-  TCP: 6,
-  UDP: 17,
-  IPV6: 41,
-  GRE: 47,
-  ESP: 50,
-  AH: 51,
-  ICMPV6: 58,
-  SCTP: 132,
-  /** IPv6 chain ended in a header we do not walk (or a later fragment): protocol unknown. */
-  UNKNOWN: 256,
-} as const;
-
-export const EtherType = {
-  IPV4: 0x0800,
-  ARP: 0x0806,
-  VLAN: 0x8100,
-  QINQ: 0x88a8,
-  /** Pre-standard QinQ outer tag, still seen on some switches. */
-  QINQ_LEGACY: 0x9100,
-  IPV6: 0x86dd,
-  LLDP: 0x88cc,
-  PPPOE_DISCOVERY: 0x8863,
-  PPPOE_SESSION: 0x8864,
-  MPLS: 0x8847,
-  MPLS_MULTICAST: 0x8848,
-} as const;
-
-export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20 } as const;
-
 export class Packet {
   /** Bytes of the frame as captured. */
   length = 0;

@@ -3,9 +3,10 @@
 
 import { decodeFrame } from './decoder';
 import { decodeErrorNames } from './errors';
-import { EtherType, Family, Packet, Proto } from './packet';
+import { Packet } from './packet';
+import { EtherType, Family, Proto } from '../../wire/protocols';
 import { LINKTYPE_ETHERNET, readPcap } from '../port/pcap-file';
-import { formatIpv4, formatIpv6 } from '../../address-text';
+import { formatIpv4, formatIpv6 } from '../../wire/address-text';
 
 /** True for link layers the reference does not judge (PPPoE session, MPLS). */
 function isSkipped(pkt: Packet): boolean {

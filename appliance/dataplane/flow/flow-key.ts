@@ -2,7 +2,8 @@
 // reply produce the same key. Filled into a reused scratch object; hashing is allocation-free.
 
 import type { Packet, QuotedPacket } from '../decode/packet';
-import { Family } from '../decode/packet';
+import { Family } from '../../wire/protocols';
+import { finish, mix } from '../../wire/flow-hash';
 
 /**
  * The IPv6 addresses of an IPv4 tuple: one shared empty array. Two typed arrays per flow record would
@@ -87,16 +88,6 @@ export function keyFromQuoted(key: FlowKey, q: QuotedPacket, vlan: number, sport
   key.hash = hashKey(key, seed);
 }
 
-/** murmur3 mixing step (also used by the deny summary's table). */
-export function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
 /** murmur3-style hash with a per-process random seed, so peers cannot aim collisions at us. */
 export function hashKey(key: FlowTuple, seed: number): number {
   let h = mix(seed, key.family | (key.proto << 8));
@@ -110,14 +101,4 @@ export function hashKey(key: FlowTuple, seed: number): number {
   }
   h = mix(h, (key.portA << 16) | key.portB);
   return finish(h);
-}
-
-/** murmur3 finalizer. An int32 is a small integer in V8: a Map key that needs no heap number per packet. */
-export function finish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h | 0;
 }

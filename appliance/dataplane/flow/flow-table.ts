@@ -3,23 +3,13 @@
 // entries by per-protocol idle timeouts; the chain keeps a rare hash collision from mixing two flows.
 
 import { LRUCache } from 'lru-cache';
-import { Family } from '../decode/packet';
+import { Family } from '../../wire/protocols';
 import { Flow, TcpState } from './flow';
 import type { FlowKey } from './flow-key';
+import type { FlowTableCounters } from '../../ipc/stats';
 
 /** Why a flow left the table, as flow-end records report it. */
 export type FlowEndReason = 'evicted' | 'idle' | 'closed' | 'cut';
-
-export interface FlowTableCounters {
-  created: number;
-  evicted: number;
-  expired: number;
-  closed: number;
-  /** Flows ended because a reloaded policy no longer allows them. */
-  cut: number;
-  /** Flows that share a bucket with another flow (hash collisions). */
-  chained: number;
-}
 
 /**
  * lru-cache reads the clock on every get; performance.now() returns a fresh heap number each call,

@@ -3,8 +3,8 @@
 // on the packet path, so the table is preallocated (open addressing over typed arrays) and bounded;
 // packets that find the table full are counted as overflow.
 
-import { Family } from '../decode/packet';
-import { finish, mix } from '../flow/flow-key';
+import { Family } from '../../wire/protocols';
+import { finish, mix } from '../../wire/flow-hash';
 
 /** Keys per interval; beyond this, denied packets are only counted as overflow. */
 export const DENY_SUMMARY_KEYS = 4096;

@@ -4,17 +4,18 @@
 // 250 ms. Only exists when a management socket is configured.
 
 import type { Logger } from 'pino';
-import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../../events';
+import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../../ipc/events';
 import { Action } from '../../policy/types';
 import { groupNamesFor4, groupNamesFor6, type ModelGroup } from '../../policy/model';
 import { PortCounter } from '../counters';
-import { Family, Proto, type Packet } from '../decode/packet';
+import { type Packet } from '../decode/packet';
+import { Family, Proto, protocolName } from '../../wire/protocols';
 import type { Engine, TrafficObserver } from '../engine';
 import type { Flow } from '../flow/flow';
 import type { FlowEndReason } from '../flow/flow-table';
 import type { PolicyVersion } from '../running-policy';
 import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
-import { addressText, flowEnds, protoName, type FlowEnds } from './flow-records';
+import { addressText, flowEnds, type FlowEnds } from './flow-records';
 
 /** How often denied traffic is summarized: one deny.summary per key per interval. */
 export const DENY_SUMMARY_INTERVAL_MS = 10_000;
@@ -212,7 +213,7 @@ export class EventLog implements TrafficObserver {
       dst,
       dstPort: e.dstPort,
       dstGroups: this.groupsOf(version.groups, dst, e.family, e.dst),
-      proto: protoName(e.proto),
+      proto: protocolName(e.proto),
       vlan: e.vlan,
       rule: rule?.name ?? `#${e.rule}`,
       action: rule?.action === Action.Reject ? 'reject' : 'deny',
@@ -245,7 +246,7 @@ export class EventLog implements TrafficObserver {
     return {
       src, srcPort: e.srcPort, srcGroups: this.groupsOf(flow.groups, src, e.family, e.src6 ?? e.src4),
       dst, dstPort: e.dstPort, dstGroups: this.groupsOf(flow.groups, dst, e.family, e.dst6 ?? e.dst4),
-      proto: protoName(e.proto), vlan: e.vlan,
+      proto: protocolName(e.proto), vlan: e.vlan,
     };
   }
 

@@ -1,24 +1,11 @@
 // Tracked flows as management sees them: endpoints oriented initiator → responder, addresses as text.
 // Used for flows.get and for the flow.start / flow.end events; never on the packet path.
 
-import { formatIpv4, formatIpv6 } from '../../address-text';
+import { formatIpv4, formatIpv6, parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 import type { FlowFilter, FlowRecord, FlowsMessage } from '../../ipc/messages';
-import { parseIPv4, parseIPv6, v6ToWords } from '../../policy/addresses';
-import { Family, Proto } from '../decode/packet';
+import { Family, Proto, protocolName } from '../../wire/protocols';
 import type { Flow } from '../flow/flow';
 import type { FlowTable } from '../flow/flow-table';
-
-/** Protocol as events name it: "tcp", "udp", "icmp", "icmpv6", "sctp", or "ip-N". */
-export function protoName(proto: number): string {
-  switch (proto) {
-    case Proto.TCP: return 'tcp';
-    case Proto.UDP: return 'udp';
-    case Proto.ICMP: return 'icmp';
-    case Proto.ICMPV6: return 'icmpv6';
-    case Proto.SCTP: return 'sctp';
-    default: return `ip-${proto}`;
-  }
-}
 
 export function addressText(family: number, v4: number, v6: Uint32Array | null): string {
   return family === Family.V4 || v6 === null ? formatIpv4(v4) : formatIpv6(v6);
@@ -67,7 +54,7 @@ const stateNames: FlowRecord['state'][] = ['none', 'opening', 'established', 'cl
 export function flowRecord(flow: Flow, rule: string): FlowRecord {
   const ends = flowEnds(flow);
   return {
-    proto: protoName(ends.proto),
+    proto: protocolName(ends.proto),
     src: addressText(ends.family, ends.src4, ends.src6),
     srcPort: ends.srcPort,
     dst: addressText(ends.family, ends.dst4, ends.dst6),

@@ -3,7 +3,7 @@
 // the port the packet came in on, from the address the sender tried to reach, so the appliance stays
 // invisible: it looks as if the destination refused.
 
-import { Family, Proto, TcpFlag } from '../decode/packet';
+import { Family, Proto, TcpFlag } from '../../wire/protocols';
 import { isIcmpError } from '../decode/icmp';
 import type { Packet } from '../decode/packet';
 

@@ -6,7 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
-import { makePrivateDir, writeFileAtomic } from '../state/atomic';
+import { makePrivateDir } from '../state/atomic';
+import { writeFileAtomic } from '../../wire/atomic-file';
 import type { StateLog } from '../state/store';
 
 export interface TlsFiles {
@@ -37,8 +38,8 @@ export async function ensureCertificate(stateDir: string, log: StateLog & { info
       { name: 'subjectAltName', altNames: [{ type: 2, value: name }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] },
     ],
   });
-  writeFileAtomic(keyPath, pems.private, 0o600);
-  writeFileAtomic(certPath, pems.cert, 0o644);
+  writeFileAtomic(keyPath, pems.private, { mode: 0o600 });
+  writeFileAtomic(certPath, pems.cert, { mode: 0o644 });
   log.info({ cert: certPath }, 'generated a self-signed HTTPS certificate; replace cert.pem and key.pem to use your own');
   return { key: pems.private, cert: pems.cert };
 }

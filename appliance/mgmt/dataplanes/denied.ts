@@ -1,7 +1,7 @@
 // The most denied conversations of the last hour, from the dataplanes' deny.summary events (already
 // one record per (src, dst, proto, port, rule) and interval, so keeping them is cheap and bounded).
 
-import type { DenySummaryEvent } from '../../events';
+import type { DenySummaryEvent } from '../../ipc/events';
 import type { TopDeniedEntry } from './types';
 
 const WINDOW_MS = 60 * 60 * 1000;

@@ -2,12 +2,13 @@
 // candidate, exactly as the engine does for a flow's first packet (match4/match6 with the decoder's
 // protocol numbers and rule key), and list those whose action changes.
 
-import { parseIPv4, parseIPv6, v6ToWords } from '../../policy/addresses';
 import { formatDiagnostic, loadPolicyText } from '../../policy/load';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOL_NAMES } from '../../policy/services';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS } from '../../policy/services';
+import { protocolNumber } from '../../wire/protocols';
 import { actionNames, type CompiledPolicy } from '../../policy/types';
 import type { ObservedTuple } from './observed-flows';
 import type { DryRunChange, DryRunResult } from './types';
+import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 
 function compile(text: string, what: string): CompiledPolicy {
   const result = loadPolicyText(text, what);
@@ -17,14 +18,6 @@ function compile(text: string, what: string): CompiledPolicy {
     throw new Error(`${what} does not compile: ${first === undefined ? 'unknown error' : formatDiagnostic(first)}${more}`);
   }
   return result.policy;
-}
-
-/** Protocol number of an event/flow protocol name: "tcp", "icmpv6", "ip-47" or "proto/47". */
-function protocolNumber(name: string): number | null {
-  const known = PROTOCOL_NAMES[name];
-  if (known !== undefined) return known;
-  const m = /^(?:ip-|proto\/)(\d{1,3})$/.exec(name);
-  return m !== null && Number(m[1]) <= 255 ? Number(m[1]) : null;
 }
 
 /** Deciding rule index of one tuple under a policy. */

@@ -3,7 +3,7 @@
 // the pushes of the active policy to dataplanes that connect running another one) wait their turn.
 
 import { createHash } from 'node:crypto';
-import type { GatekeeperEvent } from '../../events';
+import type { GatekeeperEvent } from '../../ipc/events';
 import type { FlowFilter } from '../../ipc/messages';
 import { DEFAULT_SOCKET_PATH } from '../../ipc/messages';
 import type { DataplaneConnection } from './connection';

@@ -1,7 +1,7 @@
 // What management knows about one port pair: its hello, its latest counter snapshot, rates computed
 // by differencing successive snapshots, and one history point per snapshot for the last 15 minutes.
 
-import type { DataplaneStats, PortStats } from '../../dataplane/stats';
+import type { DataplaneStats, PortStats } from '../../ipc/stats';
 import type { HelloMessage } from '../../ipc/messages';
 import type { HistoryPoint, PairStatus, PortStatus } from './types';
 

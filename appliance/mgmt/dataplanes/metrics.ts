@@ -4,7 +4,7 @@
 // treats as a counter reset.
 
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { PortStats } from '../../dataplane/stats';
+import type { PortStats } from '../../ipc/stats';
 import type { PairTracker } from './live-status';
 import type { ProtocolErrorKind } from './ipc-server';
 

@@ -2,7 +2,7 @@
 // dataplanes' flow tables): what a policy dry-run replays. Bounded in count and age; a tuple seen
 // again moves to the newest end.
 
-import type { DenySummaryEvent, FlowStartEvent } from '../../events';
+import type { DenySummaryEvent, FlowStartEvent } from '../../ipc/events';
 import type { FlowRecord } from '../../ipc/messages';
 
 export const OBSERVED_MAX = 10_000;

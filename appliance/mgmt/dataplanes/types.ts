@@ -2,7 +2,7 @@
 // server that tracks every connected dataplane, runs policy transactions, and keeps what the
 // dashboard, flows view, metrics and dry-run need).
 
-import type { GatekeeperEvent } from '../../events';
+import type { GatekeeperEvent } from '../../ipc/events';
 import type { FlowFilter, FlowRecord } from '../../ipc/messages';
 
 export interface PortStatus {

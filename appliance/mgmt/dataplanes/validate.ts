@@ -2,7 +2,7 @@
 // `type`, and the rest of management trusts the fields it reads, so every message is checked here
 // before anything uses it.
 
-import { severityNames, type EventType, type GatekeeperEvent } from '../../events';
+import { severityNames, type EventType, type GatekeeperEvent } from '../../ipc/events';
 import type { DataplaneMessage, FlowRecord } from '../../ipc/messages';
 
 type Fields = Record<string, unknown>;

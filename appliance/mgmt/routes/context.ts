@@ -2,7 +2,7 @@
 // two ways management records what happens (the audit trail and the event stream).
 
 import type { FastifyRequest } from 'fastify';
-import type { AuditEvent, GatekeeperEvent, Severity } from '../../events';
+import type { AuditEvent, GatekeeperEvent, Severity } from '../../ipc/events';
 import type { LoginThrottle } from '../auth/lockout';
 import type { Session, SessionStore } from '../auth/sessions';
 import type { DataplaneHub } from '../dataplanes/types';

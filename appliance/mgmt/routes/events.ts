@@ -1,7 +1,7 @@
 // The event list (dataplane and management events) and the audit trail.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { eventTypes, type Severity } from '../../events';
+import { eventTypes, type Severity } from '../../ipc/events';
 import * as s from '../schemas';
 import { HttpError, type MgmtContext } from './context';
 

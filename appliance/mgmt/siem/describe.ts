@@ -3,7 +3,7 @@
 // fields as ordered key/value text. Events arrive over IPC, so nothing here trusts their shape:
 // a missing or odd field prints as "?" instead of throwing.
 
-import type { GatekeeperEvent, Severity } from '../../events';
+import type { GatekeeperEvent, Severity } from '../../ipc/events';
 
 /** The message "send a test message" produces (not an appliance event, so not in events.ts). */
 export interface TestEvent {

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { eventTypes, severityNames } from '../../events';
-import type { GatekeeperEvent } from '../../events';
+import { eventTypes, severityNames } from '../../ipc/events';
+import type { GatekeeperEvent } from '../../ipc/events';
 import type { TestEvent } from './describe';
 import { LocalLog } from './local-log';
 import type { LocalLogOptions } from './local-log';

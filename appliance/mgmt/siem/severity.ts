@@ -1,7 +1,7 @@
 // Severity in each output: the syslog PRI (RFC 5424 §6.2.1), CEF's 0-10 scale and pino's levels.
 
-import { severityNames } from '../../events';
-import type { Severity } from '../../events';
+import { severityNames } from '../../ipc/events';
+import type { Severity } from '../../ipc/events';
 
 /** Every event is sent with facility local0 (16): the facility SIEM inputs usually route on. */
 export const facility = 16;

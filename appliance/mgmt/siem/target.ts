@@ -6,7 +6,7 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Severity } from '../../events';
+import type { Severity } from '../../ipc/events';
 import type { ExportRecord, FormatOptions } from './describe';
 import { formatCef } from './format-cef';
 import { formatRfc3164 } from './format-rfc3164';

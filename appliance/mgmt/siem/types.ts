@@ -1,7 +1,7 @@
 // The contract between the management service and the event export (local log files and syslog
 // targets). Management persists SyslogTarget[] in its settings and hands every event to an EventSink.
 
-import type { EventType, GatekeeperEvent, Severity } from '../../events';
+import type { EventType, GatekeeperEvent, Severity } from '../../ipc/events';
 
 export type SyslogFormat = 'rfc5424' | 'rfc3164' | 'cef';
 export type SyslogTransport = 'udp' | 'tcp' | 'tls';

@@ -1,31 +1,9 @@
-// Durable file writes for management state. A crash at any moment leaves either the old or the new
-// content of a file, never a mix: write a temp file in the same directory, fsync it, rename it over
-// the target, fsync the directory so the rename itself survives a power cut.
+// Durable state files of management: private directories, JSON written through the appliance's one
+// atomic write (wire/atomic-file.ts), the fsync'd append of the audit log, and clean-up after a crash.
 
-import { chownSync, closeSync, existsSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-
-/** Suffix of temp files; start-up removes any left behind by a crash. */
-export const TEMP_SUFFIX = '.tmp';
-
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Run as root (`gatekeeper user add` on the box), files take the owner of their directory, so the
- * service, which runs as its own user, can still read what root wrote.
- */
-function giveToDirOwner(fd: number, dir: string): void {
-  if (process.getuid?.() !== 0) return;
-  const owner = statSync(dir);
-  if (owner.uid !== 0 || owner.gid !== 0) fchownSync(fd, owner.uid, owner.gid);
-}
+import { chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fsyncDir, giveToDirOwner, TEMP_SUFFIX, writeFileAtomic } from '../../wire/atomic-file';
 
 /** Creates a private directory (and its parents); run as root, it takes its parent's owner. */
 export function makePrivateDir(dir: string): void {
@@ -34,21 +12,6 @@ export function makePrivateDir(dir: string): void {
   const owner = statSync(dirname(dir));
   const current = statSync(dir);
   if (current.uid !== owner.uid || current.gid !== owner.gid) chownSync(dir, owner.uid, owner.gid);
-}
-
-export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}${TEMP_SUFFIX}`);
-  const fd = openSync(temp, 'w', mode);
-  try {
-    giveToDirOwner(fd, dir);
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  fsyncDir(dir);
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {

@@ -13,8 +13,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SyslogTarget } from '../siem/types';
-import { appendLineDurable, fsyncDir, makePrivateDir, removeStrayTemps, writeJsonAtomic } from './atomic';
+import { appendLineDurable, makePrivateDir, removeStrayTemps, writeJsonAtomic } from './atomic';
 import { readJsonLines, truncateTornTail } from './jsonl';
+import { fsyncDir } from '../../wire/atomic-file';
 
 export type Role = 'admin' | 'operator' | 'viewer';
 export const roles: readonly Role[] = ['viewer', 'operator', 'admin'];

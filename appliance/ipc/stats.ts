@@ -1,0 +1,77 @@
+// The counter snapshot a dataplane publishes (stats file, and the management IPC `stats` message),
+// with the names its counters are published under. Part of the IPC contract: imports nothing from
+// dataplane/ or mgmt/; the dataplane fills it, management and the lab read it.
+
+import type { ActionName, Mode } from '../policy/types';
+
+/** Per-port counters as published; indices are dataplane/counters.ts's PortCounter. */
+export const portCounterNames = [
+  'rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'forwarded', 'rejects_sent', 'rejects_suppressed',
+  'send_errors', 'monitor_would_drop',
+] as const;
+
+/** Why frames were dropped, as published; indices are dataplane/counters.ts's DropReason. */
+export const dropReasonNames = [
+  'policy', 'decode', 'l2', 'tcp_no_flow', 'fragment_no_first', 'wrong_port', 'own_mac', 'truncated', 'flow_cut',
+] as const;
+
+export type PortCountersSnapshot = Record<(typeof portCounterNames)[number], number> & {
+  dropped: Record<string, number>;
+  /** Only the reasons seen so far. */
+  decode_errors: Record<string, number>;
+};
+
+/** What the flow table did since start. */
+export interface FlowTableCounters {
+  created: number;
+  evicted: number;
+  expired: number;
+  closed: number;
+  /** Flows ended because a reloaded policy no longer allows them. */
+  cut: number;
+  /** Flows that share a bucket with another flow (hash collisions). */
+  chained: number;
+}
+
+
+export interface PortStats extends PortCountersSnapshot {
+  name: string;
+  /** Kernel operstate of the interface: "up", "down", ... */
+  link: string;
+}
+
+export interface RuleStats {
+  name: string;
+  action: ActionName;
+  packets: number;
+  bytes: number;
+  /** Flows this rule started (or, in monitor mode, would have refused). */
+  flows: number;
+}
+
+export interface DataplaneStats {
+  pair: string;
+  pid: number;
+  uptimeMs: number;
+  /** Policy generation running: 1 at start, +1 per accepted reload. */
+  generation: number;
+  policyHash: string;
+  mode: Mode;
+  ports: { inside: PortStats; outside: PortStats };
+  flows: FlowTableCounters & { active: number; capacity: number };
+  fragments: { tracked: number };
+  /** In rule order; the last one is the implicit default. */
+  rules: RuleStats[];
+  /** Event reporting to management; absent when no management socket is configured. */
+  events?: EventStats;
+}
+
+export interface EventStats {
+  connected: boolean;
+  queued: number;
+  sent: number;
+  /** Events lost since start (queue full while management was away). */
+  dropped: number;
+  /** Denied packets only counted, not summarized, because an interval had too many distinct keys. */
+  denyOverflow: number;
+}
