@@ -5,6 +5,7 @@
 import { eventTypes, severityNames } from '../ipc/events';
 import { PASSWORD_MIN_LENGTH } from './auth/passwords';
 import { roles } from './state/store';
+import { SYSLOG_TRANSPORTS } from './siem/types';
 
 type Schema = Record<string, unknown>;
 
@@ -168,7 +169,7 @@ const targetCommon = {
   enabled: bool,
   host,
   port: { type: 'integer', minimum: 1, maximum: 65535 },
-  transport: { type: 'string', enum: ['udp', 'tcp', 'tls'] },
+  transport: { type: 'string', enum: [...SYSLOG_TRANSPORTS] },
   format: { type: 'string', enum: ['rfc5424', 'rfc3164', 'cef'] },
   minSeverity: severity,
   types: arr({ type: 'string', enum: [...eventTypes] }, { uniqueItems: true }),

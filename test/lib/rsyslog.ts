@@ -1,4 +1,4 @@
-// The SIEM side of the tests. A real rsyslogd on loopback: UDP, TCP (octet counting) and TLS (gtls) inputs,
+// The SIEM side of the tests. A real rsyslogd on loopback: UDP, TCP (octet counting), TLS (gtls) and RELP (imrelp) inputs,
 // each writing the raw messages it receives, one per line, to its own file. Run in the foreground
 // from a generated config in a temp dir, and always killed (the test's teardown does it).
 
@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type InputKind = 'udp' | 'tcp' | 'tls';
+export type InputKind = 'udp' | 'tcp' | 'tls' | 'relp';
 
 /** One listening input; what it receives goes to <dir>/<name>.log. */
 export interface Input {
@@ -86,11 +86,16 @@ export class Rsyslog {
       'template(name="raw" type="string" string="%rawmsg%\\n")',
     ];
     if (this.inputs.some((i) => i.kind === 'udp')) lines.push('module(load="imudp")');
-    if (this.inputs.some((i) => i.kind !== 'udp')) lines.push('module(load="imtcp" maxSessions="50")');
+    if (this.inputs.some((i) => i.kind === 'tcp' || i.kind === 'tls')) lines.push('module(load="imtcp" maxSessions="50")');
+    if (this.inputs.some((i) => i.kind === 'relp')) lines.push('module(load="imrelp")');
     for (const { name, kind, port } of this.inputs) {
-      lines.push(`ruleset(name="${name}") { action(type="omfile" file="${this.file(name)}" template="raw") }`);
+      // RELP: a direct queue, so a message is in the file (the kernel's cache) before imrelp acknowledges
+      // it, and even a killed receiver has every line it acknowledged.
+      const queue = kind === 'relp' ? ' queue.type="Direct"' : '';
+      lines.push(`ruleset(name="${name}"${queue}) { action(type="omfile" file="${this.file(name)}" template="raw") }`);
       if (kind === 'udp') lines.push(`input(type="imudp" address="127.0.0.1" port="${port}" ruleset="${name}")`);
       if (kind === 'tcp') lines.push(`input(type="imtcp" address="127.0.0.1" port="${port}" ruleset="${name}")`);
+      if (kind === 'relp') lines.push(`input(type="imrelp" address="127.0.0.1" port="${port}" ruleset="${name}")`);
       if (kind === 'tls') {
         lines.push(`input(type="imtcp" address="127.0.0.1" port="${port}" ruleset="${name}" streamDriver.name="gtls" ` +
           'streamDriver.mode="1" streamDriver.authMode="x509/certvalid")');
@@ -131,6 +136,16 @@ export class Rsyslog {
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Kills rsyslogd (SIGKILL: a crashed receiver) and waits for it to exit. */
+  async kill(): Promise<void> {
+    const child = this.process;
+    this.process = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
   }
 
   /** Lines received on an input so far. */

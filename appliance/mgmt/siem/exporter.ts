@@ -13,7 +13,7 @@ import type { LocalLogOptions } from './local-log';
 import { formatLine, TargetRuntime } from './target';
 import { openStream, frame } from './transport-tcp';
 import { udpProbe } from './transport-udp';
-import type { EventSink, SyslogTarget, TargetStatus } from './types';
+import { SYSLOG_TRANSPORTS, type EventSink, type SyslogTarget, type TargetStatus } from './types';
 
 export interface EventExporterOptions {
   /** Management's state directory: spools go to siem-spool/, the local log to log/. */
@@ -37,7 +37,7 @@ export function validateTarget(target: SyslogTarget): string[] {
   if (typeof t.name !== 'string' || !/^[\w.-]{1,64}$/.test(t.name)) say('name must be 1-64 letters, digits, "_", "-" or "."');
   if (typeof t.host !== 'string' || t.host.length === 0 || /\s/.test(t.host)) say('host must be a host name or address');
   if (!Number.isInteger(t.port) || (t.port as number) < 1 || (t.port as number) > 65535) say('port must be 1-65535');
-  if (!['udp', 'tcp', 'tls'].includes(t.transport as string)) say('transport must be udp, tcp or tls');
+  if (!(SYSLOG_TRANSPORTS as readonly string[]).includes(t.transport as string)) say(`transport must be ${SYSLOG_TRANSPORTS.join(', ')}`);
   if (!['rfc5424', 'rfc3164', 'cef'].includes(t.format as string)) say('format must be rfc5424, rfc3164 or cef');
   if (!severityNames.includes(t.minSeverity as never)) say(`minSeverity must be one of ${severityNames.join(', ')}`);
   if (!Array.isArray(t.types)) say('types must be a list (empty = all)');

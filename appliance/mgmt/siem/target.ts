@@ -1,8 +1,10 @@
-// One configured syslog target at run time: its filter, its format, and delivery over UDP or over
-// TCP/TLS through its spool with reconnects. Delivery over TCP/TLS is at-least-once: after a
+// One configured syslog target at run time: its filter, its format, and delivery over UDP, or over
+// TCP/TLS/RELP through its spool with reconnects. Delivery over TCP/TLS is at-least-once: after a
 // connection loss the lines written during the last 2 s (at most 1 MiB, and always whatever was
 // still in Node's socket buffer) are written again on the next connection, because TCP cannot say
-// which of them the receiver read before it went away. Order is kept.
+// which of them the receiver read before it went away. Over RELP the receiver acknowledges every
+// line, so exactly the unacknowledged ones are written again: no loss and no duplicates. A spool
+// segment is released only when all its lines were written (TCP/TLS) or acknowledged (RELP). Order is kept.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -14,6 +16,7 @@ import { formatRfc5424 } from './format-rfc5424';
 import { atLeast } from './severity';
 import { Spool } from './spool';
 import type { SpoolBatch } from './spool';
+import { RelpSession } from './transport-relp';
 import { frame, openStream } from './transport-tcp';
 import { UdpTransport } from './transport-udp';
 import type { SyslogFormat, SyslogTarget, TargetStatus } from './types';
@@ -64,6 +67,8 @@ export class TargetRuntime {
   private readonly udp?: UdpTransport;
   private readonly spool?: Spool;
   private socket?: Socket;
+  /** RELP only: the session on `socket`, once it is open. */
+  private relp?: RelpSession;
   private connecting = false;
   private closed = false;
   private backoffMs = backoffFirstMs;
@@ -136,11 +141,15 @@ export class TargetRuntime {
           socket.destroy();
           return;
         }
+        socket.on('error', (err) => this.error(err));
+        socket.on('close', () => this.disconnected(socket));
+        if (this.config.transport === 'relp') {
+          this.openRelp(socket);
+          return;
+        }
         this.socket = socket;
         this.backoffMs = backoffFirstMs;
         this.context.log.info({ target: this.config.name }, 'syslog target connected');
-        socket.on('error', (err) => this.error(err));
-        socket.on('close', () => this.disconnected(socket));
         // Syslog receivers send nothing; anything read is discarded so the socket never stalls.
         socket.on('data', () => undefined);
         this.schedulePump();
@@ -152,14 +161,40 @@ export class TargetRuntime {
       });
   }
 
+  /** RELP: the socket carries lines only once the receiver accepted the session. */
+  private openRelp(socket: Socket): void {
+    const session = new RelpSession(socket, {
+      opened: () => {
+        if (this.closed) return;
+        this.socket = socket;
+        this.relp = session;
+        this.backoffMs = backoffFirstMs;
+        this.context.log.info({ target: this.config.name }, 'syslog target connected (RELP)');
+        this.schedulePump();
+      },
+      acked: () => {
+        this.streamSent++;
+        this.releaseBatchWhenDone();
+        this.schedulePump();
+      },
+      failed: (reason) => this.error(new Error(reason)),
+    });
+  }
+
   private disconnected(socket: Socket): void {
-    if (this.socket !== socket) return;
+    if (this.socket !== socket) {
+      // A RELP session that ended before it opened: try again later.
+      if (this.config.transport === 'relp' && this.socket === undefined) this.scheduleReconnect();
+      return;
+    }
     this.socket = undefined;
     this.awaitingDrain = false;
     if (!this.lastErrorAt || Date.parse(this.lastErrorAt) < Date.now() - 1000) this.error(new Error('connection closed by the receiver'));
     this.context.log.warn({ target: this.config.name, error: this.lastError }, 'syslog target disconnected');
-    // Lines written lately may not have been read: they go out again first, before the rest.
-    const resend = this.recent.flatMap((w) => w.lines);
+    // Lines that may not have arrived go out again first, before the rest: over RELP the ones not
+    // acknowledged, over TCP/TLS the ones written lately.
+    const resend = this.relp ? this.relp.unacknowledged() : this.recent.flatMap((w) => w.lines);
+    this.relp = undefined;
     this.recent = [];
     this.recentBytes = 0;
     if (resend.length > 0) {
@@ -167,9 +202,16 @@ export class TargetRuntime {
       const release = this.batch?.release ?? (() => undefined);
       this.batch = { lines: [...resend, ...rest], release };
       this.batchIndex = 0;
-      this.streamSent -= resend.length;
+      if (this.config.transport !== 'relp') this.streamSent -= resend.length;
     }
     this.scheduleReconnect();
+  }
+
+  /** RELP: a batch is done when every line was written and acknowledged. */
+  private releaseBatchWhenDone(): void {
+    if (!this.batch || this.batchIndex < this.batch.lines.length || (this.relp && this.relp.unacknowledged().length > 0)) return;
+    this.batch.release();
+    this.batch = undefined;
   }
 
   private scheduleReconnect(): void {
@@ -193,6 +235,10 @@ export class TargetRuntime {
 
   /** Writes queued lines until the socket's buffer is full (then waits for 'drain') or the queue is empty. */
   private pump(): void {
+    if (this.relp) {
+      this.pumpRelp(this.relp);
+      return;
+    }
     const socket = this.socket;
     while (socket && this.socket === socket && !socket.destroyed) {
       if (!this.batch) {
@@ -225,6 +271,30 @@ export class TargetRuntime {
     }
   }
 
+  /** RELP: lines go out while the window has room; the next batch only once this one is acknowledged. */
+  private pumpRelp(session: RelpSession): void {
+    while (this.relp === session && session.ready) {
+      if (!this.batch) {
+        this.batch = this.spool!.takeBatch();
+        this.batchIndex = 0;
+        if (!this.batch) return;
+      }
+      if (this.batchIndex >= this.batch.lines.length) {
+        this.releaseBatchWhenDone();
+        if (this.batch) return;
+        continue;
+      }
+      if (!session.send(this.batch.lines[this.batchIndex++])) {
+        this.awaitingDrain = true;
+        this.socket!.once('drain', () => {
+          this.awaitingDrain = false;
+          this.schedulePump();
+        });
+        return;
+      }
+    }
+  }
+
   private remember(written: Written, socket: Socket): void {
     this.recent.push(written);
     this.recentBytes += written.bytes;
@@ -240,8 +310,12 @@ export class TargetRuntime {
   close(removeSpool: boolean): void {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.socket?.end();
+    // Over RELP the unacknowledged lines go back to the spool with the unwritten ones.
+    const unacknowledged = this.relp?.unacknowledged() ?? [];
+    if (this.relp) this.relp.close();
+    else this.socket?.end();
     this.socket = undefined;
+    this.relp = undefined;
     this.udp?.close();
     if (!this.spool) return;
     if (removeSpool) {
@@ -250,9 +324,9 @@ export class TargetRuntime {
     }
     // Lines handed out but not written go back to the front of the spool, and their segment (if
     // any) is released, so the next run sends them first and only once.
-    if (this.batch) {
-      this.spool.requeue(this.batch.lines.slice(this.batchIndex));
-      this.batch.release();
+    if (this.batch || unacknowledged.length > 0) {
+      this.spool.requeue([...unacknowledged, ...(this.batch ? this.batch.lines.slice(this.batchIndex) : [])]);
+      this.batch?.release();
       this.batch = undefined;
     }
     this.spool.close();

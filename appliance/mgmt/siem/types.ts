@@ -4,7 +4,9 @@
 import type { EventType, GatekeeperEvent, Severity } from '../../ipc/events';
 
 export type SyslogFormat = 'rfc5424' | 'rfc3164' | 'cef';
-export type SyslogTransport = 'udp' | 'tcp' | 'tls';
+/** How lines travel: RELP is the one with acknowledgements (no loss, no duplicates across outages). */
+export const SYSLOG_TRANSPORTS = ['udp', 'tcp', 'tls', 'relp'] as const;
+export type SyslogTransport = (typeof SYSLOG_TRANSPORTS)[number];
 
 export interface SyslogTlsOptions {
   /** PEM CA bundle that must have signed the receiver's certificate (system CAs when absent). */
