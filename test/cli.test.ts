@@ -99,6 +99,35 @@ rules:
   t.equal(denied.forwarded, 0, 'the master may not open connections under the reversed policy');
 });
 
+/**
+ * The CLI with its stdout piped into `reader` (a shell command), as a user types it; stderr is the
+ * CLI's and head's, then "exit N" with the CLI's own status. The CLI starts a moment late, so a
+ * reader that stops at once has gone before the first write.
+ */
+function pipedInto(reader: string, ...args: string[]) {
+  const r = spawnSync('sh', ['-c', `{ sleep 0.2; "$@"; echo "exit $?" >&2; } | ${reader}`, 'sh', process.execPath, cliPath, ...args],
+    { encoding: 'utf8', timeout: 60_000 });
+  return { stdout: r.stdout, stderr: r.stderr };
+}
+
+t.test('piped into a reader that stops early, every command ends quietly', async (t) => {
+  const commands: [string, string[], string][] = [
+    ['replay --tuples', ['replay', '--tuples', join(pcaps, 'modbus.pcap')], '1\t4\t10.0.0.57\t10.0.0.3\t6\t2387\t502\t-\n'],
+    ['policy compile', ['policy', 'compile', labPolicyPath], 'rules            3\n'],
+    ['--help', ['--help'], 'Usage: gatekeeper [options] [command]\n'],
+  ];
+  for (const [name, args, firstLine] of commands) {
+    const head = pipedInto('head -1', ...args);
+    t.equal(head.stdout, firstLine, `${name} | head -1: the first line`);
+    // 0 when everything was written before head left, 141 (SIGPIPE's status) when it was cut short.
+    t.match(head.stderr, /^exit (0|141)\n$/, `${name} | head -1: no stack trace, a clean exit`);
+    const gone = pipedInto('true', ...args);
+    t.match(gone.stderr, /^exit (0|141)\n$/, `${name} | true (the reader gone before the first write): quiet`);
+  }
+  t.equal(pipedInto('true', 'replay', '--tuples', join(pcaps, 'modbus.pcap')).stderr, 'exit 141\n',
+    'replay stops at its first write once nobody reads, with the status of a tool killed by SIGPIPE');
+});
+
 t.test('run refuses bad arguments clearly', async (t) => {
   const same = gatekeeper('run', '--inside', 'x', '--outside', 'x', '--policy', labPolicyPath);
   t.equal(same.status, 2);

@@ -1,8 +1,10 @@
 // The shipped systemd files checked with systemd's own tools: `systemd-analyze verify` (and broken
 // copies that it must reject), `systemd-analyze security` scores and capability sets, sysusers.d and
-// tmpfiles.d applied to a scratch root; the dataplane run in a lab with exactly the user and
-// capabilities its unit gives it; and, since systemd is not PID 1 on the test machines, both units
-// installed by image/install-system.sh and run by a systemd booted in namespaces of its own.
+// tmpfiles.d applied to a scratch root; the dataplane, as image/install-system.sh installs it, run in
+// a lab with exactly the user and capabilities its unit gives it; and, since systemd is not PID 1 on
+// the test machines, both units installed by image/install-system.sh and run by a systemd booted in
+// namespaces of its own. A service user never runs the checkout, which may be where only root can
+// read it (root's home is 0700 on Debian), only an installed copy.
 
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
@@ -176,6 +178,20 @@ function unitCredentials(caps: string[], uid: number): string[] {
     `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`];
 }
 
+/**
+ * The CLI the dataplane unit runs, in a copy laid out by `DESTDIR=... image/install-system.sh` under
+ * a directory every user may enter, as / is: the service user can read it wherever the checkout is.
+ */
+function stagedInstall(t: Test): string {
+  const destdir = mkdtempSync(join(tmpdir(), 'gk-install-'));
+  t.teardown(() => rmSync(destdir, { recursive: true, force: true }));
+  chmodSync(destdir, 0o755);
+  const r = spawnSync('bash', [join(projectRoot, 'image/install-system.sh')],
+    { encoding: 'utf8', env: { ...process.env, DESTDIR: destdir } });
+  t.equal(r.status, 0, `image/install-system.sh staged the application${r.status ? `:\n${r.stdout}${r.stderr}` : ''}`);
+  return join(destdir, execStart(join(unitDir, units.dataplane))[1]);
+}
+
 /** The policy both lab tests run: the client may ping the server, nothing else. */
 const PING_POLICY = `version: 1
 mode: enforce
@@ -194,6 +210,7 @@ const labMissing = process.getuid?.() !== 0 ? 'needs root'
 t.test('the dataplane forwards as an unprivileged user with only the unit\'s capabilities', { skip: labMissing }, async (t) => {
   const uid = 61_000 + Math.floor(Math.random() * 1000);
   const caps = boundingSet(join(unitDir, units.dataplane));
+  const installedCli = stagedInstall(t);
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   lab.create();
@@ -208,7 +225,7 @@ t.test('the dataplane forwards as an unprivileged user with only the unit\'s cap
 
   // A clean environment, as systemd gives: tap's NODE_OPTIONS would make node write where this user may not.
   const start = (capabilities: string[], statsFile: string) => lab.spawn(lab.appliance, [
-    'env', '-i', `PATH=${process.env.PATH}`, ...unitCredentials(capabilities, uid), process.execPath, cliPath, 'run', '--name', 'caps',
+    'env', '-i', `PATH=${process.env.PATH}`, ...unitCredentials(capabilities, uid), process.execPath, installedCli, 'run', '--name', 'caps',
     '--inside', lab.insidePort, '--outside', lab.outsidePort, '--policy', policy, '--stats-file', statsFile]);
 
   t.test('without CAP_NET_ADMIN it refuses to start', async (t) => {
@@ -230,7 +247,7 @@ t.test('the dataplane forwards as an unprivileged user with only the unit\'s cap
 
     // The node process under `ip netns exec` and setpriv (both exec in place): its credentials.
     const pid = spawnSync('ip', ['netns', 'pids', lab.appliance], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
-      .find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(cliPath));
+      .find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(installedCli));
     t.ok(pid, 'dataplane process found');
     const status = pid ? readFileSync(`/proc/${pid}/status`, 'utf8') : '';
     const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1] ?? '';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `gatekeeper` command: one entry point for the dataplane, offline tools and the lab.
 
+import { constants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { runDataplane } from '../dataplane/dataplane';
 import { pcapTuples } from '../dataplane/decode/tuples';
@@ -9,6 +10,14 @@ import { runLab } from '../lab/lab-command';
 import { registerMgmtCommands } from './mgmt-commands';
 import { explainDecision } from '../policy/explain';
 import { formatDiagnostic, loadPolicyFile, type LoadResult } from '../policy/load';
+
+// A reader that stops early (`| head`, quitting `less`) closes the pipe. Tools that keep SIGPIPE's
+// default die of it silently, status 141 in the shell; Node ignores SIGPIPE, so the write fails with
+// EPIPE instead, which would crash with a stack trace: end the same way, quietly, for every command.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(128 + constants.signals.SIGPIPE);
+  throw err;
+});
 
 const program = new Command();
 program
