@@ -5,23 +5,38 @@
 // up again: an operator's `ip link set down` is left alone.
 
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** How often carrier is read: a cut is mirrored within this (plus the kernel's own carrier delay). */
 export const LINK_POLL_MS = 100;
 
 export interface LinkPort {
   name: string;
-  /** Kernel operstate: "up", "down", "lowerlayerdown", ... or "missing". */
-  operState(): string;
+  /** Administratively up (IFF_UP) but without carrier: the cable or the peer is gone. */
+  carrierLost(): boolean;
+}
+
+const IFF_UP = 0x1;
+
+/** A kernel interface as the mirror sees it (sysfs). */
+export function kernelLink(name: string): LinkPort {
+  const read = (file: string): string => {
+    try {
+      return readFileSync(`/sys/class/net/${name}/${file}`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  return {
+    name,
+    carrierLost: () => (Number(read('flags')) & IFF_UP) !== 0 && /^(down|lowerlayerdown)$/.test(read('operstate')),
+  };
 }
 
 export interface LinkFaultEvents {
   /** `mirrored` was taken down because `lost` lost its carrier (or came back up with it). */
   mirrored(lost: string, mirrored: string, down: boolean): void;
 }
-
-/** Whether a port lost its carrier (the other side is gone), as opposed to being up or forced down by us. */
-const carrierLost = (state: string): boolean => state === 'down' || state === 'lowerlayerdown';
 
 export class LinkFaultMirror {
   /** Index of the port we took down because the other lost carrier, or -1. */
@@ -51,13 +66,13 @@ export class LinkFaultMirror {
     if (this.forcedDown >= 0) {
       // The port that lost carrier is the other one: once it is back, so is its mirror.
       const lost = 1 - this.forcedDown;
-      if (!carrierLost(this.ports[lost].operState())) this.release();
+      if (!this.ports[lost].carrierLost()) this.release();
       return;
     }
     for (let i = 0; i < 2; i++) {
-      if (!carrierLost(this.ports[i].operState())) continue;
+      if (!this.ports[i].carrierLost()) continue;
       const other = 1 - i;
-      if (carrierLost(this.ports[other].operState())) return; // both gone: nothing to mirror
+      if (this.ports[other].carrierLost()) return; // both gone: nothing to mirror
       this.forcedDown = other;
       this.setLink(this.ports[other].name, false);
       this.events.mirrored(this.ports[i].name, this.ports[other].name, true);
