@@ -4,8 +4,8 @@
 
 import { AddressSet, intervalsContain } from './addresses';
 import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from './model';
-import { formatServiceSet, isServiceLiteral, KEY_MAX, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from './services';
-import { actionNames, CompiledPolicy } from './types';
+import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from './services';
+import { actionNames, CompiledPolicy, KEY_MAX } from './types';
 import { Proto, protocolName } from '../wire/protocols';
 import { parseIPv4, parseIPv6, v6ToWords } from '../wire/address-text';
 

@@ -5,7 +5,7 @@
 // event log); binding the lookup functions afterwards takes a few milliseconds.
 
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { bindPolicy } from './compile';
+import { bindPolicy } from './match';
 import { fileFailure, loadPolicyTables, type Diagnostic, type LoadFailure } from './load';
 import type { ModelGroup } from './model';
 import type { CompiledPolicy, PolicyTables } from './types';

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import Ajv, { ErrorObject } from 'ajv';
 import { Document, isMap, isNode, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
-import { bindPolicy, compileModel } from './compile';
+import { compileModel } from './compile';
+import { bindPolicy } from './match';
 import { didYouMean, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { DURATION_PATTERN, PolicyDocument, policySchema } from './schema';
 import { CompiledPolicy, PolicyTables } from './types';
