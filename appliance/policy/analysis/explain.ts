@@ -1,13 +1,14 @@
 // Explains a decision: which rule decides a connection, which rules matched each field, and which
 // earlier rules came close but failed on a field. Uses the compiled tables for the decision (what
-// the dataplane does) and a linear walk over the resolved rules for the reasons.
+// the dataplane does) and a linear walk over the resolved rules for the reasons. An offline tool for
+// people (CLI, management): reads a policy, changes nothing, never on the packet path.
 
-import { AddressSet, intervalsContain } from './addresses';
-import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from './model';
-import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from './services';
-import { actionNames, CompiledPolicy, KEY_MAX } from './types';
-import { Proto, protocolName } from '../wire/protocols';
-import { parseIPv4, parseIPv6, v6ToWords } from '../wire/address-text';
+import { AddressSet, intervalsContain } from '../addresses';
+import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from '../model';
+import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from '../services';
+import { actionNames, CompiledPolicy, KEY_MAX } from '../types';
+import { Proto, protocolName } from '../../wire/protocols';
+import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 
 type Address = { family: 4; value: number } | { family: 6; value: bigint };
 
