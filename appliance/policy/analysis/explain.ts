@@ -4,6 +4,7 @@
 // people (CLI, management): reads a policy, changes nothing, never on the packet path.
 
 import { AddressSet, intervalsContain } from '../addresses';
+import { ruleKeyOf } from '../match';
 import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from '../model';
 import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from '../services';
 import { actionNames, CompiledPolicy, KEY_MAX } from '../types';
@@ -68,7 +69,7 @@ function probesFor(model: PolicyModel, service: string): { proto: number; key: n
     set = named.set;
   }
   if (set.any) return [{ proto: Proto.UNKNOWN, key: 0 }];
-  return [...set.protos].map(([proto, keys]) => ({ proto, key: KEYED_PROTOCOLS.includes(proto) ? keys[0] : 0 }));
+  return [...set.protos].map(([proto, keys]) => ({ proto, key: ruleKeyOf(proto, keys[0], keys[0] >> 8, keys[0] & 0xff) }));
 }
 
 function describePacket(proto: number, key: number): string {
