@@ -1,12 +1,17 @@
-// Loads a policy on a worker thread. Parsing, checking and compiling take seconds for a big policy
-// (about 2 s for 10k rules, much more for 100k); on a dataplane's own thread that would stop
-// forwarding for as long and could outlast the systemd watchdog. The worker posts back the compiled
-// tables, whose typed arrays are transferred rather than copied, and the policy's groups (for the
-// event log); binding the lookup functions afterwards takes a few milliseconds.
+// Loads a policy on a worker thread, the one way to compile a large policy off the caller's thread
+// (the dataplane for its loads, management for validate, dry-run and apply). Parsing, checking and
+// compiling take seconds for a big policy (about 2 s for 10k rules, much more for 100k); on a
+// dataplane's own thread that would stop forwarding for as long and could outlast the systemd
+// watchdog. The worker (load-worker-entry.ts) posts back the compiled tables, whose typed arrays are
+// transferred rather than copied, and the policy's groups (for the event log); binding the lookup
+// functions afterwards takes a few milliseconds.
+// This side runs on the caller's thread and must not load the compiler: it imports only the matching
+// module, the diagnostics and types (test/policy-match.test.ts checks what a fresh process loads).
 
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { extname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { fileFailure, type Diagnostic, type LoadFailure } from './diagnostics';
 import { bindPolicy } from './match';
-import { fileFailure, loadPolicyTables, type Diagnostic, type LoadFailure } from './load';
 import type { ModelGroup } from './model';
 import type { CompiledPolicy, PolicyTables } from './types';
 
@@ -15,13 +20,18 @@ export type BackgroundLoad =
   | LoadFailure;
 
 /** What the worker posts: the load without lookup functions (functions cannot cross threads). */
-type WorkerReply =
+export type WorkerReply =
   | { ok: true; tables: PolicyTables; groups: Map<string, ModelGroup>; warnings: Diagnostic[] }
   | LoadFailure;
 
-interface WorkerInput {
-  gatekeeperPolicyLoad: { text: string; file: string };
+/** What the worker is started with. */
+export interface WorkerInput {
+  text: string;
+  file: string;
 }
+
+/** The worker's entry, next to this file (.js when built, .ts under the test runner). */
+const ENTRY = join(__dirname, `load-worker-entry${extname(__filename)}`);
 
 /**
  * loadPolicyText() on a fresh worker thread; `file` names the text in diagnostics. Never rejects: a
@@ -35,8 +45,8 @@ export function loadPolicyInBackground(text: string, file: string): Promise<Back
       settled = true;
       resolve(result);
     };
-    const input: WorkerInput = { gatekeeperPolicyLoad: { text, file } };
-    const worker = new Worker(__filename, { workerData: input });
+    const input: WorkerInput = { text, file };
+    const worker = new Worker(ENTRY, { workerData: input });
     worker.once('message', (reply: WorkerReply) => {
       settle(reply.ok ? { ok: true, policy: bindPolicy(reply.tables), groups: reply.groups, warnings: reply.warnings } : reply);
     });
@@ -44,24 +54,3 @@ export function loadPolicyInBackground(text: string, file: string): Promise<Back
     worker.once('exit', (code) => settle(fileFailure(file, `the policy compiler stopped (exit code ${code}) without an answer`)));
   });
 }
-
-/** Every buffer behind the tables' typed arrays, once each (a transfer list must not repeat one). */
-function buffersOf(t: PolicyTables): ArrayBuffer[] {
-  const arrays = [t.ruleActions, t.l2Allow, t.bitsets, t.keySlot, t.keyed, t.protoSet];
-  for (const field of [t.src4, t.dst4]) arrays.push(field.top, field.mid, field.runs);
-  for (const field of [t.src6, t.dst6]) arrays.push(field.bounds, field.sets);
-  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
-}
-
-function runInWorker(text: string, file: string): void {
-  const loaded = loadPolicyTables(text, file);
-  if (!loaded.ok) {
-    parentPort!.postMessage(loaded satisfies WorkerReply);
-    return;
-  }
-  const reply: WorkerReply = { ok: true, tables: loaded.tables, groups: loaded.model.groups, warnings: loaded.warnings };
-  parentPort!.postMessage(reply, buffersOf(loaded.tables));
-}
-
-const input = workerData as WorkerInput | null;
-if (!isMainThread && input?.gatekeeperPolicyLoad !== undefined) runInWorker(input.gatekeeperPolicyLoad.text, input.gatekeeperPolicyLoad.file);
