@@ -19,12 +19,12 @@
 import { createHash } from 'node:crypto';
 import { V4_MAX, V6_MAX } from './addresses';
 import { findShadowed, type Shadowed } from './analysis/shadow';
-import { bindPolicy, MEMO_BYTES } from './match';
+import { bindPolicy, INDEX4_MID, MEMO_BYTES } from './match';
 import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
 import { Proto } from '../wire/protocols';
 import { KEYED_PROTOCOLS } from './services';
-import { Action, CompiledPolicy, CompiledRule, INDEX4_MID, Index4, IntervalTable, KEY_MAX, PolicyTables } from './types';
+import { Action, CompiledPolicy, CompiledRule, Index4, IntervalTable, KEY_MAX, PolicyTables } from './types';
 import { v6ToWords } from '../wire/address-text';
 
 /** Largest i with bounds[i] <= v (bounds[0] is 0). */

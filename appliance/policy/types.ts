@@ -77,9 +77,6 @@ export interface Index4 {
   runs: Uint32Array;
 }
 
-/** Tags an Index4 entry that points at a second-level table in `mid`. */
-export const INDEX4_MID = 1 << 30;
-
 /**
  * A compiled policy as plain data: what the compiler produces and what a policy-loading worker thread
  * hands back (the typed arrays are transferred, not copied). bindPolicy() (match.ts) adds the
