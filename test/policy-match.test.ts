@@ -5,9 +5,10 @@
 
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyText } from '../appliance/policy/load';
+import { loadPolicyInBackground } from '../appliance/policy/load-worker';
 import { flowRuleKeyOf, ruleKeyOf } from '../appliance/policy/match';
 import { labPolicyPath, projectRoot } from '../appliance/paths';
 import { Proto } from '../appliance/wire/protocols';
@@ -68,7 +69,8 @@ t.test('the packet thread loads matching only, even after a load through the wor
       console.log(JSON.stringify({ ok: r.ok, rules, loaded: Object.keys(require.cache) }));
     });
   `;
-  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as { ok: boolean; rules: number; loaded: string[] };
+  // The timeout also catches a kept-warm worker that would hold the process open.
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15_000 })) as { ok: boolean; rules: number; loaded: string[] };
   t.ok(out.ok && out.rules > 1, 'the worker compiled the policy');
   const heavy = out.loaded.filter((path) =>
     /[\\/]node_modules[\\/](yaml|ajv)[\\/]/.test(path) ||
@@ -76,4 +78,19 @@ t.test('the packet thread loads matching only, even after a load through the wor
     /[\\/]policy[\\/]analysis[\\/]/.test(path));
   t.same(heavy, [], 'no parser, validator, model or compiler on the calling thread');
   t.ok(out.loaded.some((path) => path.endsWith(join('policy', 'match.js'))), 'the cache list is real');
+});
+
+t.test('background loads in a row and at once, good and bad, answer like loads in place', async (t) => {
+  const good = readFileSync(labPolicyPath, 'utf8');
+  const bad = 'version: 1\nrules:\n  - { name: x, from: nowhere, to: any, service: any, action: allow }\n';
+  const inPlace = loadPolicyText(good, 'lab.yaml');
+  if (!inPlace.ok) throw new Error('lab.yaml does not load');
+  const first = await loadPolicyInBackground(good, 'lab.yaml');
+  const refused = await loadPolicyInBackground(bad, 'bad.yaml');
+  const together = await Promise.all([good, bad].map((text, i) => loadPolicyInBackground(text, `at-once-${i}.yaml`)));
+  const again = await loadPolicyInBackground(good, 'lab.yaml');
+  for (const r of [first, together[0], again]) {
+    t.ok(r.ok && r.policy.sourceHash === inPlace.policy.sourceHash && r.policy.rules.length === inPlace.policy.rules.length, 'compiled');
+  }
+  for (const r of [refused, together[1]]) t.match(r, { ok: false, errors: [{ line: 3, message: /unknown group 'nowhere'/ }] }, 'refused at its line');
 });

@@ -1,8 +1,9 @@
-// The policy-loading worker thread (started by load-worker.ts, never imported): loads and compiles
-// the text it is given with loadPolicyTables() and posts the result once, transferring the tables'
-// buffers. The compiler, the YAML parser and the schema validator load here, off the caller's thread.
+// The policy-loading worker thread (started by load-worker.ts, never imported): for each text it is
+// sent, loads and compiles it with loadPolicyTables() and posts the result, transferring the tables'
+// buffers. One load at a time, in order; it keeps no state between loads. The compiler, the YAML
+// parser and the schema validator load here, off the caller's thread.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { loadPolicyTables } from './load';
 import type { WorkerInput, WorkerReply } from './load-worker';
 import type { PolicyTables } from './types';
@@ -25,4 +26,4 @@ function run({ text, file }: WorkerInput): void {
   parentPort!.postMessage(reply, buffersOf(loaded.tables));
 }
 
-run(workerData as WorkerInput);
+parentPort!.on('message', run);
