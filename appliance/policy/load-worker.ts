@@ -45,21 +45,22 @@ const IDLE_MS = 30_000;
 interface Warm {
   worker: Worker;
   timer: NodeJS.Timeout;
-  /** Forgets the worker if it stops while idle (a crash, or the idle timer). */
-  onExit: () => void;
-  /** An idle worker's error must have a listener, or it would throw on the caller's thread. */
-  onError: () => void;
+  /**
+   * Forgets the worker if it stops or fails while idle; as its 'error' listener it also keeps an idle
+   * worker's error from being thrown on the caller's thread.
+   */
+  forget: () => void;
 }
 
 let warm: Warm | null = null;
 
 function takeWorker(): Worker {
   if (warm === null) return new Worker(ENTRY);
-  const { worker, timer, onExit, onError } = warm;
+  const { worker, timer, forget } = warm;
   warm = null;
   clearTimeout(timer);
-  worker.off('exit', onExit);
-  worker.off('error', onError);
+  worker.off('exit', forget);
+  worker.off('error', forget);
   worker.ref();
   return worker;
 }
@@ -81,7 +82,7 @@ function keepWarm(worker: Worker): void {
   }, IDLE_MS);
   timer.unref();
   worker.unref();
-  warm = { worker, timer, onExit: forget, onError: forget };
+  warm = { worker, timer, forget };
   worker.once('exit', forget);
   worker.on('error', forget);
 }
