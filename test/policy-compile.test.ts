@@ -3,7 +3,8 @@
 // first matching rule computed by walking the generated structure directly.
 
 import t from 'tap';
-import { compilePolicy, indexAddresses4, lookup4 } from '../appliance/policy/compile';
+import { compilePolicy, indexAddresses4 } from '../appliance/policy/compile';
+import { lookup4 } from '../appliance/policy/match';
 import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
 import { PolicyDocument } from '../appliance/policy/schema';

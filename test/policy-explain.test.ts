@@ -2,7 +2,7 @@
 
 import t from 'tap';
 import { join } from 'node:path';
-import { explainDecision } from '../appliance/policy/explain';
+import { explainDecision } from '../appliance/policy/analysis/explain';
 import { loadPolicyFile, loadPolicyText } from '../appliance/policy/load';
 
 const text = `version: 1

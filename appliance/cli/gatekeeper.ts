@@ -8,7 +8,7 @@ import { pcapTuples } from '../dataplane/decode/tuples';
 import { replayPcap } from '../dataplane/replay';
 import { runLab } from '../lab/lab-command';
 import { registerMgmtCommands } from './mgmt-commands';
-import { explainDecision } from '../policy/explain';
+import { explainDecision } from '../policy/analysis/explain';
 import { formatDiagnostic, loadPolicyFile, type LoadResult } from '../policy/load';
 
 // A reader that stops early (`| head`, quitting `less`) closes the pipe. Tools that keep SIGPIPE's

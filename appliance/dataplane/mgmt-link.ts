@@ -8,6 +8,7 @@ import { createConnection, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatekeeperEvent } from '../ipc/events';
 import { encodeMessage, LineReader } from '../ipc/framing';
+import { messageProblem } from '../ipc/validate';
 import { IPC_VERSION, type DataplaneMessage, type FlowFilter, type FlowsMessage, type HelloMessage, type ManagementMessage } from '../ipc/messages';
 import type { Engine } from './engine';
 import { listFlows } from './log/flow-records';
@@ -254,7 +255,7 @@ export class MgmtLink {
 
   private receive(socket: Socket, raw: Record<string, unknown>): void {
     if (this.socket !== socket) return;
-    const problem = messageProblem(raw);
+    const problem = messageProblem(raw, 'management');
     if (problem !== null) {
       this.protocolError(socket, problem);
       return;
@@ -364,39 +365,5 @@ export class MgmtLink {
   private countDropped(n: number): void {
     this.droppedUnreported += n;
     this.counterValues.eventsDropped += n;
-  }
-}
-
-type Fields = Record<string, unknown>;
-const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isOptional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
-
-function isFlowFilter(f: unknown): boolean {
-  return isObject(f) &&
-    isOptional(f.address, isString) &&
-    isOptional(f.port, (p) => isCount(p) && (p as number) <= 65535) &&
-    isOptional(f.rule, isString) &&
-    isOptional(f.verdict, (v) => v === 'allow' || v === 'monitor');
-}
-
-/** Null when `m` is a well-formed management message, else what is wrong with it. */
-export function messageProblem(m: Fields): string | null {
-  const ok = (valid: boolean) => (valid ? null : `malformed ${String(m.type)} message`);
-  switch (m.type as ManagementMessage['type']) {
-    case 'welcome':
-      return ok(isCount(m.version));
-    case 'policy.prepare':
-      return ok(isCount(m.requestId) && isString(m.text) && isString(m.source));
-    case 'policy.commit':
-    case 'policy.abort':
-      return ok(isCount(m.requestId));
-    case 'flows.get':
-      return ok(isCount(m.requestId) && isFlowFilter(m.filter) && isCount(m.limit));
-    case 'error':
-      return ok(isString(m.message) && isOptional(m.requestId, isCount));
-    default:
-      return `unknown message type ${JSON.stringify(m.type)}`;
   }
 }

@@ -6,7 +6,7 @@
 // is away runs the last committed policy and a later SIGHUP reloads the same text.
 
 import type { Engine } from './engine';
-import { fileFailure, formatDiagnostic, readPolicyFile, type Diagnostic } from '../policy/load';
+import { fileFailure, formatDiagnostic, readPolicyFile, type Diagnostic } from '../policy/diagnostics';
 import { loadPolicyInBackground } from '../policy/load-worker';
 import type { ModelGroup } from '../policy/model';
 import type { CompiledPolicy } from '../policy/types';

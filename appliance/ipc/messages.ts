@@ -1,6 +1,8 @@
 // Messages between a dataplane (client, one per port pair) and the management service (server) over
 // a local Unix socket. Framing: one JSON object per line (appliance/ipc/framing.ts).
 // Versioned: both sides send their IPC_VERSION first and refuse a peer that speaks another one.
+// Each side checks what it receives with ipc/validate.ts, against the JSON Schemas of ipc/schemas.ts,
+// which a test keeps in agreement with the types here.
 //
 // Policy apply is a two-phase transaction driven by management:
 //   mgmt → every dataplane: policy.prepare (text)      dataplane compiles aside, keeps running the old one

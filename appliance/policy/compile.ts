@@ -1,4 +1,6 @@
-// Compiles a resolved policy into lookup tables for the packet path.
+// Compiles a resolved policy into lookup tables for the packet path: building only. The lookups
+// themselves are in match.ts (what the packet thread loads), the shadow warnings in analysis/.
+// Runs wherever a policy is loaded (a worker thread for the dataplane), never on the packet path.
 //
 // Each field (source address, destination address, service) is cut into elementary intervals: the
 // pieces between consecutive interval boundaries of all rules. Every elementary interval points at
@@ -11,86 +13,19 @@
 // followed by the non-zero words only. The intersection ANDs the summary words first, so with 10k
 // rules a lookup touches about ten summary words and the few candidate words they point at.
 //
-// The answer for a triple of bitsets is kept in a small memo (MatchMemo), so traffic in an
+// The answer for a triple of bitsets is kept in a small memo (MatchMemo in match.ts), so traffic in an
 // equivalence class seen recently skips the intersection.
 
 import { createHash } from 'node:crypto';
-import { intervalsCover, V4_MAX, V6_MAX } from './addresses';
+import { V4_MAX, V6_MAX } from './addresses';
+import { findShadowed, type Shadowed } from './analysis/shadow';
+import { bindPolicy, INDEX4_MID, MEMO_BYTES } from './match';
 import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
 import { Proto } from '../wire/protocols';
-import { KEY_MAX, KEYED_PROTOCOLS, ServiceSet } from './services';
-import { Action, CompiledPolicy, CompiledRule, Index4, IntervalTable, PolicyTables } from './types';
+import { KEYED_PROTOCOLS } from './services';
+import { Action, CompiledPolicy, CompiledRule, Index4, IntervalTable, KEY_MAX, PolicyTables } from './types';
 import { v6ToWords } from '../wire/address-text';
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
-}
-
-/**
- * Lowest rule index >= `from` present in the three bitsets at pool offsets a, b, c; -1 if none.
- * `s` is the number of summary words of each bitset.
- */
-function firstCommon(pool: Uint32Array, s: number, a: number, b: number, c: number, from: number): number {
-  const fromWord = from >>> 5;
-  for (let i = from >>> 10; i < s; i++) {
-    const sa = pool[a + 2 * i];
-    const sb = pool[b + 2 * i];
-    const sc = pool[c + 2 * i];
-    let m = sa & sb & sc;
-    if (i === fromWord >>> 5) m &= -1 << (fromWord & 31);
-    while (m !== 0) {
-      const low = m & -m;
-      const below = low - 1;
-      const x =
-        pool[a + 2 * s + pool[a + 2 * i + 1] + popcount(sa & below)] &
-        pool[b + 2 * s + pool[b + 2 * i + 1] + popcount(sb & below)] &
-        pool[c + 2 * s + pool[c + 2 * i + 1] + popcount(sc & below)] &
-        (((i << 5) | (31 - Math.clz32(low))) === fromWord ? -1 << (from & 31) : -1);
-      if (x !== 0) return (((i << 5) | (31 - Math.clz32(low))) << 5) | (31 - Math.clz32(x & -x));
-      m ^= low;
-    }
-  }
-  return -1;
-}
-
-/** Slots of the match memo (a power of two); 16 bytes each, two to a set. */
-const MEMO_SLOTS = 1 << 16;
-const MEMO_BYTES = MEMO_SLOTS * 16;
-
-/**
- * The answer of firstCommon(pool, s, a, b, c, 0) depends only on the three bitset offsets, i.e. on the
- * equivalence classes the packet falls in, and a policy has far fewer classes than flows (22k for the
- * 262k flows of the 10k-rule benchmark). This memo keeps recent answers: a repeat costs one read of a
- * 32-byte set instead of walking three bitsets through several cache misses. A set holds two slots
- * [a, b, c, rule], newest first; a is -1 while empty (offsets are never negative). Two ways instead of
- * one cut the benchmark's misses from 10 % to 3 % (first packets +4–7 %, A/B in one process).
- */
-class MatchMemo {
-  private readonly slots = new Int32Array(MEMO_BYTES >> 2).fill(-1);
-
-  constructor(private readonly pool: Uint32Array, private readonly s: number) {}
-
-  first(a: number, b: number, c: number): number {
-    const at = (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b), 0xc2b2ae35) >>> 17) << 3;
-    const m = this.slots;
-    if (m[at] === a && m[at + 1] === b && m[at + 2] === c) return m[at + 3];
-    if (m[at + 4] === a && m[at + 5] === b && m[at + 6] === c) return m[at + 7];
-    const rule = firstCommon(this.pool, this.s, a, b, c, 0);
-    m[at + 4] = m[at];
-    m[at + 5] = m[at + 1];
-    m[at + 6] = m[at + 2];
-    m[at + 7] = m[at + 3];
-    m[at] = a;
-    m[at + 1] = b;
-    m[at + 2] = c;
-    m[at + 3] = rule;
-    return rule;
-  }
-}
 
 /** Largest i with bounds[i] <= v (bounds[0] is 0). */
 function find4(bounds: Uint32Array, v: number): number {
@@ -106,8 +41,6 @@ function find4(bounds: Uint32Array, v: number): number {
 
 /** A /16 with more bounds than this gets a second-level table on the next 8 bits. */
 const RUN_MAX = 8;
-/** Tags an Index4 entry that points at a second-level table. */
-const MID = 1 << 30;
 
 /**
  * The IPv4 index over one field's elementary intervals (see Index4 in types.ts): built from the
@@ -131,7 +64,7 @@ export function indexAddresses4(bounds: Uint32Array, sets: Int32Array): Index4 {
         while (i + 1 < n && bounds[i + 1] <= from) i++;
         mid.push(entry(from, from + 0xff, i, false));
       }
-      return base | MID;
+      return base | INDEX4_MID;
     }
     const at = runs.length;
     runs.push(last - first + 1, lo, sets[first]);
@@ -145,49 +78,6 @@ export function indexAddresses4(bounds: Uint32Array, sets: Int32Array): Index4 {
     top[p] = entry(from, from + 0xffff, i, true);
   }
   return { top, mid: Int32Array.from(mid), runs: Uint32Array.from(runs) };
-}
-
-/** Bitset offset of the interval holding IPv4 address `v` (an unsigned 32-bit number). */
-export function lookup4(index: Index4, v: number): number {
-  let e = index.top[v >>> 16];
-  if (e < 0) return ~e;
-  if (e >= MID) {
-    e = index.mid[e - MID + ((v >>> 8) & 0xff)];
-    if (e < 0) return ~e;
-  }
-  // A run: a count, then (bound, bitset) pairs; the first bound is where the block starts (<= v).
-  const runs = index.runs;
-  const pairs = e + 1;
-  let lo = 0;
-  let hi = runs[e] - 1;
-  while (lo < hi) {
-    const m = (lo + hi + 1) >>> 1;
-    if (runs[pairs + 2 * m] <= v) lo = m;
-    else hi = m - 1;
-  }
-  return runs[pairs + 2 * lo + 1];
-}
-
-/** Same over 128-bit bounds stored as 4 big-endian words each. */
-function find6(bounds: Uint32Array, v: Uint32Array): number {
-  let lo = 0;
-  let hi = (bounds.length >>> 2) - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    const o = mid << 2;
-    let le = true;
-    for (let k = 0; k < 4; k++) {
-      const bw = bounds[o + k];
-      const vw = v[k] >>> 0;
-      if (bw !== vw) {
-        le = bw < vw;
-        break;
-      }
-    }
-    if (le) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }
 
 /** Deduplicating store of rule bitsets (see the top of the file for the layout). */
@@ -428,46 +318,10 @@ function serviceTables(pool: BitsetPool, rules: ModelRule[]) {
   return { keySlot, keyed, protoSet };
 }
 
-function servicesCover(outer: ServiceSet, inner: ServiceSet): boolean {
-  if (outer.any) return true;
-  if (inner.any) return false;
-  for (const [proto, keys] of inner.protos) {
-    const o = outer.protos.get(proto);
-    if (!o || !intervalsCover(o, keys)) return false;
-  }
-  return true;
-}
-
-/** Does rule `outer` match everything rule `inner` matches? */
-export function ruleCovers(outer: ModelRule, inner: ModelRule): boolean {
-  return (
-    intervalsCover(outer.src.v4, inner.src.v4) &&
-    intervalsCover(outer.src.v6, inner.src.v6) &&
-    intervalsCover(outer.dst.v4, inner.dst.v4) &&
-    intervalsCover(outer.dst.v6, inner.dst.v6) &&
-    servicesCover(outer.services, inner.services)
-  );
-}
-
-export interface Shadowed {
-  rule: ModelRule;
-  by: ModelRule;
-}
-
 export interface Compiled {
   tables: PolicyTables;
   /** Rules that can never match because one earlier rule matches everything they do. */
   shadowed: Shadowed[];
-}
-
-/** How many earlier rules to test for covering a rule before giving up (the check stays sound). */
-const SHADOW_CANDIDATES = 32;
-
-/** Bitset offset of the rules whose service matches `proto` and `key` (see PolicyTables.keySlot). */
-function serviceSet(keySlot: Int32Array, keyed: Int32Array, protoSet: Int32Array, proto: number, key: number): number {
-  const p = proto >>> 0 > Proto.UNKNOWN ? Proto.UNKNOWN : proto;
-  const slot = keySlot[p];
-  return slot < 0 ? protoSet[p] : keyed[(slot << 16) | (key & KEY_MAX)];
 }
 
 export function compileModel(model: PolicyModel, sourceText: string): Compiled {
@@ -483,25 +337,8 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
   const data = pool.finish();
   const s = pool.summaries;
 
-  // Shadowing: at the first point of a rule's region, the earlier rules that match there are the
-  // only candidates that can cover the whole rule. No candidate means the rule decides that point.
-  const shadowed: Shadowed[] = [];
-  rules.forEach((rule, i) => {
-    const v4 = rule.src.v4.length > 0 && rule.dst.v4.length > 0;
-    const a = v4 ? src4.firstSet[i] : src6.firstSet[i];
-    const b = v4 ? dst4.firstSet[i] : dst6.firstSet[i];
-    const [proto, keys] = rule.services.any ? [Proto.UNKNOWN, FULL_KEYS] : rule.services.protos.entries().next().value!;
-    const c = serviceSet(services.keySlot, services.keyed, services.protoSet, proto, keys[0]);
-    let from = 0;
-    for (let tries = 0; tries < SHADOW_CANDIDATES; tries++) {
-      const q = firstCommon(data, s, a, b, c, from);
-      if (q < 0 || q >= i) return;
-      if (ruleCovers(rules[q], rule)) {
-        shadowed.push({ rule, by: rules[q] });
-        return;
-      }
-      from = q + 1;
-    }
+  const shadowed = findShadowed(rules, { bitsets: data, summaryWords: s, ...services }, {
+    src4: src4.firstSet, dst4: dst4.firstSet, src6: src6.firstSet, dst6: dst6.firstSet,
   });
 
   const compiledRules: CompiledRule[] = rules.map((r, index) => ({
@@ -554,25 +391,6 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
   tables.stats.tableBytes = arrays.reduce((sum, t) => sum + t.byteLength, 0) + MEMO_BYTES;
   tables.stats.compileMs = performance.now() - started;
   return { tables, shadowed };
-}
-
-/** The lookup functions over compiled tables, each policy with its own match memo. */
-export function bindPolicy(tables: PolicyTables): CompiledPolicy {
-  const { src4, dst4, src6, dst6, keySlot, keyed, protoSet } = tables;
-  const defaultIndex = tables.rules.length - 1;
-  // One memo for both families: equal offsets are the same deduplicated bitset, so the same answer.
-  const memo = new MatchMemo(tables.bitsets, tables.summaryWords);
-  return {
-    ...tables,
-    match4(src, dst, proto, key) {
-      const r = memo.first(lookup4(src4, src >>> 0), lookup4(dst4, dst >>> 0), serviceSet(keySlot, keyed, protoSet, proto, key));
-      return r < 0 ? defaultIndex : r;
-    },
-    match6(src, dst, proto, key) {
-      const r = memo.first(src6.sets[find6(src6.bounds, src)], dst6.sets[find6(dst6.bounds, dst)], serviceSet(keySlot, keyed, protoSet, proto, key));
-      return r < 0 ? defaultIndex : r;
-    },
-  };
 }
 
 function actionNumber(action: 'allow' | 'deny' | 'reject'): number {

@@ -1,5 +1,6 @@
 // Deterministic synthetic policies for benchmarks and tests: a plant with zones and cells, groups of
 // hosts, subnets and ranges (some IPv6), custom and built-in services, mostly allow rules.
+// A fixture, not a stage of the policy: only bench/ and test/ import it, never the appliance.
 
 /** Small fast PRNG (mulberry32): the same seed always gives the same policy. */
 export function prng(seed: number): () => number {

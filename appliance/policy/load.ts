@@ -1,21 +1,18 @@
 // Loads a policy file: YAML syntax, schema, semantics and compilation, every problem reported as
 // file:line:col. Never throws: a bad file yields diagnostics, and the caller keeps its old policy.
+// The diagnostics themselves are diagnostics.ts's (re-exported here for the callers that load);
+// a process that must not load the compiler imports them from there.
 
-import { readFileSync } from 'node:fs';
 import Ajv, { ErrorObject } from 'ajv';
 import { Document, isMap, isNode, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
-import { bindPolicy, compileModel } from './compile';
+import { compileModel } from './compile';
+import { bindPolicy } from './match';
 import { didYouMean, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { DURATION_PATTERN, PolicyDocument, policySchema } from './schema';
 import { CompiledPolicy, PolicyTables } from './types';
+import { readPolicyFile, type Diagnostic, type LoadFailure } from './diagnostics';
 
-export interface Diagnostic {
-  file: string;
-  line: number;
-  col: number;
-  message: string;
-  severity: 'error' | 'warning';
-}
+export { fileFailure, formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from './diagnostics';
 
 export type LoadResult =
   | { ok: true; policy: CompiledPolicy; model: PolicyModel; document: PolicyDocument; warnings: Diagnostic[] }
@@ -25,21 +22,6 @@ export type LoadResult =
 export type TablesResult =
   | { ok: true; tables: PolicyTables; model: PolicyModel; document: PolicyDocument; warnings: Diagnostic[] }
   | LoadFailure;
-
-export interface LoadFailure {
-  ok: false;
-  errors: Diagnostic[];
-  warnings: Diagnostic[];
-}
-
-/** A load that failed as a whole (unreadable file, compiler crash), not at a line of the text. */
-export function fileFailure(file: string, message: string): LoadFailure {
-  return { ok: false, errors: [{ file, line: 1, col: 1, message, severity: 'error' }], warnings: [] };
-}
-
-export function formatDiagnostic(d: Diagnostic): string {
-  return `${d.file}:${d.line}:${d.col}: ${d.severity === 'warning' ? 'warning: ' : ''}${d.message}`;
-}
 
 const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, verbose: true });
 const validateSchema = ajv.compile<PolicyDocument>(policySchema);
@@ -76,14 +58,6 @@ class Locator {
 export function loadPolicyFile(path: string): LoadResult {
   const read = readPolicyFile(path);
   return read.ok ? loadPolicyText(read.text, path) : read;
-}
-
-export function readPolicyFile(path: string): { ok: true; text: string } | LoadFailure {
-  try {
-    return { ok: true, text: readFileSync(path, 'utf8') };
-  } catch (err) {
-    return fileFailure(path, `cannot read policy: ${(err as Error).message}`);
-  }
 }
 
 export function loadPolicyText(text: string, file: string): LoadResult {

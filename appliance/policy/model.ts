@@ -218,9 +218,12 @@ function defsOf(section: Record<string, Refs | NamedSetDef> | undefined, key: st
   return defs;
 }
 
+type Defs = ReturnType<typeof defsOf>;
+
 /**
  * Resolves a schema-valid document. Reports every semantic error and returns null if there was
- * any; warnings do not prevent a model.
+ * any; warnings do not prevent a model. The steps run in this order, which is the order of their
+ * diagnostics at one position.
  */
 export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyModel | null {
   let errors = 0;
@@ -235,29 +238,57 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
 
   const groupDefs = defsOf(doc.groups, 'groups');
   const serviceDefs = defsOf(doc.services, 'services');
-  if (groupDefs.has('any')) counted.error(['groups', 'any'], `'any' is built in and cannot be redefined`, true);
-  if (serviceDefs.has('any')) counted.error(['services', 'any'], `'any' is built in and cannot be redefined`, true);
+  checkDefinedNames(groupDefs, serviceDefs, counted);
+  const groups = groupSets(groupDefs, counted);
+  const builtinServices = builtinServiceSets();
+  const services = serviceSets(serviceDefs, builtinServices, counted);
+  const rules = resolveRules(doc.rules ?? [], groups, services, counted);
+  const resolvedGroups = groups.resolveAll();
+  const resolvedServices = services.resolveAll();
+  warnUnused('group', groupDefs, groups, counted);
+  warnUnused('service', serviceDefs, services, counted);
+  const { mode, defaultAction } = resolveDefaults(doc, counted);
+  const flow = resolveFlowSettings(doc.flows, counted);
+  const l2Allow = resolveL2Allow(doc.l2?.allow ?? [], counted);
+
+  if (errors > 0) return null;
+  const groupMap = new Map<string, ModelGroup>();
+  for (const [name, addresses] of resolvedGroups) groupMap.set(name, { name, description: groupDefs.get(name)?.description, addresses });
+  const serviceMap = new Map<string, ModelService>();
+  for (const [name, set] of builtinServices) serviceMap.set(name, { name, set, builtin: true });
+  for (const [name, set] of resolvedServices) {
+    serviceMap.set(name, { name, description: serviceDefs.get(name)?.description, set, builtin: false });
+  }
+  return new PolicyModel(mode, defaultAction, doc['default-log'] ?? true, groupMap, serviceMap, rules, flow, l2Allow);
+}
+
+/** Names that are built in ('any', protocol names) or replace a built-in service. */
+function checkDefinedNames(groupDefs: Defs, serviceDefs: Defs, report: Reporter): void {
+  if (groupDefs.has('any')) report.error(['groups', 'any'], `'any' is built in and cannot be redefined`, true);
+  if (serviceDefs.has('any')) report.error(['services', 'any'], `'any' is built in and cannot be redefined`, true);
   for (const name of serviceDefs.keys()) {
     if (Object.hasOwn(PROTOCOL_NAMES, name.toLowerCase())) {
-      counted.error(['services', name], `'${name}' is a protocol name and cannot be a service name`, true);
+      report.error(['services', name], `'${name}' is a protocol name and cannot be a service name`, true);
     } else if (Object.hasOwn(BUILTIN_SERVICES, name)) {
-      counted.warning(['services', name], `service '${name}' replaces the built-in service of the same name`, true);
+      report.warning(['services', name], `service '${name}' replaces the built-in service of the same name`, true);
     }
   }
+}
 
-  const groups = new NamedSets<AddressSet>(
+function groupSets(defs: Defs, report: Reporter): NamedSets<AddressSet> {
+  return new NamedSets<AddressSet>(
     'group',
-    groupDefs,
+    defs,
     new Map([['any', anyAddressSet()]]),
     isAddressLiteral,
     (text, path) => {
       const e = parseAddressEntry(text);
       switch (e.kind) {
         case 'error':
-          counted.error(path, e.message);
+          report.error(path, e.message);
           return null;
         case 'mac':
-          counted.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset`);
+          report.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset`);
           return { ...emptyAddressSet(), macs: [e.mac] };
         case 'v4':
           return { v4: [e.lo, e.hi], v6: [], macs: [] };
@@ -266,10 +297,13 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
       }
     },
     unionAddressSets,
-    counted,
+    report,
   );
+}
 
-  const builtinServices = new Map<string, ServiceSet>([['any', anyServiceSet()]]);
+/** 'any' and the built-in services, parsed (a bad built-in is a bug: it throws). */
+function builtinServiceSets(): Map<string, ServiceSet> {
+  const builtins = new Map<string, ServiceSet>([['any', anyServiceSet()]]);
   for (const [name, specs] of Object.entries(BUILTIN_SERVICES)) {
     const set = unionServiceSets(
       specs.map((s) => {
@@ -279,31 +313,38 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
       }),
       mergeIntervals,
     );
-    builtinServices.set(name, set);
+    builtins.set(name, set);
   }
-  const services = new NamedSets<ServiceSet>(
+  return builtins;
+}
+
+function serviceSets(defs: Defs, builtins: Map<string, ServiceSet>, report: Reporter): NamedSets<ServiceSet> {
+  return new NamedSets<ServiceSet>(
     'service',
-    serviceDefs,
-    builtinServices,
+    defs,
+    builtins,
     isServiceLiteral,
     (text, path) => {
       const e = parseServiceEntry(text);
       if (e.kind === 'ok') return serviceSetOf(e);
-      counted.error(path, e.message);
+      report.error(path, e.message);
       return null;
     },
     (sets) => unionServiceSets(sets, mergeIntervals),
-    counted,
+    report,
   );
+}
 
+/** The rules in file order; one that cannot be resolved is reported and left out. */
+function resolveRules(docs: PolicyDocument['rules'], groups: NamedSets<AddressSet>, services: NamedSets<ServiceSet>, report: Reporter): ModelRule[] {
   const rules: ModelRule[] = [];
   const ruleNames = new Map<string, number>();
   let index = 0;
-  (doc.rules ?? []).forEach((r, i) => {
+  docs.forEach((r, i) => {
     const path: Path = ['rules', i];
     const previous = ruleNames.get(r.name);
     if (previous !== undefined) {
-      counted.error([...path, 'name'], `duplicate rule name '${r.name}' (first used on line ${counted.line(['rules', previous])})`);
+      report.error([...path, 'name'], `duplicate rule name '${r.name}' (first used on line ${report.line(['rules', previous])})`);
     }
     ruleNames.set(r.name, i);
     const fromEntries = entriesOf(r.from, [...path, 'from']);
@@ -318,12 +359,12 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
       [dst, 'to'],
     ] as const) {
       if (set.v4.length === 0 && set.v6.length === 0) {
-        counted.error([...path, key], `'${key}' has no IP addresses (MAC entries are not matched), so the rule can never match`);
+        report.error([...path, key], `'${key}' has no IP addresses (MAC entries are not matched), so the rule can never match`);
         return;
       }
     }
     if ((src.v4.length === 0 || dst.v4.length === 0) && (src.v6.length === 0 || dst.v6.length === 0)) {
-      counted.error(path, `rule '${r.name}' can never match: 'from' and 'to' have no address family (IPv4/IPv6) in common`);
+      report.error(path, `rule '${r.name}' can never match: 'from' and 'to' have no address family (IPv4/IPv6) in common`);
       return;
     }
     const enabled = r.enabled ?? true;
@@ -335,7 +376,7 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
       enabled,
       index: enabled ? index++ : -1,
       path,
-      line: counted.line(path),
+      line: report.line(path),
       from: fromEntries.map((e) => e.text),
       to: toEntries.map((e) => e.text),
       service: serviceEntries.map((e) => e.text),
@@ -344,40 +385,48 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
       services: svc,
     });
   });
+  return rules;
+}
 
-  const groupSets = groups.resolveAll();
-  const serviceSets = services.resolveAll();
-  for (const name of groupDefs.keys()) {
-    if (!groups.used.has(name)) counted.warning(['groups', name], `group '${name}' is not used`, true);
+function warnUnused<T>(kind: 'group' | 'service', defs: Defs, sets: NamedSets<T>, report: Reporter): void {
+  const section = kind === 'group' ? 'groups' : 'services';
+  for (const name of defs.keys()) {
+    if (!sets.used.has(name)) report.warning([section, name], `${kind} '${name}' is not used`, true);
   }
-  for (const name of serviceDefs.keys()) {
-    if (!services.used.has(name)) counted.warning(['services', name], `service '${name}' is not used`, true);
-  }
+}
 
+function resolveDefaults(doc: PolicyDocument, report: Reporter): { mode: Mode; defaultAction: 'allow' | 'deny' } {
   const mode = doc.mode ?? 'enforce';
   const defaultAction = doc.default ?? 'deny';
   if (mode === 'monitor') {
-    counted.warning(['mode'], 'mode is monitor: nothing is blocked, would-be drops are only recorded');
+    report.warning(['mode'], 'mode is monitor: nothing is blocked, would-be drops are only recorded');
   }
   if (defaultAction === 'allow') {
-    counted.warning(['default'], 'default is allow: traffic that no rule matches is forwarded');
+    report.warning(['default'], 'default is allow: traffic that no rule matches is forwarded');
   }
+  return { mode, defaultAction };
+}
 
+function resolveFlowSettings(flows: PolicyDocument['flows'], report: Reporter): FlowSettings {
   const flow: FlowSettings = { ...DEFAULT_FLOW_SETTINGS };
-  for (const [key, value] of Object.entries(doc.flows ?? {})) {
+  for (const [key, value] of Object.entries(flows ?? {})) {
     const field = FLOW_FIELDS[key as keyof typeof FLOW_KEYS];
     const kind = FLOW_KEYS[key as keyof typeof FLOW_KEYS];
     if (kind === 'duration') {
       const ms = parseDuration(String(value));
-      if (ms <= 0) counted.error(['flows', key], `${key} must be longer than 0`);
+      if (ms <= 0) report.error(['flows', key], `${key} must be longer than 0`);
       (flow as unknown as Record<string, number>)[field] = ms;
     } else {
       (flow as unknown as Record<string, unknown>)[field] = value;
     }
   }
+  return flow;
+}
 
+/** `l2.allow`: EtherType names or numbers, beyond the always-passed IPv4, IPv6 and ARP. */
+function resolveL2Allow(items: (string | number)[], report: Reporter): number[] {
   const l2Allow: number[] = [];
-  (doc.l2?.allow ?? []).forEach((item, i) => {
+  items.forEach((item, i) => {
     const path: Path = ['l2', 'allow', i];
     const text = String(item).toLowerCase();
     const value =
@@ -389,23 +438,14 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
             ? parseInt(text, 16)
             : NaN;
     if (Number.isNaN(value)) {
-      counted.error(path, `unknown EtherType '${item}'${didYouMean(text, Object.keys(ETHERTYPE_NAMES))} (use a name or a number like 0x88cc)`);
+      report.error(path, `unknown EtherType '${item}'${didYouMean(text, Object.keys(ETHERTYPE_NAMES))} (use a name or a number like 0x88cc)`);
     } else if (value < 0x0600 || value > 0xffff) {
-      counted.error(path, `EtherType ${item} out of range (0x0600..0xffff)`);
+      report.error(path, `EtherType ${item} out of range (0x0600..0xffff)`);
     } else if (ALWAYS_PASSED_ETHERTYPES.has(value)) {
-      counted.warning(path, `EtherType ${item} always passes (IPv4 and IPv6 go through the rules, ARP always passes)`);
+      report.warning(path, `EtherType ${item} always passes (IPv4 and IPv6 go through the rules, ARP always passes)`);
     } else {
       l2Allow.push(value);
     }
   });
-
-  if (errors > 0) return null;
-  const groupMap = new Map<string, ModelGroup>();
-  for (const [name, addresses] of groupSets) groupMap.set(name, { name, description: groupDefs.get(name)?.description, addresses });
-  const serviceMap = new Map<string, ModelService>();
-  for (const [name, set] of builtinServices) serviceMap.set(name, { name, set, builtin: true });
-  for (const [name, set] of serviceSets) {
-    serviceMap.set(name, { name, description: serviceDefs.get(name)?.description, set, builtin: false });
-  }
-  return new PolicyModel(mode, defaultAction, doc['default-log'] ?? true, groupMap, serviceMap, rules, flow, l2Allow);
+  return l2Allow;
 }

@@ -2,13 +2,13 @@
 // gre, proto/47, ...) and the built-in well-known services.
 
 import { Proto, PROTOCOL_NAMES, protocolName } from '../wire/protocols';
+import { KEY_MAX } from './types';
 
 /** Protocols whose key is the destination port. */
 export const PORT_PROTOCOLS: readonly number[] = [Proto.TCP, Proto.UDP, Proto.SCTP];
 /** Protocols whose key is (type << 8) | code. */
 export const ICMP_PROTOCOLS: readonly number[] = [Proto.ICMP, Proto.ICMPV6];
 export const KEYED_PROTOCOLS: readonly number[] = [...ICMP_PROTOCOLS, ...PORT_PROTOCOLS];
-export const KEY_MAX = 0xffff;
 
 export const ICMP_TYPES: Readonly<Record<string, number>> = {
   'echo-reply': 0,

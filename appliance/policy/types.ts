@@ -1,5 +1,6 @@
 // The compiled policy: what the dataplane runs and what management hands it. This is the contract
-// between the policy compiler (appliance/policy/compile.ts) and the packet pipeline.
+// between the policy compiler (appliance/policy/compile.ts, which builds the tables) and the packet
+// pipeline (appliance/policy/match.ts, which looks them up). Types and constants only: imports nothing.
 
 export type Mode = 'enforce' | 'monitor';
 export type ActionName = 'allow' | 'deny' | 'reject';
@@ -7,6 +8,9 @@ export type ActionName = 'allow' | 'deny' | 'reject';
 /** Numeric actions used on the packet path. */
 export const Action = { Allow: 0, Deny: 1, Reject: 2 } as const;
 export const actionNames: readonly ActionName[] = ['allow', 'deny', 'reject'];
+
+/** Largest match key: keys are 16 bits (a port, or an ICMP type and code). */
+export const KEY_MAX = 0xffff;
 
 export interface CompiledRule {
   /** Position in the rule table; the implicit default rule is last. */
@@ -75,7 +79,7 @@ export interface Index4 {
 
 /**
  * A compiled policy as plain data: what the compiler produces and what a policy-loading worker thread
- * hands back (the typed arrays are transferred, not copied). bindPolicy() (compile.ts) adds the
+ * hands back (the typed arrays are transferred, not copied). bindPolicy() (match.ts) adds the
  * lookup functions. The table layout is described at the top of compile.ts.
  */
 export interface PolicyTables {

@@ -3,7 +3,7 @@
 // protocol numbers and rule key), and list those whose action changes.
 
 import { formatDiagnostic, loadPolicyText } from '../../policy/load';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS } from '../../policy/services';
+import { ruleKeyOf } from '../../policy/match';
 import { protocolNumber } from '../../wire/protocols';
 import { actionNames, type CompiledPolicy } from '../../policy/types';
 import type { ObservedTuple } from './observed-flows';
@@ -27,9 +27,8 @@ type Probe = (policy: CompiledPolicy) => number;
 function probeOf(t: ObservedTuple): Probe | null {
   const proto = protocolNumber(t.proto);
   if (proto === null) return null;
-  let key = 0;
-  if (PORT_PROTOCOLS.includes(proto)) key = t.dstPort;
-  else if (ICMP_PROTOCOLS.includes(proto)) key = (t.dstPort & 0xff) << 8;
+  // An observed ICMP tuple carries the type where the port would be (code 0 assumed).
+  const key = ruleKeyOf(proto, t.dstPort, t.dstPort & 0xff, 0);
   const src4 = parseIPv4(t.src);
   const dst4 = parseIPv4(t.dst);
   if (src4 !== null && dst4 !== null) return (p) => p.match4(src4, dst4, proto, key);

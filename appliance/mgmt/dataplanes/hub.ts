@@ -15,7 +15,7 @@ import { HubMetrics } from './metrics';
 import { ObservedFlows } from './observed-flows';
 import { runTransaction, type TransactionOutcome } from './transaction';
 import type { ApplyResult, DataplaneHub, FlowsResult, PairFlowRecord } from './types';
-import { isDataplaneEvent } from './validate';
+import { isDataplaneEvent } from '../../ipc/validate';
 
 export interface DataplaneHubOptions {
   /** Defaults to DEFAULT_SOCKET_PATH. */

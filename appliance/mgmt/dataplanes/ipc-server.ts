@@ -8,8 +8,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import { LineReader } from '../../ipc/framing';
 import { IPC_VERSION, type DataplaneMessage, type HelloMessage } from '../../ipc/messages';
+import { messageProblem } from '../../ipc/validate';
 import { DataplaneConnection } from './connection';
-import { messageProblem } from './validate';
 
 /** The logger management hands the hub (pino's Logger fits). */
 export interface HubLog {
@@ -119,7 +119,7 @@ export class IpcServer {
       this.refuse(connection, 'version_mismatch', text);
       return;
     }
-    const problem = messageProblem(message);
+    const problem = messageProblem(message, 'dataplane');
     if (problem !== null) {
       this.refuse(connection, 'invalid_message', problem);
       return;
@@ -130,7 +130,7 @@ export class IpcServer {
   }
 
   private dispatch(connection: DataplaneConnection, raw: Record<string, unknown>): void {
-    const problem = messageProblem(raw);
+    const problem = messageProblem(raw, 'dataplane');
     if (problem !== null) {
       this.refuse(connection, problem.startsWith('unknown') ? 'unknown_type' : 'invalid_message', problem);
       return;

@@ -1,13 +1,15 @@
 // Explains a decision: which rule decides a connection, which rules matched each field, and which
 // earlier rules came close but failed on a field. Uses the compiled tables for the decision (what
-// the dataplane does) and a linear walk over the resolved rules for the reasons.
+// the dataplane does) and a linear walk over the resolved rules for the reasons. An offline tool for
+// people (CLI, management): reads a policy, changes nothing, never on the packet path.
 
-import { AddressSet, intervalsContain } from './addresses';
-import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from './model';
-import { formatServiceSet, isServiceLiteral, KEY_MAX, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from './services';
-import { actionNames, CompiledPolicy } from './types';
-import { Proto, protocolName } from '../wire/protocols';
-import { parseIPv4, parseIPv6, v6ToWords } from '../wire/address-text';
+import { AddressSet, intervalsContain } from '../addresses';
+import { ruleKeyOf } from '../match';
+import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from '../model';
+import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from '../services';
+import { actionNames, CompiledPolicy, KEY_MAX } from '../types';
+import { Proto, protocolName } from '../../wire/protocols';
+import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 
 type Address = { family: 4; value: number } | { family: 6; value: bigint };
 
@@ -67,7 +69,7 @@ function probesFor(model: PolicyModel, service: string): { proto: number; key: n
     set = named.set;
   }
   if (set.any) return [{ proto: Proto.UNKNOWN, key: 0 }];
-  return [...set.protos].map(([proto, keys]) => ({ proto, key: KEYED_PROTOCOLS.includes(proto) ? keys[0] : 0 }));
+  return [...set.protos].map(([proto, keys]) => ({ proto, key: ruleKeyOf(proto, keys[0], keys[0] >> 8, keys[0] & 0xff) }));
 }
 
 function describePacket(proto: number, key: number): string {
