@@ -124,7 +124,8 @@ export class ModbusParser {
       }
       const want = 6 + read16(buf, 4) - this.have;
       const take = Math.min(want, end - off);
-      buf.set(b.subarray(off, off + take), this.have);
+      // A byte loop: subarray would allocate a view per chunk.
+      for (let i = 0; i < take; i++) buf[this.have + i] = b[off + i];
       this.have += take;
       off += take;
       if (take === want) {
