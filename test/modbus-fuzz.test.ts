@@ -124,8 +124,9 @@ t.test('mutated streams and random bytes: never a throw, always progress', async
     // The same bytes through the inspector as TCP segments, with retransmissions, overlaps and gaps.
     const state = inspector.open({ proto: Proto.TCP, ruleIndex: 0 });
     const base = 0xfffff001; // the stream crosses the 2^32 wrap
-    state.guard.reset(base - 1, true);
-    state.guard.reset(77, false);
+    const handshake = (fromInitiator: boolean, ack: number): TcpSegment => ({ frame: data, offset: 0, length: 0, seq: 0, ack, flags: TcpFlag.ACK, fromInitiator });
+    inspector.inspect(state, handshake(false, base), out);
+    inspector.inspect(state, handshake(true, 77), out);
     for (let n = 0; n < 64 && state.violation === null; n++) {
       // Near where the guard expects the next byte: behind (retransmission, overlap), at, or ahead.
       const pos = (state.guard.nextSeq(true) - base) >>> 0;

@@ -41,8 +41,9 @@ class Conn {
   constructor(p: ModbusPolicy) {
     this.inspector = new ModbusInspector([null, p]);
     this.state = this.inspector.open({ proto: Proto.TCP, ruleIndex: 1 });
-    this.state.guard.reset(CLIENT_ISN, true);
-    this.state.guard.reset(SERVER_ISN, false);
+    // The handshake's ACKs tell the stream guard where each direction starts.
+    this.send(false, []);
+    this.send(true, []);
   }
 
   seg(fromInitiator: boolean, bytes: number[], seq?: number): TcpSegment {

@@ -29,10 +29,11 @@ function delivered(s: TcpSegment, a: Admission): number[] {
   return Array.from(s.frame.subarray(a.deliverOffset, a.deliverOffset + a.deliverLength));
 }
 
+/** A guard after the handshake: each side's ACK has told where the other's stream starts. */
 function guard(isn = 1000): TcpStreamGuard {
   const g = new TcpStreamGuard();
-  g.reset(isn, true);
-  g.reset(5000, false);
+  g.admit(seg(5000, [], { ack: isn + 1, flags: TcpFlag.SYN | TcpFlag.ACK, fromInitiator: false }), out);
+  g.admit(seg(isn + 1, [], { ack: 5001 }), out);
   return g;
 }
 
@@ -50,14 +51,24 @@ t.test('in order, split and pipelined: every byte once, in order', async (t) => 
   t.equal(g.nextSeq(true), 1031);
 });
 
-t.test('SYN sets the start, also when it is the first segment seen', async (t) => {
+t.test("the peer's ACK sets the start: data before it is held, SYNs and early data move nothing", async (t) => {
   const g = new TcpStreamGuard();
   t.equal(g.admit(seg(99, [], { flags: TcpFlag.SYN }), out).verdict, Admit.Forward);
+  t.equal(g.admit(seg(100, [1, 2]), out).verdict, Admit.DropAhead, 'not acknowledged by the server yet');
+  t.equal(g.admit(seg(1100, [6, 6]), out).verdict, Admit.DropAhead, 'data far ahead sets nothing');
+  g.admit(seg(5000, [], { ack: 100, flags: TcpFlag.SYN | TcpFlag.ACK, fromInitiator: false }), out);
+  t.equal(g.nextSeq(true), 100, "the SYN-ACK's ACK is the start");
   t.equal(g.admit(seg(100, [1, 2]), out).verdict, Admit.Deliver);
-  t.equal(g.admit(seg(50, [], { flags: TcpFlag.SYN }), out).verdict, Admit.Forward, 'a later SYN');
-  t.equal(g.nextSeq(true), 102, 'moves nothing once data was checked');
+  t.equal(g.admit(seg(50, [9], { flags: TcpFlag.SYN }), out).verdict, Admit.Forward, 'a later SYN: bytes acknowledged long ago');
+  t.equal(g.nextSeq(true), 102, 'moves nothing');
+  t.equal(g.admit(seg(5000, [], { ack: 5000, fromInitiator: false }), out).verdict, Admit.Forward);
+  t.equal(g.nextSeq(true), 102, 'once data was checked, an ACK only releases');
+
+  // Picked up mid-stream: the first data is held until the peer's ACK says where the stream is.
   const mid = new TcpStreamGuard();
-  t.equal(mid.admit(seg(7777, [1, 2, 3]), out).verdict, Admit.Deliver, 'picked up mid-stream: the first data sets the start');
+  t.equal(mid.admit(seg(7777, [1, 2, 3]), out).verdict, Admit.DropAhead);
+  mid.admit(seg(1, [], { ack: 7777, fromInitiator: false }), out);
+  t.equal(mid.admit(seg(7777, [1, 2, 3]), out).verdict, Admit.Deliver);
   t.equal(mid.nextSeq(true), 7780);
 });
 

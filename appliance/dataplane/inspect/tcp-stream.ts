@@ -3,8 +3,10 @@
 // very bytes that were checked. It decides per segment; it does not parse, and it does not forward or
 // build packets (the engine does, on the inspector's verdict).
 //
-// The simple safe rule: per direction, the next expected sequence number (learned from the SYN or the
-// first segment). In order: the new bytes go to the parser. Behind: a retransmission, forwarded only
+// The simple safe rule: per direction, the next expected sequence number. It is learned from the
+// peer's ACK, which says what the receiving TCP expects, never from the sender's SYN or first data
+// (a forged SYN or data far ahead would otherwise move it, and real bytes behind it would pass as
+// already acknowledged); data before the peer has acknowledged anything is held. In order: the new bytes go to the parser. Behind: a retransmission, forwarded only
 // if byte-identical to the stored copy. Straddling: the overlap is compared, only the new tail goes to
 // the parser. Ahead (a gap, out of order): dropped, TCP retransmits in order; a counter, not a
 // violation. Sequence arithmetic is modulo 2^32.
@@ -27,7 +29,7 @@ export const Admit = {
   Deliver: 0,
   /** Nothing new (no payload, or a retransmission identical to what was checked): forward as is. */
   Forward: 1,
-  /** Starts beyond the next expected byte: drop, the sender retransmits in order. */
+  /** Starts beyond the next expected byte, or before the peer has acknowledged anything: drop, the sender retransmits. */
   DropAhead: 2,
   /** The unacknowledged copy would exceed RING_BYTES: drop, the sender retransmits later. */
   DropFull: 3,
@@ -61,6 +63,7 @@ export class Admission {
 }
 
 class Direction {
+  /** The peer's ACK has set the start. */
   known = false;
   /** Bytes were delivered: the start can no longer move. */
   hasData = false;
@@ -101,11 +104,6 @@ export class TcpStreamGuard {
     this.retransmissions = 0;
   }
 
-  /** The SYN of direction `fromInitiator` carried `isn`: data starts at isn + 1. */
-  reset(isn: number, fromInitiator: boolean): void {
-    this.dirs[fromInitiator ? 0 : 1].start(isn + 1);
-  }
-
   /** Bytes of `fromInitiator`'s direction checked and forwarded but not acknowledged yet. */
   unacked(fromInitiator: boolean): number {
     const d = this.dirs[fromInitiator ? 0 : 1];
@@ -122,21 +120,15 @@ export class TcpStreamGuard {
     const d = this.dirs[seg.fromInitiator ? 0 : 1];
     out.reason = null;
     out.deliverLength = 0;
-    if ((seg.flags & TcpFlag.ACK) !== 0) this.release(this.dirs[seg.fromInitiator ? 1 : 0], seg.ack);
-    let seq = seg.seq;
-    if ((seg.flags & TcpFlag.SYN) !== 0) {
-      // A SYN before any data sets the start; once data has been checked a SYN moves nothing.
-      if (!d.hasData) d.start(seq + 1);
-      seq = (seq + 1) >>> 0;
-    }
+    if ((seg.flags & TcpFlag.ACK) !== 0) this.acknowledge(this.dirs[seg.fromInitiator ? 1 : 0], seg.ack);
+    // A SYN occupies one sequence number before its data.
+    const seq = (seg.flags & TcpFlag.SYN) !== 0 ? (seg.seq + 1) >>> 0 : seg.seq;
     const length = seg.length;
     if (length === 0) {
       out.verdict = Admit.Forward;
       return out;
     }
-    // Picked up mid-stream (no SYN seen): the first segment with data sets the start.
-    if (!d.known) d.start(seq);
-    const ahead = diff(seq, d.next);
+    const ahead = d.known ? diff(seq, d.next) : 1;
     if (ahead > 0) {
       this.aheadDrops++;
       out.verdict = Admit.DropAhead;
@@ -179,9 +171,15 @@ export class TcpStreamGuard {
     return out;
   }
 
-  /** The peer acknowledged up to `ack`: release the bytes before it (an ACK of unseen bytes moves nothing). */
-  private release(d: Direction, ack: number): void {
-    if (!d.known) return;
+  /**
+   * The peer acknowledged up to `ack`. Before any data that is where the stream starts (the handshake's
+   * ACK); after, it releases the bytes before it (an ACK of bytes never forwarded moves nothing).
+   */
+  private acknowledge(d: Direction, ack: number): void {
+    if (!d.hasData) {
+      d.start(ack);
+      return;
+    }
     const advance = diff(ack, d.acked);
     if (advance > 0 && advance <= diff(d.next, d.acked)) d.acked = ack >>> 0;
   }
