@@ -244,7 +244,8 @@ export class ModbusInspector {
       const msg = parser.msg;
       let reason: ModbusReason | null;
       if (seg.fromInitiator) {
-        state.functionCounts[msg.function]++;
+        // A header that lost framing names no function.
+        if (!parser.lost) state.functionCounts[msg.function]++;
         reason = decide(state.policy as ModbusPolicy, msg);
         if (reason === null && !state.addOutstanding(msg)) reason = 'too_many_outstanding';
       } else {
