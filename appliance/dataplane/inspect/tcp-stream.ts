@@ -6,10 +6,11 @@
 // The simple safe rule: per direction, the next expected sequence number. It is learned from the
 // peer's ACK, which says what the receiving TCP expects, never from the sender's SYN or first data
 // (a forged SYN or data far ahead would otherwise move it, and real bytes behind it would pass as
-// already acknowledged); data before the peer has acknowledged anything is held. In order: the new bytes go to the parser. Behind: a retransmission, forwarded only
-// if byte-identical to the stored copy. Straddling: the overlap is compared, only the new tail goes to
-// the parser. Ahead (a gap, out of order): dropped, TCP retransmits in order; a counter, not a
-// violation. Sequence arithmetic is modulo 2^32.
+// already acknowledged); data before the peer has acknowledged anything is held. In order: the new
+// bytes go to the parser. Behind: a retransmission, forwarded only if byte-identical to the stored
+// copy. Straddling: the overlap is compared, only the new tail goes to the parser. Ahead (a gap, out
+// of order): dropped, TCP retransmits in order; a counter, not a violation. Sequence arithmetic is
+// modulo 2^32.
 //
 // Bounded state: a RING_BYTES (4 KiB) copy per direction of the bytes checked and forwarded but not yet
 // acknowledged by the peer, released as its ACKs advance. A Modbus ADU is at most 260 bytes, so the ring

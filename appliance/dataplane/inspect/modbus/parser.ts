@@ -82,11 +82,6 @@ export class ModbusParser {
     this.status = ParseStatus.NeedMore;
   }
 
-  /** Bytes of an unfinished message held from earlier chunks. */
-  get pending(): number {
-    return this.have;
-  }
-
   /**
    * Consume bytes of b[off, end) up to the end of the next message (status Message) or of the chunk
    * (status NeedMore). Returns the offset after the bytes consumed. Call again while off < end.
