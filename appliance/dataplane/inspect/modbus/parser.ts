@@ -195,7 +195,13 @@ function range(m: ModbusMessage, b: Uint8Array, p: number, max: number): Malform
 }
 
 function checkRequest(m: ModbusMessage, code: number, b: Uint8Array, p: number, n: number): MalformedReason | null {
-  if (code === 0 || code >= 0x80) return 'bad_function';
+  if (code >= 0x80) {
+    // An exception shape where a request belongs: recorded as what it looks like, refused.
+    m.exception = true;
+    m.exceptionCode = n > 1 ? b[p + 1] : 0;
+    return 'bad_function';
+  }
+  if (code === 0) return 'bad_function';
   m.table = requestTable[code];
   switch (code) {
     case F.ReadCoils:
@@ -290,9 +296,8 @@ function checkResponse(m: ModbusMessage, code: number, b: Uint8Array, p: number,
   if (code === 0) return 'bad_function';
   if (code >= 0x80) {
     m.exception = true;
-    if (n !== 2) return 'bad_exception';
-    m.exceptionCode = b[p + 1];
-    return m.exceptionCode === 0 ? 'bad_exception' : null;
+    m.exceptionCode = n > 1 ? b[p + 1] : 0;
+    return n !== 2 || m.exceptionCode === 0 ? 'bad_exception' : null;
   }
   switch (code) {
     case F.ReadCoils:
