@@ -11,7 +11,7 @@
 // stream, so once a request is refused nothing behind it can be delivered anyway, and a retransmission
 // of the refused bytes must not find them "already checked".
 
-import { Proto } from '../../../wire/protocols';
+import { Proto, TcpFlag } from '../../../wire/protocols';
 import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason, type TcpSegment } from '../tcp-stream';
 import { FunctionCode as F } from './functions';
 import { ModbusParser, ParseStatus, malformedReasons, type MalformedReason, type ModbusMessage } from './parser';
@@ -275,7 +275,8 @@ export class ModbusInspector {
     out.function = request.function;
     out.exceptionCode = code;
     out.replySeq = state.guard.nextSeq(false);
-    out.replyAck = (seg.seq + seg.length) >>> 0;
+    // A FIN on the refused segment occupies a sequence number too.
+    out.replyAck = (seg.seq + seg.length + ((seg.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
     return InspectVerdict.Exception;
   }
 }
