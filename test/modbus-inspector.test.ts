@@ -1,0 +1,212 @@
+// The Modbus/TCP inspector end to end on segments: allowed requests and matched responses pass; a
+// refused request gets its rule's action (reset, exception with the right ADU and TCP numbers, drop)
+// and nothing behind it passes; streams split at any byte, out of order, retransmitted differently;
+// responses checked as responses and matched to outstanding requests.
+
+import t from 'tap';
+import { compileModbusBlock, type ModbusPolicy } from '../appliance/dataplane/inspect/modbus/policy';
+import {
+  EXCEPTION_ADU_LENGTH,
+  InspectOutcome,
+  InspectVerdict,
+  MAX_OUTSTANDING,
+  ModbusInspector,
+  exceptionCodeFor,
+  modbusReasons,
+  writeExceptionAdu,
+  type ModbusFlowState,
+} from '../appliance/dataplane/inspect/modbus/modbus';
+import type { TcpSegment } from '../appliance/dataplane/inspect/tcp-stream';
+import { Proto, TcpFlag } from '../appliance/wire/protocols';
+
+const u16 = (v: number): number[] => [(v >>> 8) & 0xff, v & 0xff];
+const adu = (tid: number, pdu: number[], unit = 1): number[] => [...u16(tid), 0, 0, ...u16(pdu.length + 1), unit, ...pdu];
+
+function policy(block: unknown): ModbusPolicy {
+  const r = compileModbusBlock(block);
+  if (r.errors) throw new Error(JSON.stringify(r.errors));
+  return r.policy;
+}
+
+const CLIENT_ISN = 1000;
+const SERVER_ISN = 9000;
+
+class Conn {
+  readonly inspector: ModbusInspector;
+  readonly state: ModbusFlowState;
+  readonly out = new InspectOutcome();
+  clientSeq = CLIENT_ISN + 1;
+  serverSeq = SERVER_ISN + 1;
+
+  constructor(p: ModbusPolicy) {
+    this.inspector = new ModbusInspector([null, p]);
+    this.state = this.inspector.open({ proto: Proto.TCP, ruleIndex: 1 });
+    // The handshake's ACKs tell the stream guard where each direction starts.
+    this.send(false, []);
+    this.send(true, []);
+  }
+
+  seg(fromInitiator: boolean, bytes: number[], seq?: number): TcpSegment {
+    const frame = Uint8Array.from([0, 0, 0, ...bytes]);
+    const s = seq ?? (fromInitiator ? this.clientSeq : this.serverSeq);
+    return { frame, offset: 3, length: bytes.length, seq: s >>> 0, ack: (fromInitiator ? this.serverSeq : this.clientSeq) >>> 0, flags: TcpFlag.ACK, fromInitiator };
+  }
+
+  send(fromInitiator: boolean, bytes: number[], seq?: number): number {
+    const v = this.inspector.inspect(this.state, this.seg(fromInitiator, bytes, seq), this.out);
+    if (seq === undefined && v === InspectVerdict.Forward) {
+      if (fromInitiator) this.clientSeq += bytes.length;
+      else this.serverSeq += bytes.length;
+    }
+    return v;
+  }
+}
+
+const readOnly = { functions: ['read'], units: [1], addresses: { 'holding-registers': ['0-99'] } };
+const read = (tid: number, start: number, qty: number): number[] => adu(tid, [3, ...u16(start), ...u16(qty)]);
+const readReply = (tid: number, qty: number): number[] => adu(tid, [3, 2 * qty, ...Array(2 * qty).fill(0)]);
+const write = (tid: number, addr: number): number[] => adu(tid, [6, ...u16(addr), 0, 1]);
+
+t.test('claims only TCP flows whose rule has a modbus block', async (t) => {
+  const inspector = new ModbusInspector([null, policy(readOnly)]);
+  t.ok(inspector.claims({ proto: Proto.TCP, ruleIndex: 1 }));
+  t.notOk(inspector.claims({ proto: Proto.TCP, ruleIndex: 0 }));
+  t.notOk(inspector.claims({ proto: Proto.UDP, ruleIndex: 1 }));
+  t.notOk(inspector.claims({ proto: Proto.TCP, ruleIndex: 7 }));
+});
+
+t.test('allowed requests and matched responses pass; counts per function', async (t) => {
+  const c = new Conn(policy(readOnly));
+  t.equal(c.send(true, read(1, 0, 10)), InspectVerdict.Forward);
+  t.equal(c.send(false, readReply(1, 10)), InspectVerdict.Forward);
+  t.equal(c.send(true, [...read(2, 10, 1), ...read(3, 20, 2)]), InspectVerdict.Forward, 'pipelined');
+  t.equal(c.send(false, [...readReply(3, 2), ...readReply(2, 1)]), InspectVerdict.Forward, 'answered out of order');
+  t.equal(c.state.functionCounts[3], 3);
+  t.equal(c.state.outstanding, 0);
+});
+
+t.test('read-only means read-only: a write is reset, nothing behind it passes', async (t) => {
+  const c = new Conn(policy(readOnly));
+  t.equal(c.send(true, write(1, 5)), InspectVerdict.Reset);
+  t.equal(c.out.reason, 'function_not_allowed');
+  t.equal(modbusReasons[c.out.reasonIndex], 'function_not_allowed');
+  t.equal(c.send(true, write(1, 5)), InspectVerdict.Reset, 'the retransmission is refused too');
+  t.equal(c.out.reason, 'after_violation');
+  t.equal(c.send(false, readReply(1, 1)), InspectVerdict.Reset, 'both directions');
+});
+
+t.test('unit, address and malformed violations', async (t) => {
+  const cases: Array<[number[], string]> = [
+    [adu(1, [3, 0, 0, 0, 1], 2), 'unit_not_allowed'],
+    [read(1, 95, 10), 'address_not_allowed'],
+    [read(1, 0, 126), 'bad_quantity'],
+    [[0, 1, 0, 7, 0, 6, 1, 3, 0, 0, 0, 1], 'bad_protocol_id'],
+  ];
+  for (const [bytes, reason] of cases) {
+    const c = new Conn(policy(readOnly));
+    t.equal(c.send(true, bytes), InspectVerdict.Reset, reason);
+    t.equal(c.out.reason, reason);
+  }
+});
+
+t.test('on-violation: exception answers with the Modbus exception and the right TCP numbers', async (t) => {
+  const c = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
+  c.send(true, read(1, 0, 1));
+  c.send(false, readReply(1, 1));
+  const bytes = write(0x1234, 5);
+  const seq = c.clientSeq;
+  t.equal(c.send(true, bytes), InspectVerdict.Exception);
+  t.match(c.out, { transactionId: 0x1234, unit: 1, function: 6, exceptionCode: 0x01, replySeq: c.serverSeq, replyAck: seq + bytes.length });
+  const buf = new Uint8Array(EXCEPTION_ADU_LENGTH);
+  t.equal(writeExceptionAdu(buf, 0, c.out.transactionId, c.out.unit, c.out.function, c.out.exceptionCode), 9);
+  t.same(Array.from(buf), [0x12, 0x34, 0, 0, 0, 3, 1, 0x86, 0x01]);
+
+  const a = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
+  t.equal(a.send(true, read(1, 200, 1)), InspectVerdict.Exception);
+  t.equal(a.out.exceptionCode, 0x02, 'illegal data address');
+  const u = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
+  t.equal(u.send(true, adu(1, [3, 0, 0, 0, 1], 9)), InspectVerdict.Exception);
+  t.equal(u.out.exceptionCode, 0x0b, 'unit not allowed: gateway target failed to respond');
+  const f = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
+  t.equal(f.send(true, [0, 1, 0, 0, 1, 0, 1, 3]), InspectVerdict.Reset, 'no trusted header: reset instead');
+});
+
+t.test('on-violation: drop drops silently, and keeps dropping', async (t) => {
+  const c = new Conn(policy({ ...readOnly, 'on-violation': 'drop' }));
+  t.equal(c.send(true, write(1, 5)), InspectVerdict.Drop);
+  t.equal(c.send(true, write(1, 5)), InspectVerdict.Drop, 'its retransmission is not "already checked"');
+  t.equal(c.send(true, []), InspectVerdict.Forward, 'a bare ACK carries nothing');
+});
+
+t.test('a request split at every byte: the violation is found before its last byte leaves', async (t) => {
+  const bytes = [...read(1, 0, 1), ...write(2, 5)];
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const c = new Conn(policy(readOnly));
+    const first = c.send(true, bytes.slice(0, cut));
+    const second = c.send(true, bytes.slice(cut));
+    t.equal(first, InspectVerdict.Forward, `cut ${cut}: first part incomplete or allowed`);
+    t.equal(second, InspectVerdict.Reset, `cut ${cut}: the part completing the write is refused`);
+  }
+});
+
+t.test('stream: out of order is held, a different retransmission is a violation', async (t) => {
+  const c = new Conn(policy(readOnly));
+  const bytes = read(1, 0, 1);
+  t.equal(c.send(true, bytes.slice(6), c.clientSeq + 6), InspectVerdict.Hold);
+  t.equal(c.out.reason, 'segment_ahead');
+  t.equal(c.inspector.holds[0], 1);
+  t.equal(c.send(true, bytes), InspectVerdict.Forward);
+  t.equal(c.send(true, bytes, c.clientSeq - bytes.length), InspectVerdict.Forward, 'identical retransmission');
+  // The same bytes but a write where the read was: the server would see a request never checked.
+  t.equal(c.send(true, write(1, 0), c.clientSeq - bytes.length), InspectVerdict.Reset);
+  t.equal(c.out.reason, 'retransmission_differs');
+});
+
+t.test('responses: checked as responses, matched to outstanding requests', async (t) => {
+  const unexpected = new Conn(policy(readOnly));
+  t.equal(unexpected.send(false, readReply(5, 1)), InspectVerdict.Reset);
+  t.equal(unexpected.out.reason, 'unexpected_response');
+
+  const mismatch = new Conn(policy(readOnly));
+  mismatch.send(true, read(1, 0, 2));
+  t.equal(mismatch.send(false, readReply(1, 1)), InspectVerdict.Reset, 'byte count for another quantity');
+  t.equal(mismatch.out.reason, 'response_mismatch');
+
+  const fn = new Conn(policy(readOnly));
+  fn.send(true, read(1, 0, 2));
+  t.equal(fn.send(false, adu(1, [4, 4, 0, 0, 0, 0])), InspectVerdict.Reset);
+  t.equal(fn.out.reason, 'response_mismatch');
+
+  const exc = new Conn(policy(readOnly));
+  exc.send(true, read(1, 0, 2));
+  t.equal(exc.send(false, adu(1, [0x83, 2])), InspectVerdict.Forward, 'an exception answers the request');
+
+  // A write request shape from the server side is parsed as a response, and refused as one.
+  const smuggle = new Conn(policy(readOnly));
+  smuggle.send(true, read(1, 0, 2));
+  t.equal(smuggle.send(false, adu(1, [16, 0, 1, 0, 2, 4, 0, 1, 0, 2])), InspectVerdict.Reset);
+  t.equal(smuggle.out.reason, 'trailing_bytes');
+});
+
+t.test('outstanding requests are bounded', async (t) => {
+  const c = new Conn(policy(readOnly));
+  for (let i = 0; i < MAX_OUTSTANDING; i++) t.equal(c.send(true, read(i, 0, 1)), InspectVerdict.Forward);
+  t.equal(c.send(true, read(99, 0, 1)), InspectVerdict.Reset);
+  t.equal(c.out.reason, 'too_many_outstanding');
+});
+
+t.test('pooled state is cleared for the next flow', async (t) => {
+  const c = new Conn(policy(readOnly));
+  c.send(true, write(1, 5));
+  c.inspector.close(c.state);
+  const again = c.inspector.open({ proto: Proto.TCP, ruleIndex: 1 });
+  t.equal(again, c.state, 'reused');
+  t.equal(again.violation, null);
+  t.equal(again.functionCounts[6], 0);
+  t.equal(again.outstanding, 0);
+});
+
+t.test('reason list: unique names; every reason has an exception decision', async (t) => {
+  t.equal(new Set(modbusReasons).size, modbusReasons.length);
+  for (const r of modbusReasons) t.ok(exceptionCodeFor(r) >= 0 && exceptionCodeFor(r) < 0x0c, r);
+});
