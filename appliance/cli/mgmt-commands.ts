@@ -12,7 +12,8 @@ import { createDataplaneHub } from '../mgmt/dataplanes/hub';
 import { USER_NAME_PATTERN } from '../mgmt/schemas';
 import { buildServer, packageVersion } from '../mgmt/server';
 import { EventExporter } from '../mgmt/siem/exporter';
-import { roles, StateStore, type Role } from '../mgmt/state/store';
+import { roles, type Role } from '../mgmt/auth/roles';
+import { StateStore } from '../mgmt/state/store';
 import { notifyReady, notifyStopping, startWatchdog } from '../sd-notify';
 
 export const DEFAULT_STATE_DIR = '/var/lib/gatekeeper/mgmt';

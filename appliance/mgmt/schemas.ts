@@ -4,7 +4,7 @@
 
 import { eventTypes, severityNames } from '../ipc/events';
 import { PASSWORD_MIN_LENGTH } from './auth/passwords';
-import { roles } from './state/store';
+import { roles } from './auth/roles';
 
 type Schema = Record<string, unknown>;
 

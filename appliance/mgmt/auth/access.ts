@@ -5,9 +5,9 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { MgmtContext } from '../routes/context';
-import type { Role } from '../state/store';
-import { csrfTokenMatches, SESSION_COOKIE } from './sessions';
+import type { StateStore } from '../state/store';
+import { hasRole, type Role } from './roles';
+import { csrfTokenMatches, SESSION_COOKIE, type SessionStore } from './sessions';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -31,11 +31,12 @@ export function isProtectedUrl(url: string): boolean {
   return url.startsWith('/api/') || url === '/metrics';
 }
 
-const rank: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-export function hasRole(actual: Role, needed: Role): boolean {
-  return rank[actual] >= rank[needed];
+/** What the access check reads: the users (and metrics token) and the live sessions. */
+export interface AccessState {
+  store: StateStore;
+  sessions: SessionStore;
 }
 
 /** The metrics token is a random secret of at least 16 characters; a plain SHA-256 is enough for it. */
@@ -43,7 +44,7 @@ export function hashMetricsToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function metricsTokenMatches(ctx: MgmtContext, header: string | undefined): boolean {
+function metricsTokenMatches(ctx: AccessState, header: string | undefined): boolean {
   const stored = ctx.store.settings().metricsTokenHash;
   const match = /^Bearer (\S+)$/.exec(header ?? '');
   if (!stored || !match) return false;
@@ -57,7 +58,7 @@ function metricsTokenMatches(ctx: MgmtContext, header: string | undefined): bool
  * user whose role and password are still those it logged in with, 403 for a role below `role`,
  * 403 for a state-changing request without the session's CSRF token.
  */
-export function requireRole(role: Role, ctx: MgmtContext) {
+export function requireRole(role: Role, ctx: AccessState) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (req.routeOptions.config.metricsToken && metricsTokenMatches(ctx, req.headers.authorization)) return;
     const session = ctx.sessions.get(req.cookies[SESSION_COOKIE]);

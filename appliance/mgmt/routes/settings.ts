@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hashMetricsToken } from '../auth/access';
 import * as s from '../schemas';
 import { validateTarget } from '../siem/exporter';
-import type { SyslogTarget, SyslogTlsOptions } from '../siem/types';
+import type { SyslogTarget, SyslogTlsOptions } from '../state/settings';
 import { HttpError, sessionOf, type MgmtContext } from './context';
 
 type TlsInput = SyslogTlsOptions & { hasKey?: boolean; hasCert?: boolean };

@@ -6,7 +6,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hashSecret } from '../auth/passwords';
 import * as s from '../schemas';
-import type { Role, UserRecord } from '../state/store';
+import type { Role } from '../auth/roles';
+import type { UserRecord } from '../state/store';
 import { HttpError, sessionOf, type MgmtContext } from './context';
 
 const publicUser = (u: UserRecord) => ({ name: u.name, role: u.role, createdAt: u.createdAt, lastLoginAt: u.lastLoginAt });
