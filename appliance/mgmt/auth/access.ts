@@ -4,12 +4,16 @@
 // that declares nothing needs admin, so a forgotten declaration fails closed.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { StateStore } from '../state/store';
 import { hasRole, type Role } from './roles';
-import { csrfTokenMatches, SESSION_COOKIE, type SessionStore } from './sessions';
+import { csrfTokenMatches, SESSION_COOKIE, type Session, type SessionStore } from './sessions';
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by requireRole on every route that needs a login (null on public routes). */
+    session: Session | null;
+  }
   interface FastifyContextConfig {
     /** Least role the route needs (default admin). */
     role?: Role;
@@ -44,8 +48,8 @@ export function hashMetricsToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function metricsTokenMatches(ctx: AccessState, header: string | undefined): boolean {
-  const stored = ctx.store.settings().metricsTokenHash;
+function metricsTokenMatches(state: AccessState, header: string | undefined): boolean {
+  const stored = state.store.settings().metricsTokenHash;
   const match = /^Bearer (\S+)$/.exec(header ?? '');
   if (!stored || !match) return false;
   const given = Buffer.from(hashMetricsToken(match[1]));
@@ -58,15 +62,15 @@ function metricsTokenMatches(ctx: AccessState, header: string | undefined): bool
  * user whose role and password are still those it logged in with, 403 for a role below `role`,
  * 403 for a state-changing request without the session's CSRF token.
  */
-export function requireRole(role: Role, ctx: AccessState) {
+export function requireRole(role: Role, state: AccessState) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (req.routeOptions.config.metricsToken && metricsTokenMatches(ctx, req.headers.authorization)) return;
-    const session = ctx.sessions.get(req.cookies[SESSION_COOKIE]);
+    if (req.routeOptions.config.metricsToken && metricsTokenMatches(state, req.headers.authorization)) return;
+    const session = state.sessions.get(req.cookies[SESSION_COOKIE]);
     // `gatekeeper user remove|passwd` change users.json from outside this process, so the session is
     // checked against the current user on every request.
-    const user = session && ctx.store.user(session.user);
+    const user = session && state.store.user(session.user);
     if (!session || !user || user.role !== session.role || user.passwordHash !== session.passwordHash) {
-      if (session) ctx.sessions.destroy(session.id);
+      if (session) state.sessions.destroy(session.id);
       await reply.code(401).send({ error: 'not logged in' });
       return;
     }
@@ -80,4 +84,21 @@ export function requireRole(role: Role, ctx: AccessState) {
     }
     req.session = session;
   };
+}
+
+/** Gives every route under /api/v1 and /metrics the access check, unless it is in PUBLIC_ROUTES. */
+export function guardRoutes(app: FastifyInstance, state: AccessState): void {
+  app.decorateRequest('session', null);
+  app.addHook('onRoute', (route) => {
+    const methods = ([] as string[]).concat(route.method);
+    if (!isProtectedUrl(route.url) || methods.every((m) => PUBLIC_ROUTES.has(`${m} ${route.url}`))) return;
+    const guard = requireRole(route.config?.role ?? 'admin', state);
+    route.onRequest = [...([] as unknown[]).concat(route.onRequest ?? []), guard] as typeof route.onRequest;
+  });
+}
+
+/** The logged-in user of a request that passed requireRole. */
+export function sessionOf(req: FastifyRequest): Session {
+  if (!req.session) throw new Error(`route ${req.method} ${req.url} used a session without requireRole`);
+  return req.session;
 }
