@@ -192,7 +192,7 @@ export class FakeHub implements DataplaneHub {
   setActivePolicy(text: string, hash: string): void {
     this.active = { text, hash };
   }
-  dryRun(active: string, candidate: string): DryRunResult {
+  async dryRun(active: string, candidate: string): Promise<DryRunResult> {
     this.dryRuns.push({ active, candidate });
     return { observed: 1, changes: [] };
   }

@@ -2,13 +2,17 @@
 // every dataplane (apply and rollback share it), plus the active policy: the state stores it, and
 // this service is the one place that reads it for the API and hands it to the hub. Apply stores and
 // activates a version only after every dataplane acknowledged it; any failure leaves the old policy
-// active everywhere. Must not import routes.
+// active everywhere. Every compile and diff runs on a worker thread (policy/load-worker.ts,
+// diff-worker.ts): a 10k-rule policy takes seconds, and the event loop also serves the API, the
+// dataplane hub and the SIEM export. Must not import routes.
 
-import { createTwoFilesPatch, diffLines } from 'diff';
-import { loadPolicyText, type Diagnostic, type LoadResult } from '../../policy/load';
+import type { Diagnostic } from '../../policy/load';
+import { loadPolicyInBackground } from '../../policy/load-worker';
 import type { DataplaneHub, DryRunResult } from '../dataplanes/types';
 import { HttpError } from '../http-error';
 import type { StateStore, StoredPolicy } from '../state/store';
+import { policyDiffInBackground, type PolicyDiff } from './diff-worker';
+import { OneAtATime } from './one-at-a-time';
 import type { Recorder } from './recorder';
 
 /** Who asks (for the audit trail). */
@@ -27,12 +31,6 @@ export type Validation =
   | { ok: false; errors: Problem[]; warnings: Problem[] }
   | { ok: true; errors: []; warnings: Problem[]; stats: object };
 
-export interface PolicyDiff {
-  diff: string;
-  added: number;
-  removed: number;
-}
-
 export type DryRunAnswer = { ok: false; errors: Problem[]; observed: 0; changes: [] } | ({ ok: true } & DryRunResult);
 
 export interface Applied {
@@ -42,30 +40,22 @@ export interface Applied {
 
 const problems = (list: Diagnostic[]): Problem[] => list.map(({ line, col, message }) => ({ line, col, message }));
 
-export function policyDiff(active: StoredPolicy | null, text: string): PolicyDiff {
-  const before = active?.text ?? '';
-  const diff = createTwoFilesPatch(active ? `policy v${active.version}` : 'no policy', 'candidate', before, text);
-  let added = 0;
-  let removed = 0;
-  for (const part of diffLines(before, text)) {
-    if (part.added) added += part.count ?? 0;
-    if (part.removed) removed += part.count ?? 0;
-  }
-  return { diff, added, removed };
+function diffFrom(active: StoredPolicy | null, text: string): Promise<PolicyDiff> {
+  return policyDiffInBackground(active ? `policy v${active.version}` : 'no policy', active?.text ?? '', text);
 }
 
 export class PolicyService {
   private applying = false;
+  // Validate-as-you-type and the review dialog: bounded, newest wins (one-at-a-time.ts).
+  private readonly validations = new OneAtATime<Validation>('validate');
+  private readonly diffs = new OneAtATime<PolicyDiff>('diff');
+  private readonly dryRuns = new OneAtATime<DryRunAnswer>('dry-run');
 
   constructor(
     private readonly store: StateStore,
     private readonly hub: DataplaneHub,
     private readonly recorder: Recorder,
   ) {}
-
-  private async compile(text: string, file: string): Promise<LoadResult> {
-    return loadPolicyText(text, file);
-  }
 
   /** The active version, or null before the first apply. */
   active(): StoredPolicy | null {
@@ -84,7 +74,7 @@ export class PolicyService {
    */
   async seed(text: string, file: string): Promise<string | null> {
     if (this.active()) return null;
-    const loaded = await this.compile(text, file);
+    const loaded = await loadPolicyInBackground(text, file);
     if (!loaded.ok) return loaded.errors.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`).join('\n');
     this.store.commitPolicy({ text, hash: loaded.policy.sourceHash, mode: loaded.policy.mode, author: 'system',
       comment: `initial policy from ${file}` });
@@ -106,22 +96,31 @@ export class PolicyService {
     return this.store.versionOfHash(hash);
   }
 
-  async validate(text: string): Promise<Validation> {
-    const r = await this.compile(text, 'policy');
-    if (!r.ok) return { ok: false, errors: problems(r.errors), warnings: problems(r.warnings) };
-    return { ok: true, errors: [], warnings: problems(r.warnings), stats: r.policy.stats };
+  validate(text: string): Promise<Validation> {
+    return this.validations.run(text, async () => {
+      const r = await loadPolicyInBackground(text, 'policy');
+      if (!r.ok) return { ok: false, errors: problems(r.errors), warnings: problems(r.warnings) };
+      return { ok: true, errors: [], warnings: problems(r.warnings), stats: r.policy.stats };
+    });
   }
 
-  async diff(text: string): Promise<PolicyDiff> {
-    return policyDiff(this.active(), text);
-  }
-
-  async dryRun(text: string): Promise<DryRunAnswer> {
-    const r = await this.compile(text, 'policy');
-    if (!r.ok) return { ok: false, errors: problems(r.errors), observed: 0, changes: [] };
+  diff(text: string): Promise<PolicyDiff> {
     const active = this.active();
-    if (!active) throw new HttpError(409, 'no policy is active yet, so there is nothing to compare with');
-    return { ok: true, ...this.hub.dryRun(active.text, text) };
+    return this.diffs.run(`${active?.version ?? 0}\n${text}`, () => diffFrom(active, text));
+  }
+
+  dryRun(text: string): Promise<DryRunAnswer> {
+    const active = this.active();
+    return this.dryRuns.run(`${active?.version ?? 0}\n${text}`, async () => {
+      // The hub compiles both policies itself; the candidate's own compile, alongside, gives its
+      // errors line by line.
+      const comparing = active ? this.hub.dryRun(active.text, text) : null;
+      comparing?.catch(() => undefined); // not awaited when the candidate has errors
+      const r = await loadPolicyInBackground(text, 'policy');
+      if (!r.ok) return { ok: false, errors: problems(r.errors), observed: 0, changes: [] };
+      if (!comparing) throw new HttpError(409, 'no policy is active yet, so there is nothing to compare with');
+      return { ok: true, ...(await comparing) };
+    });
   }
 
   apply(text: string, comment: string, by: Actor): Promise<Applied> {
@@ -136,16 +135,17 @@ export class PolicyService {
   }
 
   private async transaction(text: string, comment: string, { user, from }: Actor, rollbackOf?: number): Promise<Applied> {
-    const loaded = await this.compile(text, 'policy');
-    if (!loaded.ok) {
-      throw new HttpError(400, `text: the policy has ${loaded.errors.length} error(s)`, problems(loaded.errors));
-    }
+    // Claimed before the compile, so concurrent applies never compile side by side.
     if (this.applying) throw new HttpError(409, 'another policy apply is in progress; try again when it is done');
     this.applying = true;
     try {
+      const loaded = await loadPolicyInBackground(text, 'policy');
+      if (!loaded.ok) {
+        throw new HttpError(400, `text: the policy has ${loaded.errors.length} error(s)`, problems(loaded.errors));
+      }
       const active = this.active();
       const version = this.store.nextPolicyVersion();
-      const { diff } = policyDiff(active, text);
+      const { diff } = await diffFrom(active, text);
       const action = rollbackOf === undefined ? 'policy.apply' : 'policy.rollback';
       const result = await this.hub.apply(text, `policy v${version}`);
       if (!result.ok) {
