@@ -61,6 +61,17 @@ export function responses(ok: Record<number, Schema>): Record<string, Schema> {
 
 export const noContent = typed<null>({ type: 'null', description: 'no content' });
 
+// --- meta ---
+
+/** The vocabulary the UI offers in its forms, from the server's own definitions. */
+export const metaResponse = obj({
+  roles: arr(obj({ name: role, description: str })),
+  eventTypes: arr(oneOf(eventTypes)),
+  severities: arr(severity),
+  passwordMinLength: int,
+});
+export type MetaResponse = Infer<typeof metaResponse>;
+
 // --- auth ---
 
 export const userRef = obj({ name: str, role });

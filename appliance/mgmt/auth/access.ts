@@ -28,6 +28,8 @@ export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   'GET /api/v1/auth/setup',
   'HEAD /api/v1/auth/setup',
   'POST /api/v1/auth/setup',
+  'GET /api/v1/meta',
+  'HEAD /api/v1/meta',
 ]);
 
 /** Everything outside the API and /metrics is the web UI's static files, which are public. */
