@@ -48,6 +48,7 @@ const newPassword = typed<string>({ type: 'string', minLength: PASSWORD_MIN_LENG
 const policyText = typed<string>({ type: 'string', minLength: 1, maxLength: 1024 * 1024 });
 const comment = typed<string>({ type: 'string', maxLength: 1000 });
 const severity = oneOf(severityNames);
+const mode = oneOf(['enforce', 'monitor']);
 
 export const errorSchema = obj(
   { error: str, details: arr(anyObject), retryAfterS: int },
@@ -92,13 +93,13 @@ const portStatus = obj({
 });
 const pairStatus = obj({
   pair: str, connected: bool, pid: int, generation: int, policyHash: str, policyVersion: nullable(int),
-  mode: oneOf(['enforce', 'monitor']), uptimeMs: num, lastSeen: num,
+  mode, uptimeMs: num, lastSeen: num,
   ports: obj({ inside: portStatus, outside: portStatus }),
   flows: obj({ active: num, capacity: num, created: num, evicted: num }),
   rates: obj({ allowedPps: num, deniedPps: num, rxPps: num, rxBps: num }),
 });
 const policySummary = obj({
-  version: int, hash: str, mode: str, appliedAt: str, author: str, comment: str,
+  version: int, hash: str, mode, appliedAt: str, author: str, comment: str,
 });
 export const statusResponse = obj({ version: str, uptimeMs: num, policy: nullable(policySummary), pairs: arr(pairStatus) });
 
@@ -141,7 +142,7 @@ export const flowsResponse = obj({ flows: arr(flowRecord), matched: int, total: 
 
 const diagnostic = obj({ line: int, col: int, message: str });
 export const policyResponse = obj({
-  version: int, text: str, hash: str, mode: str, author: str, comment: str, appliedAt: str,
+  version: int, text: str, hash: str, mode, author: str, comment: str, appliedAt: str,
 });
 export const policyTextBody = obj({ text: policyText });
 export type PolicyTextBody = Infer<typeof policyTextBody>;
@@ -161,12 +162,12 @@ export const applyBody = obj({ text: policyText, comment }, ['comment']);
 export type ApplyBody = Infer<typeof applyBody>;
 export const applyResponse = obj({ version: int, pairs: arr(obj({ pair: str, generation: int })) });
 export const historyListResponse = obj({
-  versions: arr(obj({ version: int, author: str, comment: str, appliedAt: str, hash: str, mode: str, active: bool })),
+  versions: arr(obj({ version: int, author: str, comment: str, appliedAt: str, hash: str, mode, active: bool })),
 });
 export const versionParams = obj({ version: typed<number>({ type: 'integer', minimum: 1 }) });
 export type VersionParams = Infer<typeof versionParams>;
 export const versionResponse = obj({
-  version: int, text: str, hash: str, mode: str, author: str, comment: str, appliedAt: str, active: bool,
+  version: int, text: str, hash: str, mode, author: str, comment: str, appliedAt: str, active: bool,
 });
 export const rollbackBody = obj({ version: typed<number>({ type: 'integer', minimum: 1 }), comment }, ['comment']);
 export type RollbackBody = Infer<typeof rollbackBody>;
