@@ -1,7 +1,7 @@
 // Management compiles off its event loop: while a 10k-rule policy is validated (seconds of
 // compiling, on a worker thread), GET /api/v1/status keeps answering within 100 ms, and the
 // validate answer is the one the compiler gives. Also: validate-as-you-type is bounded (one
-// compile running, one waiting; a newer text replaces the waiting one, whose request gets 409).
+// compile running, one waiting; a newer text replaces the waiting one, whose request gets 429).
 
 import t from 'tap';
 import { performance } from 'node:perf_hooks';
@@ -55,7 +55,7 @@ t.test('GET /status answers within 100 ms while a 10k-rule policy is validated',
   }
 });
 
-t.test('concurrent validates: at most one compile runs, the newest waits, the one it replaces gets 409', async (t) => {
+t.test('concurrent validates: at most one compile runs, the newest waits, the one it replaces gets 429', async (t) => {
   const s = await startTestServer(t);
   const as = await s.login(viewer.name, viewer.password);
   const text = (n: number) => generatePolicyText(2000, n);
@@ -68,8 +68,9 @@ t.test('concurrent validates: at most one compile runs, the newest waits, the on
   t.equal(first.status, 200, 'the running compile answers');
   t.equal(same.status, 200, 'the same text shares the running answer');
   t.same(same.json, first.json);
-  t.equal(replaced.status, 409, 'the waiting one is replaced by a newer text');
-  t.match(replaced.json, { error: /newer validate request replaced this one/ });
+  t.equal(replaced.status, 429, 'the waiting one is replaced by a newer text');
+  t.equal(replaced.headers['retry-after'], '1');
+  t.match(replaced.json, { error: /newer validate request replaced this one/, retryAfterS: 1 });
   t.equal(newest.status, 200, 'the newest runs next');
   t.equal(newest.json.ok, true);
   const bad = await s.call(as, 'POST', '/api/v1/policy/validate', { text: 'version: 1\nrules: [oops' });

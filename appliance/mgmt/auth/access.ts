@@ -1,7 +1,8 @@
 // Who may call what. Every route under /api/v1 and /metrics passes requireRole (the server adds it
 // to each route as it is registered), except the routes in PUBLIC_ROUTES: the one list of what an
 // anonymous client may call. Routes declare the least role they need in config.role; a route
-// that declares nothing needs admin, so a forgotten declaration fails closed.
+// that declares nothing needs admin, so a forgotten declaration fails closed. Must not import
+// routes/ or services/: it reads only the users and sessions it is handed.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';

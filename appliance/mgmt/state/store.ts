@@ -8,7 +8,8 @@
 //                             is read at start)
 // Every file is written atomically (state/atomic.ts). Opening the store recovers from a crash:
 // stray temp files are removed, a torn audit line is cut, versions written but never made active
-// are removed.
+// are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
+// the services'.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
