@@ -569,22 +569,22 @@ t.test('dry-run: observed flows whose verdict changes under a candidate', async 
   await sleep(50);
 
   const active = policy('allow', 'deny');
-  const same = hub.dryRun(active, active);
+  const same = await hub.dryRun(active, active);
   t.equal(same.observed, 5);
   t.same(same.changes, [], 'the running policy changes nothing');
 
-  const result = hub.dryRun(active, policy('deny', 'allow'));
+  const result = await hub.dryRun(active, policy('deny', 'allow'));
   const key = (c: { src: string; proto: string; dstPort: number }) => `${c.proto} ${c.src} ${c.dstPort}`;
   t.same(result.changes.map(key).sort(), ['tcp 198.18.1.10 8080', 'tcp 198.18.1.10 9999', 'tcp 2001:2:0:1::10 9999']);
   t.match(result.changes.find((c) => c.dstPort === 8080), { pair: 'p1', srcPort: 40001, before: { rule: 'web', action: 'allow' }, after: { rule: 'web', action: 'deny' } });
   t.match(result.changes.find((c) => c.dstPort === 9999 && c.src === '198.18.1.10'), { before: { rule: 'test-port', action: 'deny' }, after: { rule: 'test-port', action: 'allow' } });
 
   const noPing = policy('allow', 'deny').replace('service: ping\n    action: allow', 'service: ping\n    action: reject');
-  t.match(hub.dryRun(active, noPing).changes, [{ proto: 'icmp', src: '198.18.1.12', dstPort: 8, before: { rule: 'ping', action: 'allow' }, after: { action: 'reject' } }]);
+  t.match((await hub.dryRun(active, noPing)).changes, [{ proto: 'icmp', src: '198.18.1.12', dstPort: 8, before: { rule: 'ping', action: 'allow' }, after: { action: 'reject' } }]);
 
-  t.throws(() => hub.dryRun(active, 'version: 1\nrules: [oops'), /candidate policy does not compile: candidate policy:\d+:\d+: /);
+  await t.rejects(hub.dryRun(active, 'version: 1\nrules: [oops'), /candidate policy does not compile: candidate policy:\d+:\d+: /);
   now += 2 * 60 * 60 * 1000;
   dp.flows = [];
-  t.equal(hub.dryRun(active, active).observed, 0, 'older than an hour: forgotten');
+  t.equal((await hub.dryRun(active, active)).observed, 0, 'older than an hour: forgotten');
   dp.end();
 });

@@ -82,7 +82,7 @@ t.test('a real dataplane managed through the hub', { skip: labUnavailable() }, a
   // The dataplane summarizes denied traffic every 10 s.
   await until(() => events.some((e) => e.type === 'deny.summary' && e.dstPort === 9999), 'a deny.summary for tcp/9999', 15_000);
   t.match(hub.topDenied(5), [{ pair, src: A.client4, dst: A.server4, dstPort: 9999, proto: 'tcp', action: 'deny', srcGroups: ['client'] }]);
-  const dry = hub.dryRun(active, opened);
+  const dry = await hub.dryRun(active, opened);
   t.match(dry.changes, [{ pair, src: A.client4, dst: A.server4, dstPort: 9999, before: { action: 'deny' }, after: { rule: 'client-test-port', action: 'allow' } }],
     'the dry-run finds the denied flow the candidate opens');
 

@@ -13,7 +13,7 @@ import pino from 'pino';
 import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
 import { RelpParser } from '../appliance/mgmt/siem/transport-relp';
-import type { SyslogTarget } from '../appliance/mgmt/siem/types';
+import type { SyslogTarget } from '../appliance/mgmt/state/settings';
 import { freePort, parse5424, Rsyslog, sleep } from './lib/rsyslog';
 
 const log = pino({ level: 'error' });

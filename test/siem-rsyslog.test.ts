@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import type { GatekeeperEvent, Severity } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
-import type { SyslogTarget } from '../appliance/mgmt/siem/types';
+import type { SyslogTarget } from '../appliance/mgmt/state/settings';
 import { freePort, makeTlsFiles, parse3164, parse5424, parseCef, Rsyslog, sleep } from './lib/rsyslog';
 import type { Input, TlsFiles } from './lib/rsyslog';
 

@@ -1,5 +1,6 @@
 // `gatekeeper mgmt` (the management service) and `gatekeeper user ...` (user administration on the
-// box, which works whether or not the service runs: it edits the state directory directly).
+// box, which works whether or not the service runs: it edits the state directory directly, through
+// the same user rules as the API, services/users.ts). Must not hold user rules of its own.
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -11,8 +12,10 @@ import { hashSecret, passwordProblem } from '../mgmt/auth/passwords';
 import { createDataplaneHub } from '../mgmt/dataplanes/hub';
 import { USER_NAME_PATTERN } from '../mgmt/schemas';
 import { buildServer, packageVersion } from '../mgmt/server';
+import { UserRefused, UserService } from '../mgmt/services/users';
 import { EventExporter } from '../mgmt/siem/exporter';
-import { roles, StateStore, type Role } from '../mgmt/state/store';
+import { roles, type Role } from '../mgmt/auth/roles';
+import { StateStore } from '../mgmt/state/store';
 import { notifyReady, notifyStopping, startWatchdog } from '../sd-notify';
 
 export const DEFAULT_STATE_DIR = '/var/lib/gatekeeper/mgmt';
@@ -59,10 +62,10 @@ export function registerMgmtCommands(program: Command): void {
     .addOption(passwordFile())
     .action(async (name: string, o: { role: Role; stateDir: string; passwordFile?: string }) => {
       if (!new RegExp(USER_NAME_PATTERN).test(name)) fail(`invalid user name '${name}': letters, digits, '_', '.', '@', '-' (at most 64)`);
-      const store = openStore(o.stateDir);
-      if (store.user(name)) fail(`user '${name}' already exists`);
+      const { store, users } = openUsers(o.stateDir);
+      orFail(() => users.checkNameFree(name)); // before asking for the password
       const passwordHash = await hashSecret(await readNewPassword(o.passwordFile));
-      store.saveUsers([...store.users(), { name, role: o.role, passwordHash, createdAt: new Date().toISOString(), lastLoginAt: null }]);
+      orFail(() => users.add({ name, role: o.role, passwordHash, createdAt: new Date().toISOString(), lastLoginAt: null }));
       cliAudit(store, 'user.add', `${name} (${o.role})`);
       process.stdout.write(`user '${name}' added with role ${o.role}\n`);
     });
@@ -72,7 +75,7 @@ export function registerMgmtCommands(program: Command): void {
     .description('List the users.')
     .addOption(stateDir())
     .action((o: { stateDir: string }) => {
-      for (const u of openStore(o.stateDir).users()) {
+      for (const u of openUsers(o.stateDir).users.list()) {
         process.stdout.write(`${u.name}\t${u.role}\tcreated ${u.createdAt}\tlast login ${u.lastLoginAt ?? 'never'}\n`);
       }
     });
@@ -83,10 +86,8 @@ export function registerMgmtCommands(program: Command): void {
     .argument('<name>')
     .addOption(stateDir())
     .action((name: string, o: { stateDir: string }) => {
-      const store = openStore(o.stateDir);
-      const target = store.user(name) ?? fail(`no user '${name}'`);
-      if (target.role === 'admin' && store.users().filter((u) => u.role === 'admin').length === 1) fail(`'${name}' is the last admin`);
-      store.saveUsers(store.users().filter((u) => u.name !== name));
+      const { store, users } = openUsers(o.stateDir);
+      orFail(() => users.remove(name));
       cliAudit(store, 'user.remove', name);
       process.stdout.write(`user '${name}' removed\n`);
     });
@@ -98,10 +99,10 @@ export function registerMgmtCommands(program: Command): void {
     .addOption(stateDir())
     .addOption(passwordFile())
     .action(async (name: string, o: { stateDir: string; passwordFile?: string }) => {
-      const store = openStore(o.stateDir);
-      if (!store.user(name)) fail(`no user '${name}'`);
+      const { store, users } = openUsers(o.stateDir);
+      orFail(() => users.mustExist(name)); // before asking for the password
       const passwordHash = await hashSecret(await readNewPassword(o.passwordFile));
-      store.saveUsers(store.users().map((u) => (u.name === name ? { ...u, passwordHash } : u)));
+      orFail(() => users.change(name, { passwordHash }));
       cliAudit(store, 'user.passwd', name);
       process.stdout.write(`password of '${name}' changed\n`);
     });
@@ -148,13 +149,24 @@ async function runMgmt(o: { listen: ListenAddress; stateDir: string; socket: str
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-/** The state directory without crash recovery: the service may be running and writing to it. */
-function openStore(dir: string): StateStore {
+/** The state directory without crash recovery (the service may be running and writing to it), and the user rules over it. */
+function openUsers(dir: string): { store: StateStore; users: UserService } {
   try {
-    return StateStore.open(dir, { warn: (obj, msg) => process.stderr.write(`warning: ${msg} ${JSON.stringify(obj)}\n`) },
+    const store = StateStore.open(dir, { warn: (obj, msg) => process.stderr.write(`warning: ${msg} ${JSON.stringify(obj)}\n`) },
       { recover: false });
+    return { store, users: new UserService(store) };
   } catch (err) {
     return fail(`cannot open the state directory ${dir}: ${(err as Error).message}`);
+  }
+}
+
+/** Runs a user service call; a refusal by a user rule ends the command with its reason. */
+function orFail<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    if (err instanceof UserRefused) fail(err.reason);
+    throw err;
   }
 }
 

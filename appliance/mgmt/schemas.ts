@@ -1,43 +1,58 @@
 // JSON schemas of the management API: every route validates its input and serializes its output
 // through these (fastify + ajv), and @fastify/swagger turns them into /api/v1/openapi.json.
 // Bodies reject unknown properties (additionalProperties: false) so a typo is a 400, not ignored.
+// Each schema also carries, for TypeScript only, the type of what it accepts (Infer<typeof x>):
+// the routes' request types come from here, so a schema and its type cannot drift apart.
+// Declarations only: no logic, no imports from routes or services.
 
 import { eventTypes, severityNames } from '../ipc/events';
 import { PASSWORD_MIN_LENGTH } from './auth/passwords';
-import { roles } from './state/store';
-import { SYSLOG_TRANSPORTS } from './siem/types';
+import { roles } from './auth/roles';
+import { SYSLOG_TRANSPORTS } from './state/settings';
 
-type Schema = Record<string, unknown>;
+declare const accepts: unique symbol;
+/** A JSON schema; `T` is the type of the values it accepts (a phantom: nothing at run time). */
+export type Schema<T = unknown> = Record<string, unknown> & { readonly [accepts]?: { value: T } };
+/** The type of the values a schema accepts. */
+export type Infer<S> = S extends { readonly [accepts]?: { value: infer T } } ? T : never;
 
-const str = { type: 'string' } as const;
-const int = { type: 'integer' } as const;
-const num = { type: 'number' } as const;
-const bool = { type: 'boolean' } as const;
-const nullable = (s: Schema): Schema => ({ ...s, nullable: true });
+const typed = <T>(schema: Record<string, unknown>): Schema<T> => schema;
+const str = typed<string>({ type: 'string' });
+const int = typed<number>({ type: 'integer' });
+const num = typed<number>({ type: 'number' });
+const bool = typed<boolean>({ type: 'boolean' });
+const nullable = <T>(s: Schema<T>): Schema<T | null> => ({ ...s, nullable: true });
+const oneOf = <T extends string>(values: readonly T[]): Schema<T> => ({ type: 'string', enum: [...values] });
+const anyObject = typed<Record<string, unknown>>({ type: 'object', additionalProperties: true });
 
-/** An object whose listed properties are all required, nothing else allowed. */
-export function obj(properties: Record<string, Schema>, optional: string[] = []): Schema {
+type Flat<T> = { [K in keyof T]: T[K] };
+type Properties = Record<string, Schema>;
+type ObjectOf<P extends Properties, O extends keyof P> = Flat<{ [K in Exclude<keyof P, O>]: Infer<P[K]> } & { [K in O]?: Infer<P[K]> }>;
+
+/** An object whose listed properties are all required (but `optional`), nothing else allowed. */
+export function obj<P extends Properties, O extends keyof P & string = never>(properties: P, optional: readonly O[] = []): Schema<ObjectOf<P, O>> {
   return {
     type: 'object',
     properties,
-    required: Object.keys(properties).filter((k) => !optional.includes(k)),
+    required: Object.keys(properties).filter((k) => !(optional as readonly string[]).includes(k)),
     additionalProperties: false,
   };
 }
 
-const arr = (items: Schema, extra: Schema = {}): Schema => ({ type: 'array', items, ...extra });
+const arr = <T>(items: Schema<T>, extra: Record<string, unknown> = {}): Schema<T[]> => ({ type: 'array', items, ...extra });
 
 export const USER_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$';
-const userName = { type: 'string', pattern: USER_NAME_PATTERN };
-const role = { type: 'string', enum: [...roles] };
-const newPassword = { type: 'string', minLength: PASSWORD_MIN_LENGTH, maxLength: 1024 };
+const userName = typed<string>({ type: 'string', pattern: USER_NAME_PATTERN });
+const role = oneOf(roles);
+const newPassword = typed<string>({ type: 'string', minLength: PASSWORD_MIN_LENGTH, maxLength: 1024 });
 /** 1 MiB is far above any real policy and bounds what validation and diff have to chew. */
-const policyText = { type: 'string', minLength: 1, maxLength: 1024 * 1024 };
-const comment = { type: 'string', maxLength: 1000 };
-const severity = { type: 'string', enum: [...severityNames] };
+const policyText = typed<string>({ type: 'string', minLength: 1, maxLength: 1024 * 1024 });
+const comment = typed<string>({ type: 'string', maxLength: 1000 });
+const severity = oneOf(severityNames);
+const mode = oneOf(['enforce', 'monitor']);
 
 export const errorSchema = obj(
-  { error: str, details: arr({ type: 'object', additionalProperties: true }), retryAfterS: int },
+  { error: str, details: arr(anyObject), retryAfterS: int },
   ['details', 'retryAfterS'],
 );
 
@@ -46,62 +61,80 @@ export function responses(ok: Record<number, Schema>): Record<string, Schema> {
   return { ...ok, '4xx': errorSchema, '5xx': errorSchema };
 }
 
-export const noContent: Schema = { type: 'null', description: 'no content' };
+export const noContent = typed<null>({ type: 'null', description: 'no content' });
+
+// --- meta ---
+
+/** The vocabulary the UI offers in its forms, from the server's own definitions. */
+export const metaResponse = obj({
+  roles: arr(obj({ name: role, description: str })),
+  eventTypes: arr(oneOf(eventTypes)),
+  severities: arr(severity),
+  passwordMinLength: int,
+});
+export type MetaResponse = Infer<typeof metaResponse>;
 
 // --- auth ---
 
 export const userRef = obj({ name: str, role });
-export const loginBody = obj({ username: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', maxLength: 1024 } });
+export const loginBody = obj({ username: typed<string>({ type: 'string', minLength: 1, maxLength: 64 }), password: typed<string>({ type: 'string', maxLength: 1024 }) });
+export type LoginBody = Infer<typeof loginBody>;
 export const sessionResponse = obj({ user: userRef, csrfToken: str });
 export const setupNeededResponse = obj({ needed: bool });
-export const setupBody = obj({ token: { type: 'string', minLength: 1, maxLength: 200 }, username: userName, password: newPassword });
-export const passwordBody = obj({ current: { type: 'string', maxLength: 1024 }, password: newPassword });
+export const setupBody = obj({ token: typed<string>({ type: 'string', minLength: 1, maxLength: 200 }), username: userName, password: newPassword });
+export type SetupBody = Infer<typeof setupBody>;
+export const passwordBody = obj({ current: typed<string>({ type: 'string', maxLength: 1024 }), password: newPassword });
+export type PasswordBody = Infer<typeof passwordBody>;
 
 // --- status and traffic ---
 
 const portStatus = obj({
   name: str, link: str, rxPackets: num, rxBytes: num, txPackets: num, txBytes: num, dropped: num,
-  droppedByReason: { type: 'object', additionalProperties: num }, rxPps: num, rxBps: num,
+  droppedByReason: typed<Record<string, number>>({ type: 'object', additionalProperties: num }), rxPps: num, rxBps: num,
 });
 const pairStatus = obj({
   pair: str, connected: bool, pid: int, generation: int, policyHash: str, policyVersion: nullable(int),
-  mode: { type: 'string', enum: ['enforce', 'monitor'] }, uptimeMs: num, lastSeen: num,
+  mode, uptimeMs: num, lastSeen: num,
   ports: obj({ inside: portStatus, outside: portStatus }),
   flows: obj({ active: num, capacity: num, created: num, evicted: num }),
   rates: obj({ allowedPps: num, deniedPps: num, rxPps: num, rxBps: num }),
 });
 const policySummary = obj({
-  version: int, hash: str, mode: str, appliedAt: str, author: str, comment: str,
+  version: int, hash: str, mode, appliedAt: str, author: str, comment: str,
 });
 export const statusResponse = obj({ version: str, uptimeMs: num, policy: nullable(policySummary), pairs: arr(pairStatus) });
 
-export const historyQuery = obj({ pair: { type: 'string', minLength: 1 }, seconds: { type: 'integer', minimum: 1, maximum: 900, default: 300 } }, ['seconds']);
+export const historyQuery = obj({ pair: typed<string>({ type: 'string', minLength: 1 }), seconds: typed<number>({ type: 'integer', minimum: 1, maximum: 900, default: 300 }) }, ['seconds']);
+/** After validation: defaults are filled in. */
+export type HistoryQuery = Required<Infer<typeof historyQuery>>;
 export const historyResponse = obj({
   pair: str,
   points: arr(obj({ t: num, rxPps: num, rxBps: num, allowedPps: num, deniedPps: num })),
 });
 
-export const deniedTopQuery = obj({ limit: { type: 'integer', minimum: 1, maximum: 1000, default: 10 } }, ['limit']);
+export const deniedTopQuery = obj({ limit: typed<number>({ type: 'integer', minimum: 1, maximum: 1000, default: 10 }) }, ['limit']);
+export type DeniedTopQuery = Required<Infer<typeof deniedTopQuery>>;
 export const deniedTopResponse = obj({
   entries: arr(obj({
     pair: str, src: str, srcGroups: arr(str), dst: str, dstGroups: arr(str), proto: str, dstPort: int,
-    rule: str, action: { type: 'string', enum: ['deny', 'reject'] }, count: num, lastSeen: str,
+    rule: str, action: oneOf(['deny', 'reject']), count: num, lastSeen: str,
   })),
 });
 
-const verdict = { type: 'string', enum: ['allow', 'monitor'] };
+const verdict = oneOf(['allow', 'monitor']);
 export const flowsQuery = obj({
-  pair: { type: 'string', minLength: 1 },
-  address: { type: 'string', minLength: 1, maxLength: 64 },
-  port: { type: 'integer', minimum: 0, maximum: 65535 },
-  rule: { type: 'string', minLength: 1 },
+  pair: typed<string>({ type: 'string', minLength: 1 }),
+  address: typed<string>({ type: 'string', minLength: 1, maxLength: 64 }),
+  port: typed<number>({ type: 'integer', minimum: 0, maximum: 65535 }),
+  rule: typed<string>({ type: 'string', minLength: 1 }),
   verdict,
-  limit: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
+  limit: typed<number>({ type: 'integer', minimum: 1, maximum: 10000, default: 200 }),
 }, ['pair', 'address', 'port', 'rule', 'verdict', 'limit']);
+export type FlowsQuery = Infer<typeof flowsQuery> & { limit: number };
 const flowRecord = obj({
   pair: str, proto: str, src: str, srcPort: int, dst: str, dstPort: int, vlan: int, rule: str, verdict,
-  state: { type: 'string', enum: ['opening', 'established', 'closing', 'none'] },
-  initiatorSide: { type: 'string', enum: ['inside', 'outside'] },
+  state: oneOf(['opening', 'established', 'closing', 'none']),
+  initiatorSide: oneOf(['inside', 'outside']),
   packetsOut: num, packetsIn: num, bytesOut: num, bytesIn: num, firstSeen: num, lastSeen: num,
 });
 export const flowsResponse = obj({ flows: arr(flowRecord), matched: int, total: int });
@@ -110,9 +143,10 @@ export const flowsResponse = obj({ flows: arr(flowRecord), matched: int, total: 
 
 const diagnostic = obj({ line: int, col: int, message: str });
 export const policyResponse = obj({
-  version: int, text: str, hash: str, mode: str, author: str, comment: str, appliedAt: str,
+  version: int, text: str, hash: str, mode, author: str, comment: str, appliedAt: str,
 });
 export const policyTextBody = obj({ text: policyText });
+export type PolicyTextBody = Infer<typeof policyTextBody>;
 export const validateResponse = obj({
   ok: bool, errors: arr(diagnostic), warnings: arr(diagnostic),
   stats: obj({
@@ -126,28 +160,33 @@ export const dryRunResponse = obj({
   changes: arr(obj({ pair: str, proto: str, src: str, srcPort: int, dst: str, dstPort: int, before: verdictRef, after: verdictRef })),
 }, ['errors']);
 export const applyBody = obj({ text: policyText, comment }, ['comment']);
+export type ApplyBody = Infer<typeof applyBody>;
 export const applyResponse = obj({ version: int, pairs: arr(obj({ pair: str, generation: int })) });
 export const historyListResponse = obj({
-  versions: arr(obj({ version: int, author: str, comment: str, appliedAt: str, hash: str, mode: str, active: bool })),
+  versions: arr(obj({ version: int, author: str, comment: str, appliedAt: str, hash: str, mode, active: bool })),
 });
-export const versionParams = obj({ version: { type: 'integer', minimum: 1 } });
+export const versionParams = obj({ version: typed<number>({ type: 'integer', minimum: 1 }) });
+export type VersionParams = Infer<typeof versionParams>;
 export const versionResponse = obj({
-  version: int, text: str, hash: str, mode: str, author: str, comment: str, appliedAt: str, active: bool,
+  version: int, text: str, hash: str, mode, author: str, comment: str, appliedAt: str, active: bool,
 });
-export const rollbackBody = obj({ version: { type: 'integer', minimum: 1 }, comment }, ['comment']);
+export const rollbackBody = obj({ version: typed<number>({ type: 'integer', minimum: 1 }), comment }, ['comment']);
+export type RollbackBody = Infer<typeof rollbackBody>;
 
 // --- events and audit ---
 
 export const eventsQuery = obj({
-  type: { type: 'string', minLength: 1, maxLength: 1000, description: 'event types, comma separated' },
+  type: typed<string>({ type: 'string', minLength: 1, maxLength: 1000, description: 'event types, comma separated' }),
   minSeverity: severity,
-  pair: { type: 'string', minLength: 1 },
-  limit: { type: 'integer', minimum: 1, maximum: 10000, default: 100 },
-  before: { type: 'string', format: 'date-time' },
+  pair: typed<string>({ type: 'string', minLength: 1 }),
+  limit: typed<number>({ type: 'integer', minimum: 1, maximum: 10000, default: 100 }),
+  before: typed<string>({ type: 'string', format: 'date-time' }),
 }, ['type', 'minSeverity', 'pair', 'limit', 'before']);
+export type EventsQuery = Infer<typeof eventsQuery> & { limit: number };
 /** GatekeeperEvent (appliance/events.ts): a union of many shapes, documented in docs/siem.md. */
-export const eventsResponse = obj({ events: arr({ type: 'object', additionalProperties: true }) });
-export const auditQuery = obj({ limit: { type: 'integer', minimum: 1, maximum: 10000, default: 100 } }, ['limit']);
+export const eventsResponse = obj({ events: arr(anyObject) });
+export const auditQuery = obj({ limit: typed<number>({ type: 'integer', minimum: 1, maximum: 10000, default: 100 }) }, ['limit']);
+export type AuditQuery = Required<Infer<typeof auditQuery>>;
 export const auditResponse = obj({
   entries: arr(obj({ time: str, user: str, from: str, action: str, detail: str, diff: str }, ['diff'])),
 });
@@ -156,23 +195,27 @@ export const auditResponse = obj({
 
 export const usersResponse = obj({ users: arr(obj({ name: str, role, createdAt: str, lastLoginAt: nullable(str) })) });
 export const userBody = obj({ name: userName, role, password: newPassword });
+export type UserBody = Infer<typeof userBody>;
 export const userNameParams = obj({ name: userName });
-export const userPatchBody = { ...obj({ role, password: newPassword }, ['role', 'password']), minProperties: 1 };
+export type UserNameParams = Infer<typeof userNameParams>;
+const userPatch = obj({ role, password: newPassword }, ['role', 'password']);
+export const userPatchBody: typeof userPatch = { ...userPatch, minProperties: 1 };
+export type UserPatchBody = Infer<typeof userPatchBody>;
 export const userResponse = obj({ user: obj({ name: str, role, createdAt: str, lastLoginAt: nullable(str) }) });
 
 // --- settings ---
 
-const pem = { type: 'string', minLength: 1, maxLength: 65536 };
-const host = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_-]+$' };
+const pem = typed<string>({ type: 'string', minLength: 1, maxLength: 65536 });
+const host = typed<string>({ type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_-]+$' });
 const targetCommon = {
-  name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+  name: typed<string>({ type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }),
   enabled: bool,
   host,
-  port: { type: 'integer', minimum: 1, maximum: 65535 },
-  transport: { type: 'string', enum: [...SYSLOG_TRANSPORTS] },
-  format: { type: 'string', enum: ['rfc5424', 'rfc3164', 'cef'] },
+  port: typed<number>({ type: 'integer', minimum: 1, maximum: 65535 }),
+  transport: oneOf(SYSLOG_TRANSPORTS),
+  format: oneOf(['rfc5424', 'rfc3164', 'cef']),
   minSeverity: severity,
-  types: arr({ type: 'string', enum: [...eventTypes] }, { uniqueItems: true }),
+  types: arr(oneOf(eventTypes), { uniqueItems: true }),
 };
 /**
  * A syslog target as sent by the client. The TLS client key and certificate are never sent back;
@@ -191,8 +234,10 @@ export const settingsResponse = obj({
   syslog: obj({ targets: arr(syslogTargetOut) }), metricsToken: bool, sessionTimeoutMin: int,
 });
 export const syslogBody = obj({ targets: arr(syslogTargetIn, { maxItems: 32 }) });
+export type SyslogBody = Infer<typeof syslogBody>;
 export const syslogResponse = obj({ targets: arr(syslogTargetOut) });
-export const syslogTestBody = obj({ target: { type: 'string', minLength: 1 } });
+export const syslogTestBody = obj({ target: typed<string>({ type: 'string', minLength: 1 }) });
+export type SyslogTestBody = Infer<typeof syslogTestBody>;
 export const syslogTestResponse = obj({ ok: bool, error: str }, ['error']);
 export const syslogStatusResponse = obj({
   targets: arr(obj({
@@ -201,6 +246,8 @@ export const syslogStatusResponse = obj({
   }, ['droppedOverload', 'lastError', 'lastErrorAt'])),
 });
 /** null removes the token. */
-export const metricsTokenBody = obj({ token: { type: 'string', minLength: 16, maxLength: 256, nullable: true } });
-export const sessionSettingsBody = obj({ sessionTimeoutMin: { type: 'integer', minimum: 1, maximum: 720 } });
+export const metricsTokenBody = obj({ token: nullable(typed<string>({ type: 'string', minLength: 16, maxLength: 256 })) });
+export type MetricsTokenBody = Infer<typeof metricsTokenBody>;
+export const sessionSettingsBody = obj({ sessionTimeoutMin: typed<number>({ type: 'integer', minimum: 1, maximum: 720 }) });
+export type SessionSettingsBody = Infer<typeof sessionSettingsBody>;
 export const sessionSettingsResponse = obj({ sessionTimeoutMin: int });

@@ -1,35 +1,41 @@
 // The management service's HTTP side: one fastify instance serving the API (/api/v1), the
 // Prometheus metrics (/metrics) and the web UI's static files, over HTTPS unless plain HTTP is
 // asked for. The dataplane side (DataplaneHub) and the SIEM export (EventSink) are handed in.
+// buildServer wires: state and services → decorators (decorators.ts) → root hooks and security
+// plugins → one encapsulated plugin per feature, each under its prefix. No route or domain logic here.
 
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fastifyCookie from '@fastify/cookie';
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
-import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
-import fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
-import type { GatekeeperEvent } from '../ipc/events';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import { projectRoot } from '../paths';
-import { isProtectedUrl, PUBLIC_ROUTES, requireRole } from './auth/access';
+import { guardRoutes, isProtectedUrl } from './auth/access';
 import { LoginThrottle } from './auth/lockout';
 import { SessionStore } from './auth/sessions';
+import { SetupToken } from './auth/setup-token';
 import { ensureCertificate } from './auth/tls';
+import { decorate, type MgmtDecorators } from './decorators';
 import type { DataplaneHub } from './dataplanes/types';
 import { EventLog } from './events-log';
-import { authRoutes, SETUP_TOKEN_FILE } from './routes/auth';
-import { HttpError, type MgmtContext } from './routes/context';
+import { HttpError, replyError, replyNotFound } from './http-error';
+import { MgmtMetrics } from './metrics';
+import { authRoutes } from './routes/auth';
 import { eventRoutes } from './routes/events';
-import { MgmtMetrics, metricsRoutes } from './routes/metrics';
-import { policyRoutes, seedInitialPolicy } from './routes/policy';
+import { metaRoutes } from './routes/meta';
+import { metricsRoutes } from './routes/metrics';
+import { policyRoutes } from './routes/policy';
 import { settingsRoutes } from './routes/settings';
 import { statusRoutes } from './routes/status';
+import { trafficRoutes } from './routes/traffic';
+import { uiRoutes } from './routes/ui';
 import { userRoutes } from './routes/users';
-import * as s from './schemas';
+import { PolicyService } from './services/policy';
+import { Recorder } from './services/recorder';
+import { UserService } from './services/users';
 import type { EventSink } from './siem/types';
-import { writeFileAtomic } from '../wire/atomic-file';
 import { StateStore } from './state/store';
 
 export interface ServerOptions {
@@ -51,96 +57,93 @@ export const DEFAULT_UI_DIR = join(projectRoot, 'appliance', 'mgmt', 'ui');
 export const packageVersion = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
-  const { log, hub, events: sink } = opts;
-  const store = StateStore.open(opts.stateDir, log);
-  if (opts.initialPolicy) {
-    const refused = seedInitialPolicy(store, opts.initialPolicy.text, opts.initialPolicy.file);
-    if (refused) throw new Error(`initial policy refused:\n${refused}`);
-  }
-  const eventLog = new EventLog(opts.stateDir, log);
-  const sessions = new SessionStore(() => store.settings().sessionTimeoutMin * 60_000);
-  const https = opts.http ? null : await ensureCertificate(opts.stateDir, log);
-
-  const ctx: MgmtContext = {
-    store,
-    sessions,
-    throttle: new LoginThrottle(),
-    eventLog,
-    hub,
-    sink,
-    metrics: new MgmtMetrics(() => sessions.count()),
-    secureCookies: !opts.http,
-    version: packageVersion,
-    startedAt: Date.now(),
-    setupToken: null,
-    publish(event: GatekeeperEvent) {
-      try {
-        eventLog.add(event);
-      } catch (err) {
-        // A full or failing disk must not stop events reaching the SIEM, nor break the caller.
-        this.metrics.eventStoreErrors.inc();
-        log.error({ err, type: event.type }, 'could not store an event');
-      }
-      sink.publish(event);
-    },
-    audit(r) {
-      const time = new Date().toISOString();
-      store.appendAudit({ time, user: r.user, from: r.from, action: r.action, detail: r.detail, ...(r.diff ? { diff: r.diff } : {}) });
-      this.publish({ type: r.type, time, severity: r.severity, user: r.user, from: r.from,
-        action: r.detail ? `${r.action} ${r.detail}` : r.action });
-    },
-  };
-  openSetup(ctx, log);
-
+  const parts = await openParts(opts);
+  const https = opts.http ? null : await ensureCertificate(opts.stateDir, opts.log);
   // One ajv for all routes; unknown body properties are refused (400), not silently removed.
   const app = fastify({
-    loggerInstance: log,
+    loggerInstance: opts.log,
     ...(https ? { https } : {}),
     bodyLimit: 4 * 1024 * 1024,
     // The UI polls every second; errors and the service's own messages are what the log is for.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
+  decorate(app, parts);
 
-  app.setErrorHandler((err: FastifyError & Partial<HttpError>, req, reply) => {
-    if (err.validation) {
-      const first = err.validation[0];
-      const field = `${err.validationContext ?? 'request'}${first?.instancePath ?? ''}`;
-      const extra = first?.keyword === 'additionalProperties'
-        ? `: unknown field '${String((first.params as { additionalProperty?: string }).additionalProperty)}'` : '';
-      return reply.code(400).send({
-        error: `${field} ${first?.message ?? 'is invalid'}${extra}`,
-        details: err.validation.map((v) => ({ field: `${err.validationContext ?? ''}${v.instancePath}`, message: v.message ?? '' })),
-      });
-    }
-    const status = err.statusCode ?? 500;
-    if (status >= 500 && !(err instanceof HttpError)) {
-      req.log.error({ err }, 'request failed');
-      return reply.code(500).send({ error: 'internal error; see the service log' });
-    }
-    if (status === 429 && err.retryAfterS) void reply.header('retry-after', String(err.retryAfterS));
-    return reply.code(status).send({
-      error: err.message,
-      ...(err.details ? { details: err.details } : {}),
-      ...(err.retryAfterS ? { retryAfterS: err.retryAfterS } : {}),
-    });
-  });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such route: ${req.method} ${req.url.split('?')[0]}` }));
-
-  // Every API route gets the access check unless it is public (auth/access.ts).
-  app.addHook('onRoute', (route) => {
-    opts.onRoute?.(route);
-    const methods = ([] as string[]).concat(route.method);
-    if (!isProtectedUrl(route.url) || methods.every((m) => PUBLIC_ROUTES.has(`${m} ${route.url}`))) return;
-    const guard = requireRole(route.config?.role ?? 'admin', ctx);
-    route.onRequest = [...([] as unknown[]).concat(route.onRequest ?? []), guard] as typeof route.onRequest;
-  });
+  app.setErrorHandler(replyError);
+  app.setNotFoundHandler(replyNotFound);
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
+  guardRoutes(app, parts);
   app.addHook('onResponse', async (req, reply) => {
     if (req.routeOptions.url && isProtectedUrl(req.routeOptions.url)) {
-      ctx.metrics.httpRequests.inc({ method: req.method, route: req.routeOptions.url, status: String(reply.statusCode) });
+      app.metrics.httpRequests.inc({ method: req.method, route: req.routeOptions.url, status: String(reply.statusCode) });
     }
   });
+  await registerSecurity(app, opts.http);
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'gatekeeper management API', version: packageVersion },
+      components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: 'gk_session' } } },
+      security: [{ session: [] }],
+    },
+  });
 
+  await app.register(metaRoutes, { prefix: '/api/v1' });
+  await app.register(authRoutes, { prefix: '/api/v1/auth' });
+  await app.register(statusRoutes, { prefix: '/api/v1/status' });
+  await app.register(trafficRoutes, { prefix: '/api/v1' });
+  await app.register(policyRoutes, { prefix: '/api/v1/policy' });
+  await app.register(eventRoutes, { prefix: '/api/v1' });
+  await app.register(userRoutes, { prefix: '/api/v1/users' });
+  await app.register(settingsRoutes, { prefix: '/api/v1/settings' });
+  await app.register(metricsRoutes, { prefix: '/metrics' });
+  await app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
+
+  start(parts, opts.log);
+  app.addHook('onClose', async () => parts.eventLog.close());
+  return app;
+}
+
+/** The state, the services and what they share: everything the decorators hand to the plugins. */
+async function openParts(opts: ServerOptions): Promise<MgmtDecorators> {
+  const { log, hub, events: sink, stateDir } = opts;
+  const store = StateStore.open(stateDir, log);
+  const eventLog = new EventLog(stateDir, log);
+  const sessions = new SessionStore(() => store.settings().sessionTimeoutMin * 60_000);
+  const metrics = new MgmtMetrics(() => sessions.count());
+  const recorder = new Recorder(store, eventLog, sink, metrics, log);
+  const policies = new PolicyService(store, hub, recorder);
+  if (opts.initialPolicy) {
+    const refused = await policies.seed(opts.initialPolicy.text, opts.initialPolicy.file);
+    if (refused) {
+      eventLog.close();
+      throw new Error(`initial policy refused:\n${refused}`);
+    }
+  }
+  const setup = new SetupToken(stateDir);
+  setup.issue(store.users().length, log);
+  return {
+    store, sessions, throttle: new LoginThrottle(), eventLog, hub, sink, metrics, recorder, policies,
+    users: new UserService(store), setup,
+    runtime: { version: packageVersion, startedAt: Date.now(), secureCookies: !opts.http },
+  };
+}
+
+/** Connects the parts: dataplane events to the recorder, the active policy to the hub, the SIEM targets to the sink. */
+function start(parts: MgmtDecorators, log: FastifyBaseLogger): void {
+  parts.hub.onEvent((event) => parts.recorder.publish(event));
+  parts.policies.announce();
+  try {
+    parts.sink.configure(parts.store.settings().syslog.targets);
+  } catch (err) {
+    // A hand-edited settings file must not keep management from starting.
+    log.error({ err }, 'stored syslog targets refused; export disabled until they are fixed in settings');
+    parts.sink.configure([]);
+  }
+}
+
+/** Cookies, security headers (a strict CSP, HSTS over HTTPS) and rate limits, for every route. */
+async function registerSecurity(app: FastifyInstance, http: boolean): Promise<void> {
   await app.register(fastifyCookie);
   await app.register(fastifyHelmet, {
     contentSecurityPolicy: {
@@ -150,7 +153,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         connectSrc: ["'self'"], frameAncestors: ["'none'"], baseUri: ["'self'"], formAction: ["'self'"], objectSrc: ["'none'"],
       },
     },
-    hsts: opts.http ? false : { maxAge: 31_536_000, includeSubDomains: true },
+    hsts: http ? false : { maxAge: 31_536_000, includeSubDomains: true },
     referrerPolicy: { policy: 'no-referrer' },
     frameguard: { action: 'deny' },
   });
@@ -161,61 +164,4 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       return new HttpError(429, `too many attempts from this address; try again in ${retryAfterS} s`, undefined, retryAfterS);
     },
   });
-  await app.register(fastifySwagger, {
-    openapi: {
-      info: { title: 'gatekeeper management API', version: packageVersion },
-      components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: 'gk_session' } } },
-      security: [{ session: [] }],
-    },
-  });
-
-  app.get('/api/v1/openapi.json', {
-    schema: { summary: 'This API as OpenAPI 3', response: s.responses({ 200: { type: 'object', additionalProperties: true } }) },
-    config: { role: 'viewer' },
-  }, async () => app.swagger());
-  authRoutes(app, ctx);
-  statusRoutes(app, ctx);
-  policyRoutes(app, ctx);
-  eventRoutes(app, ctx);
-  userRoutes(app, ctx);
-  settingsRoutes(app, ctx);
-  metricsRoutes(app, ctx);
-  await serveUi(app, opts.uiDir ?? DEFAULT_UI_DIR);
-
-  hub.onEvent((event) => ctx.publish(event));
-  const active = store.activePolicy();
-  if (active) hub.setActivePolicy(active.text, active.hash);
-  try {
-    sink.configure(store.settings().syslog.targets);
-  } catch (err) {
-    // A hand-edited settings file must not keep management from starting.
-    log.error({ err }, 'stored syslog targets refused; export disabled until they are fixed in settings');
-    sink.configure([]);
-  }
-  app.addHook('onClose', async () => eventLog.close());
-  return app;
-}
-
-/** While no user exists: a one-time setup token in the log and in <stateDir>/setup-token (0600). */
-function openSetup(ctx: MgmtContext, log: FastifyBaseLogger): void {
-  const path = join(ctx.store.dir, SETUP_TOKEN_FILE);
-  if (ctx.store.users().length > 0) {
-    rmSync(path, { force: true });
-    return;
-  }
-  ctx.setupToken = randomBytes(24).toString('base64url');
-  writeFileAtomic(path, `${ctx.setupToken}\n`, { mode: 0o600 });
-  log.warn({ setupToken: ctx.setupToken, file: path },
-    'no user exists: create the first admin in the web UI with this one-time setup token, or with `gatekeeper user add NAME --role admin`');
-}
-
-async function serveUi(app: FastifyInstance, uiDir: string): Promise<void> {
-  const uplotDir = join(dirname(require.resolve('uplot/package.json')), 'dist');
-  await app.register(fastifyStatic, { root: uplotDir, prefix: '/ui/vendor/uplot/', decorateReply: false, index: false });
-  if (!existsSync(join(uiDir, 'index.html'))) {
-    app.log.warn({ uiDir }, 'the web UI is not installed; serving the API only');
-    return;
-  }
-  await app.register(fastifyStatic, { root: uiDir, prefix: '/ui/', index: false });
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.sendFile('index.html'));
 }

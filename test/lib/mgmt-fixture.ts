@@ -18,8 +18,10 @@ import type { FlowFilter } from '../../appliance/ipc/messages';
 import { hashSecret } from '../../appliance/mgmt/auth/passwords';
 import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, HistoryPoint, PairStatus, PortStatus, TopDeniedEntry } from '../../appliance/mgmt/dataplanes/types';
 import { buildServer } from '../../appliance/mgmt/server';
-import type { EventSink, SyslogTarget, TargetStatus } from '../../appliance/mgmt/siem/types';
-import { StateStore, type Role } from '../../appliance/mgmt/state/store';
+import type { EventSink, TargetStatus } from '../../appliance/mgmt/siem/types';
+import type { SyslogTarget } from '../../appliance/mgmt/state/settings';
+import type { Role } from '../../appliance/mgmt/auth/roles';
+import { StateStore } from '../../appliance/mgmt/state/store';
 import { cliPath } from '../../appliance/paths';
 
 export const ADMIN = { name: 'admin', password: 'admin-password-123' };
@@ -190,7 +192,7 @@ export class FakeHub implements DataplaneHub {
   setActivePolicy(text: string, hash: string): void {
     this.active = { text, hash };
   }
-  dryRun(active: string, candidate: string): DryRunResult {
+  async dryRun(active: string, candidate: string): Promise<DryRunResult> {
     this.dryRuns.push({ active, candidate });
     return { observed: 1, changes: [] };
   }

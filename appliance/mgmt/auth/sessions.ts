@@ -4,7 +4,8 @@
 // and its own CSRF token.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Role, UserRecord } from '../state/store';
+import type { UserRecord } from '../state/store';
+import type { Role } from './roles';
 
 export const SESSION_COOKIE = 'gk_session';
 export const SESSION_MAX_AGE_MS = 12 * 3600_000;

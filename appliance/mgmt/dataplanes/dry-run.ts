@@ -1,8 +1,10 @@
 // Policy dry-run: decide every recently observed conversation under the running policy and under a
 // candidate, exactly as the engine does for a flow's first packet (match4/match6 with the decoder's
-// protocol numbers and rule key), and list those whose action changes.
+// protocol numbers and rule key), and list those whose action changes. Both policies compile on
+// worker threads (policy/load-worker.ts), in parallel; only the lookups run here.
 
-import { formatDiagnostic, loadPolicyText } from '../../policy/load';
+import { formatDiagnostic } from '../../policy/diagnostics';
+import { loadPolicyInBackground } from '../../policy/load-worker';
 import { ruleKeyOf } from '../../policy/match';
 import { protocolNumber } from '../../wire/protocols';
 import { actionNames, type CompiledPolicy } from '../../policy/types';
@@ -10,8 +12,8 @@ import type { ObservedTuple } from './observed-flows';
 import type { DryRunChange, DryRunResult } from './types';
 import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 
-function compile(text: string, what: string): CompiledPolicy {
-  const result = loadPolicyText(text, what);
+async function compile(text: string, what: string): Promise<CompiledPolicy> {
+  const result = await loadPolicyInBackground(text, what);
   if (!result.ok) {
     const first = result.errors[0];
     const more = result.errors.length > 1 ? ` (and ${result.errors.length - 1} more errors)` : '';
@@ -40,9 +42,13 @@ function probeOf(t: ObservedTuple): Probe | null {
   return (p) => p.match6(srcWords, dstWords, proto, key);
 }
 
-export function dryRun(observed: ObservedTuple[], activeText: string, candidateText: string): DryRunResult {
-  const active = compile(activeText, 'active policy');
-  const candidate = compile(candidateText, 'candidate policy');
+export async function dryRun(observed: ObservedTuple[], activeText: string, candidateText: string): Promise<DryRunResult> {
+  const [activeLoad, candidateLoad] = await Promise.allSettled([compile(activeText, 'active policy'), compile(candidateText, 'candidate policy')]);
+  // The active policy's error first, as when they compiled one after the other.
+  if (activeLoad.status === 'rejected') throw activeLoad.reason;
+  if (candidateLoad.status === 'rejected') throw candidateLoad.reason;
+  const active = activeLoad.value;
+  const candidate = candidateLoad.value;
   const changes: DryRunChange[] = [];
   for (const t of observed) {
     const probe = probeOf(t);

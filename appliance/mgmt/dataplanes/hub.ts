@@ -14,7 +14,7 @@ import { PairTracker } from './live-status';
 import { HubMetrics } from './metrics';
 import { ObservedFlows } from './observed-flows';
 import { runTransaction, type TransactionOutcome } from './transaction';
-import type { ApplyResult, DataplaneHub, FlowsResult, PairFlowRecord } from './types';
+import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, PairFlowRecord } from './types';
 import { isDataplaneEvent } from '../../ipc/validate';
 
 export interface DataplaneHubOptions {
@@ -106,7 +106,7 @@ class Hub implements DataplaneHub {
     return this.denied.top(limit, this.clock());
   }
 
-  dryRun(activeText: string, candidateText: string) {
+  dryRun(activeText: string, candidateText: string): Promise<DryRunResult> {
     return dryRun(this.observed.list(this.clock()), activeText, candidateText);
   }
 

@@ -99,8 +99,11 @@ export interface DataplaneHub {
   apply(text: string, source: string): Promise<ApplyResult>;
   /** The policy management considers active: pushed (same transaction) to dataplanes that connect running another one. */
   setActivePolicy(text: string, hash: string): void;
-  /** Which recently observed flows (last hour, bounded) would change verdict from `activeText` to `candidateText`. */
-  dryRun(activeText: string, candidateText: string): DryRunResult;
+  /**
+   * Which recently observed flows (last hour, bounded) would change verdict from `activeText` to
+   * `candidateText`. Both compile off the event loop; rejects when either does not compile.
+   */
+  dryRun(activeText: string, candidateText: string): Promise<DryRunResult>;
   /** Events arriving from dataplanes, and the hub's own (dataplane.connected/disconnected, events.dropped). */
   onEvent(listener: (event: GatekeeperEvent) => void): void;
   /** Prometheus text for per-port, per-reason and per-rule counters (prom-client registry). */

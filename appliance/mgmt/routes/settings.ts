@@ -1,19 +1,20 @@
-// Settings: syslog targets (operator+), metrics token and session timeout (admin).
-// TLS client keys and certificates are stored but never sent back: clients see hasKey/hasCert and
-// send hasKey: true / hasCert: true to keep what is stored.
+// /api/v1/settings (registered with that prefix): syslog targets (operator+), metrics token and
+// session timeout (admin). TLS client keys and certificates are stored but never sent back: clients
+// see hasKey/hasCert and send hasKey: true / hasCert: true to keep what is stored. A plugin: the
+// state and the sink are decorators; nothing here keeps state.
 
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { hashMetricsToken } from '../auth/access';
+import { hashMetricsToken, sessionOf } from '../auth/access';
+import { HttpError } from '../http-error';
 import * as s from '../schemas';
 import { validateTarget } from '../siem/exporter';
-import type { SyslogTarget, SyslogTlsOptions } from '../siem/types';
-import { HttpError, sessionOf, type MgmtContext } from './context';
+import type { SyslogTarget, SyslogTlsOptions } from '../state/settings';
 
 type TlsInput = SyslogTlsOptions & { hasKey?: boolean; hasCert?: boolean };
 type TargetInput = Omit<SyslogTarget, 'tls'> & { tls?: TlsInput };
 
-export function publicTarget(t: SyslogTarget) {
+function publicTarget(t: SyslogTarget) {
   const { tls, ...rest } = t;
   if (!tls) return rest;
   return { ...rest, tls: { ca: tls.ca, serverName: tls.serverName, hasKey: tls.key !== undefined, hasCert: tls.cert !== undefined } };
@@ -50,24 +51,24 @@ function auditTarget(t: SyslogTarget): string {
     ` types=${t.types.join('|') || 'all'} ca=${ca} key=${tls.key ? 'set' : '-'} cert=${tls.cert ? 'set' : '-'} sn=${tls.serverName ?? '-'}`;
 }
 
-export function settingsRoutes(app: FastifyInstance, ctx: MgmtContext): void {
+export async function settingsRoutes(app: FastifyInstance): Promise<void> {
   const audit = (req: FastifyRequest, action: string, detail: string) =>
-    ctx.audit({ type: 'admin.change', severity: 'notice', user: sessionOf(req).user, from: req.ip, action, detail });
+    app.recorder.audit({ type: 'admin.change', severity: 'notice', user: sessionOf(req).user, from: req.ip, action, detail });
 
-  app.get('/api/v1/settings', {
+  app.get('', {
     schema: { summary: 'Settings', response: s.responses({ 200: s.settingsResponse }) },
     config: { role: 'viewer' },
   }, async () => {
-    const st = ctx.store.settings();
+    const st = app.store.settings();
     return { syslog: { targets: st.syslog.targets.map(publicTarget) }, metricsToken: st.metricsTokenHash !== null,
       sessionTimeoutMin: st.sessionTimeoutMin };
   });
 
-  app.put('/api/v1/settings/syslog', {
+  app.put('/syslog', {
     schema: { summary: 'Replace the syslog targets', body: s.syslogBody, response: s.responses({ 200: s.syslogResponse }) },
     config: { role: 'operator' },
-  }, async (req: FastifyRequest<{ Body: { targets: TargetInput[] } }>) => {
-    const st = ctx.store.settings();
+  }, async (req: FastifyRequest<{ Body: s.SyslogBody }>) => {
+    const st = app.store.settings();
     const seen = new Set<string>();
     const targets = req.body.targets.map((t, i) => {
       if (seen.has(t.name)) throw new HttpError(400, `targets[${i}].name: '${t.name}' is used by another target`);
@@ -77,43 +78,43 @@ export function settingsRoutes(app: FastifyInstance, ctx: MgmtContext): void {
       if (problems.length) throw new HttpError(400, `targets[${i}]: ${problems.join('; ')}`);
       return target;
     });
-    ctx.store.saveSettings({ ...st, syslog: { targets } });
-    ctx.sink.configure(targets);
+    app.store.saveSettings({ ...st, syslog: { targets } });
+    app.sink.configure(targets);
     audit(req, 'settings.syslog', targets.map(auditTarget).join(', ') || 'no targets');
     return { targets: targets.map(publicTarget) };
   });
 
-  app.post('/api/v1/settings/syslog/test', {
+  app.post('/syslog/test', {
     schema: { summary: 'Send a test message to one target', body: s.syslogTestBody, response: s.responses({ 200: s.syslogTestResponse }) },
     config: { role: 'operator' },
-  }, async (req: FastifyRequest<{ Body: { target: string } }>) => {
+  }, async (req: FastifyRequest<{ Body: s.SyslogTestBody }>) => {
     const name = req.body.target;
-    if (!ctx.store.settings().syslog.targets.some((t) => t.name === name)) throw new HttpError(404, `target: no syslog target '${name}'`);
-    return ctx.sink.sendTest(name);
+    if (!app.store.settings().syslog.targets.some((t) => t.name === name)) throw new HttpError(404, `target: no syslog target '${name}'`);
+    return app.sink.sendTest(name);
   });
 
-  app.get('/api/v1/settings/syslog/status', {
+  app.get('/syslog/status', {
     schema: { summary: 'Delivery status per syslog target', response: s.responses({ 200: s.syslogStatusResponse }) },
     config: { role: 'viewer' },
-  }, async () => ({ targets: ctx.sink.status() }));
+  }, async () => ({ targets: app.sink.status() }));
 
-  app.put('/api/v1/settings/metrics-token', {
+  app.put('/metrics-token', {
     schema: { summary: 'Set (or with null remove) the bearer token that may read /metrics', body: s.metricsTokenBody,
       response: s.responses({ 204: s.noContent }) },
     config: { role: 'admin' },
-  }, async (req: FastifyRequest<{ Body: { token: string | null } }>, reply) => {
+  }, async (req: FastifyRequest<{ Body: s.MetricsTokenBody }>, reply) => {
     const { token } = req.body;
-    ctx.store.saveSettings({ ...ctx.store.settings(), metricsTokenHash: token === null ? null : hashMetricsToken(token) });
+    app.store.saveSettings({ ...app.store.settings(), metricsTokenHash: token === null ? null : hashMetricsToken(token) });
     audit(req, 'settings.metrics_token', token === null ? 'removed' : 'set');
     return reply.code(204).send();
   });
 
-  app.put('/api/v1/settings/session', {
+  app.put('/session', {
     schema: { summary: 'Session idle timeout', body: s.sessionSettingsBody, response: s.responses({ 200: s.sessionSettingsResponse }) },
     config: { role: 'admin' },
-  }, async (req: FastifyRequest<{ Body: { sessionTimeoutMin: number } }>) => {
+  }, async (req: FastifyRequest<{ Body: s.SessionSettingsBody }>) => {
     const { sessionTimeoutMin } = req.body;
-    ctx.store.saveSettings({ ...ctx.store.settings(), sessionTimeoutMin });
+    app.store.saveSettings({ ...app.store.settings(), sessionTimeoutMin });
     audit(req, 'settings.session', `idle timeout ${sessionTimeoutMin} min`);
     return { sessionTimeoutMin };
   });

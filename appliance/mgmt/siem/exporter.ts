@@ -13,7 +13,8 @@ import type { LocalLogOptions } from './local-log';
 import { formatLine, TargetRuntime } from './target';
 import { openStream, frame } from './transport-tcp';
 import { udpProbe } from './transport-udp';
-import { SYSLOG_TRANSPORTS, type EventSink, type SyslogTarget, type TargetStatus } from './types';
+import { SYSLOG_TRANSPORTS, type SyslogTarget } from '../state/settings';
+import type { EventSink, TargetStatus } from './types';
 
 export interface EventExporterOptions {
   /** Management's state directory: spools go to siem-spool/, the local log to log/. */

@@ -19,7 +19,8 @@ import type { SpoolBatch } from './spool';
 import { RelpSession } from './transport-relp';
 import { frame, openStream } from './transport-tcp';
 import { UdpTransport } from './transport-udp';
-import type { SyslogFormat, SyslogTarget, TargetStatus } from './types';
+import type { SyslogFormat, SyslogTarget } from '../state/settings';
+import type { TargetStatus } from './types';
 
 export const formatters: Record<SyslogFormat, (record: ExportRecord, options: FormatOptions) => string> = {
   rfc5424: formatRfc5424,

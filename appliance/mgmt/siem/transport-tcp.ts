@@ -5,7 +5,7 @@
 import { connect as tcpConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { SyslogTlsOptions } from './types';
+import type { SyslogTlsOptions } from '../state/settings';
 
 export interface StreamEndpoint {
   host: string;

@@ -8,17 +8,16 @@
 //                             is read at start)
 // Every file is written atomically (state/atomic.ts). Opening the store recovers from a crash:
 // stray temp files are removed, a torn audit line is cut, versions written but never made active
-// are removed.
+// are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
+// the services'.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SyslogTarget } from '../siem/types';
+import type { Role } from '../auth/roles';
 import { appendLineDurable, makePrivateDir, removeStrayTemps, writeJsonAtomic } from './atomic';
 import { readJsonLines, truncateTornTail } from './jsonl';
+import { DEFAULT_SESSION_TIMEOUT_MIN, type Settings } from './settings';
 import { fsyncDir } from '../../wire/atomic-file';
-
-export type Role = 'admin' | 'operator' | 'viewer';
-export const roles: readonly Role[] = ['viewer', 'operator', 'admin'];
 
 export interface StoredPolicy {
   version: number;
@@ -41,13 +40,6 @@ export interface UserRecord {
   lastLoginAt: string | null;
 }
 
-export interface Settings {
-  syslog: { targets: SyslogTarget[] };
-  /** auth/passwords.ts format, null when no metrics token is set. */
-  metricsTokenHash: string | null;
-  sessionTimeoutMin: number;
-}
-
 export interface AuditEntry {
   time: string;
   user: string;
@@ -60,7 +52,6 @@ export interface AuditEntry {
   diff?: string;
 }
 
-export const DEFAULT_SESSION_TIMEOUT_MIN = 30;
 /** Audit entries kept in memory for GET /audit; the file keeps all. */
 const AUDIT_MEMORY = 10_000;
 /** Longest policy diff kept in a memory entry (a policy may be megabytes); the file keeps it whole. */

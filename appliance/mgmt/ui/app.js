@@ -1,3 +1,4 @@
+// @ts-check
 // The gatekeeper's web UI: API client (session cookie + CSRF header, 401 → sign-in page), the
 // application shell, and a hash router that mounts one view module at a time.
 
@@ -9,15 +10,16 @@ import * as events from './views/events.js';
 import * as users from './views/users.js';
 import * as settings from './views/settings.js';
 
-/** @typedef {'viewer' | 'operator' | 'admin'} Role */
-/** @typedef {{ name: string, role: Role }} User */
-/** @typedef {{ line: number, col: number, message: string }} Problem */
+/** @typedef {import('./api-types').Role} Role */
+/** @typedef {import('./api-types').User} User */
+/** @typedef {import('./api-types').Meta} Meta */
 
 /**
  * What every view receives.
  * @typedef {object} ViewContext
  * @property {typeof api} api
  * @property {User} user
+ * @property {Meta} meta the server's roles, event types, severities and password minimum (GET /meta)
  * @property {(action: 'apply' | 'settings' | 'users') => boolean} can
  * @property {(err: unknown) => void} reportError shows an API or network failure without crashing
  * @property {() => void} policyChanged refreshes what the header says is running (after apply/rollback)
@@ -44,14 +46,19 @@ class ApiError extends Error {
 
 /** @type {{ user: User | null, csrfToken: string | null }} */
 const session = { user: null, csrfToken: null };
+/** Loaded once, before anything is shown. @type {Meta} */
+let meta;
 
 /**
  * Call the management API. State-changing requests carry the CSRF token; a 401 outside /auth/
- * means the session ended, so the sign-in page is shown.
- * @param {'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'} method
- * @param {string} path below /api/v1
+ * means the session ended, so the sign-in page is shown. The answer's type follows from the
+ * method and path (api-types.d.ts).
+ * @template {import('./api-types').ApiMethod} M
+ * @template {import('./api-types').ApiPath<M>} P
+ * @param {M} method
+ * @param {P} path below /api/v1
  * @param {unknown} [body]
- * @returns {Promise<any>}
+ * @returns {Promise<import('./api-types').ApiResult<M, P>>}
  */
 async function api(method, path, body) {
   /** @type {Record<string, string>} */
@@ -69,9 +76,10 @@ async function api(method, path, body) {
   } catch {
     throw new ApiError(0, 'The appliance did not answer (network error). Check the connection.');
   }
-  if (response.status === 204) return null;
+  // The answer's shape is the server's (api-types.d.ts): JSON is taken as it comes.
   /** @type {any} */
   let data = null;
+  if (response.status === 204) return data;
   try {
     data = await response.json();
   } catch {
@@ -103,16 +111,26 @@ const routes = [
   { path: 'flows', label: 'Flows', view: flows, allowed: () => true },
   { path: 'policy', label: 'Policy', view: policy, allowed: () => true },
   { path: 'events', label: 'Events', view: events, allowed: () => true },
-  { path: 'users', label: 'Users', view: users, allowed: (role) => role === 'admin' },
+  { path: 'users', label: 'Users', view: users, allowed: (role) => hasRole(role, permissions.users) },
   { path: 'settings', label: 'Settings', view: settings, allowed: () => true },
 ];
 
-/** @type {Record<'apply' | 'settings' | 'users', Role[]>} */
+/** The least role each action needs (the server enforces the same per route). @type {Record<'apply' | 'settings' | 'users', Role>} */
 const permissions = {
-  apply: ['operator', 'admin'],
-  settings: ['operator', 'admin'],
-  users: ['admin'],
+  apply: 'operator',
+  settings: 'operator',
+  users: 'admin',
 };
+
+/**
+ * Roles are ordered, least privileged first (GET /meta), each including those before it.
+ * @param {Role} actual
+ * @param {Role} needed
+ */
+function hasRole(actual, needed) {
+  const rank = (/** @type {Role} */ role) => meta.roles.findIndex((r) => r.name === role);
+  return rank(actual) >= rank(needed);
+}
 
 const app = /** @type {HTMLElement} */ (document.getElementById('app'));
 /** @type {(() => void) | null} */
@@ -161,7 +179,7 @@ function showShell(user) {
   // What is running, always visible: no surprises about monitor mode or a disconnected pair.
   const refreshRunning = async () => {
     const status = await api('GET', '/status');
-    const pairs = /** @type {any[]} */ (status.pairs ?? []);
+    const pairs = status.pairs;
     const connected = pairs.filter((p) => p.connected).length;
     const p = status.policy;
     replace(running,
@@ -180,7 +198,8 @@ function showShell(user) {
   const ctx = {
     api,
     user,
-    can: (action) => permissions[action].includes(user.role),
+    meta,
+    can: (action) => hasRole(user.role, permissions[action]),
     reportError: (err) => {
       if (err instanceof ApiError && err.status === 401) return;
       notify(errorText(err), 'error');
@@ -268,7 +287,8 @@ function showSetup() {
   document.title = 'First-time setup · gatekeeper';
   const token = h('input', { name: 'token', autocomplete: 'off', required: true, spellcheck: 'false' });
   const username = h('input', { name: 'username', autocomplete: 'username', required: true, value: 'admin' });
-  const password = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
+  const min = meta.passwordMinLength;
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: min });
   const confirm = h('input', { name: 'confirm', type: 'password', autocomplete: 'new-password', required: true });
   const feedback = h('div', { class: 'feedback' });
   const form = h('form', { class: 'auth-form', 'aria-labelledby': 'setup-title' },
@@ -277,13 +297,13 @@ function showSetup() {
     feedback,
     field('Setup token', token),
     field('Username', username),
-    field('Password', password, 'At least 12 characters.'),
+    field('Password', password, `At least ${min} characters.`),
     field('Confirm password', confirm),
     h('button', { type: 'submit', class: 'primary' }, 'Create administrator'));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const pw = /** @type {HTMLInputElement} */ (password).value;
-    if (pw.length < 12) return replace(feedback, message('The password needs at least 12 characters.', 'error'));
+    if (pw.length < min) return replace(feedback, message(`The password needs at least ${min} characters.`, 'error'));
     if (pw !== /** @type {HTMLInputElement} */ (confirm).value) return replace(feedback, message('The two passwords differ.', 'error'));
     try {
       startSession(await api('POST', '/auth/setup', {
@@ -318,6 +338,7 @@ function startSession(result) {
 /** Continue a session that exists (cookie), or show setup / sign-in. */
 async function resumeSession() {
   try {
+    meta ??= await api('GET', '/meta');
     startSession(await api('GET', '/auth/session'));
     return;
   } catch (err) {

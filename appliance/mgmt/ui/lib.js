@@ -1,3 +1,4 @@
+// @ts-check
 // Helpers shared by every view: DOM building (never innerHTML, so nothing from the API can become
 // markup, and the strict CSP holds), formatting, polling that pauses with the tab, and dialogs.
 

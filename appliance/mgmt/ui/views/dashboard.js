@@ -1,3 +1,4 @@
+// @ts-check
 // Dashboard: one card per port pair (connection, mode, policy, ports and links, live rates, charts of
 // the last 5 minutes) and the top denied flows. Refreshed every second while the tab is visible.
 
@@ -12,14 +13,8 @@ const STALE_MS = 5000;
 
 const colours = { allowed: '#1a7f37', denied: '#cf222e', traffic: '#0969da' };
 
-/**
- * @typedef {object} HistoryPoint
- * @property {number} t epoch ms
- * @property {number} rxPps
- * @property {number} rxBps
- * @property {number} allowedPps
- * @property {number} deniedPps
- */
+/** @typedef {import('../api-types').HistoryPoint} HistoryPoint */
+/** @typedef {import('../api-types').PairStatus} PairStatus */
 
 /**
  * Everything drawn for one pair, built once and updated in place (no flicker, focus kept).
@@ -56,7 +51,7 @@ export function mount(root, ctx) {
 
   /** @type {Map<string, PairCard>} */
   const cards = new Map();
-  /** @type {any[]} */
+  /** @type {import('../api-types').DeniedEntry[]} */
   let denied = [];
   let tick = 0;
   const resize = new ResizeObserver(() => {
@@ -85,8 +80,7 @@ export function mount(root, ctx) {
 
   const refresh = async () => {
     const status = await ctx.api('GET', '/status');
-    /** @type {any[]} */
-    const pairs = status.pairs ?? [];
+    const pairs = status.pairs;
     if (pairs.length === 0) {
       replace(pairsEl, h('section', { class: 'card empty-state' },
         h('h2', null, 'No port pair has connected yet'),
@@ -105,13 +99,13 @@ export function mount(root, ctx) {
       }
       updateCard(card, pair, status.policy);
       const history = await ctx.api('GET', `/status/history?pair=${encodeURIComponent(pair.pair)}&seconds=${card.loaded ? 10 : WINDOW_S}`);
-      mergeHistory(card, history.points ?? []);
+      mergeHistory(card, history.points);
       card.loaded = true;
       drawCharts(card);
     }
     // The denied list changes slowly (summaries), so every 5 s is enough.
     if (tick % 5 === 0) {
-      denied = (await ctx.api('GET', '/denied/top?limit=10')).entries ?? [];
+      denied = (await ctx.api('GET', '/denied/top?limit=10')).entries;
       renderDenied();
     }
     tick++;
@@ -158,8 +152,8 @@ function createCard(name) {
 
 /**
  * @param {PairCard} card
- * @param {any} pair PairStatus
- * @param {any} policy the active policy ({version, hash, ...}) or null
+ * @param {PairStatus} pair
+ * @param {import('../api-types').Status['policy']} policy the active policy, or null
  */
 function updateCard(card, pair, policy) {
   const stale = pair.connected && Date.now() - pair.lastSeen > STALE_MS;
@@ -184,7 +178,7 @@ function updateCard(card, pair, policy) {
     bigNumber('Throughput', formatBps(pair.rates.rxBps), '', 'plain'),
     bigNumber('Active flows', formatCount(pair.flows.active), `of ${formatCount(pair.flows.capacity)} · ${formatCount(pair.flows.evicted)} evicted`, 'plain'));
 
-  replace(card.ports, ['outside', 'inside'].map((side) => portPanel(side, pair.ports[side])));
+  replace(card.ports, /** @type {const} */ (['outside', 'inside']).map((side) => portPanel(side, pair.ports[side])));
 }
 
 /**
@@ -201,8 +195,8 @@ function bigNumber(label, value, unit, kind) {
 }
 
 /**
- * @param {string} side
- * @param {any} port PortStatus
+ * @param {'inside' | 'outside'} side
+ * @param {PairStatus['ports']['inside'] | undefined} port
  */
 function portPanel(side, port) {
   if (!port) return h('div', { class: 'port' }, h('h3', null, side), 'no data');

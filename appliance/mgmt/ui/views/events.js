@@ -1,3 +1,4 @@
+// @ts-check
 // Events: what the dataplanes and management reported (flows, denied traffic, links, policy, logins),
 // filtered on the appliance by type, severity and pair, with text search and paging to older events;
 // and the audit trail of every change made through management, with policy diffs.
@@ -5,15 +6,6 @@
 import {
   badge, connection, field, formatCount, formatDuration, formatTime, h, message, poll, replace, select, table,
 } from '../lib.js';
-
-/** Same list and order as appliance/events.ts. */
-const eventTypes = [
-  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down',
-  'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'events.dropped',
-  'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
-  'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',
-];
-const severities = ['emergency', 'alert', 'critical', 'error', 'warning', 'notice', 'info', 'debug'];
 
 /**
  * @param {HTMLElement} root
@@ -57,6 +49,8 @@ export function mount(root, ctx) {
 
 /** @param {import('../app.js').ViewContext} ctx */
 function createEventList(ctx) {
+  // The server's lists (GET /meta): event types, and severities from the most severe.
+  const { eventTypes, severities } = ctx.meta;
   const type = select('Type', [['', 'All types'], ...eventTypes.map((t) => /** @type {[string, string]} */ ([t, t]))]);
   const severity = select('Minimum severity', severities.map((s) => /** @type {[string, string]} */ ([s, s])), 'debug');
   const pair = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'any pair' }));
@@ -73,7 +67,7 @@ function createEventList(ctx) {
       h('div', { class: 'check' }, auto, h('label', { for: 'events-auto' }, 'Refresh every 5 s'))));
   const el = h('section', { class: 'card' }, form, feedback, results, h('div', { class: 'actions' }, older));
 
-  /** @type {any[]} */
+  /** @type {import('../api-types').Event[]} */
   let events = [];
   const value = (/** @type {HTMLElement} */ wrap) => /** @type {HTMLSelectElement} */ (wrap.querySelector('select')).value;
 
@@ -82,7 +76,7 @@ function createEventList(ctx) {
     const rows = events.filter((e) => !q || JSON.stringify(e).toLowerCase().includes(q));
     replace(results, table('Events', ['Time', 'Severity', 'Type', 'Pair', 'What happened'], rows.map((e) => [
       h('span', { class: 'nowrap' }, formatTime(e.time)),
-      severityBadge(e.severity),
+      severityBadge(severities, e.severity),
       h('code', null, e.type),
       e.pair ?? h('span', { class: 'muted' }, 'management'),
       describe(e),
@@ -96,7 +90,7 @@ function createEventList(ctx) {
     if (value(type)) params.set('type', value(type));
     if (pair.value.trim()) params.set('pair', pair.value.trim());
     if (before) params.set('before', before);
-    const page = (await ctx.api('GET', `/events?${params}`)).events ?? [];
+    const page = (await ctx.api('GET', `/events?${params}`)).events;
     events = before ? [...events, ...page] : page;
     older.toggleAttribute('disabled', page.length < Number(value(limit)));
     replace(feedback);
@@ -130,26 +124,29 @@ function createEventList(ctx) {
   return { el, stop: () => stopPoll?.() };
 }
 
-/** @param {string} severity */
-function severityBadge(severity) {
+/**
+ * @param {readonly string[]} severities most severe first
+ * @param {string} severity
+ */
+function severityBadge(severities, severity) {
   const rank = severities.indexOf(severity);
   return badge(severity, rank <= 3 ? 'bad' : rank === 4 ? 'warn' : rank === 5 ? 'info' : 'plain');
 }
 
 /**
  * One line saying what an event means.
- * @param {any} e GatekeeperEvent
+ * @param {import('../api-types').Event} e
  */
 function describe(e) {
-  const conn = () => h('code', null, connection(e));
+  const conn = (/** @type {Parameters<typeof connection>[0]} */ c) => h('code', null, connection(c));
   switch (e.type) {
     case 'flow.start':
-      return h('span', null, conn(), ' allowed by ', h('code', null, e.rule), e.monitor ? [' ', badge('monitor', 'warn')] : null);
+      return h('span', null, conn(e), ' allowed by ', h('code', null, e.rule), e.monitor ? [' ', badge('monitor', 'warn')] : null);
     case 'flow.end':
-      return h('span', null, conn(), ` ended (${e.reason}) after ${formatDuration(e.durationMs)}, ${formatCount(e.packetsOut)}/${formatCount(e.packetsIn)} packets out/in`);
+      return h('span', null, conn(e), ` ended (${e.reason}) after ${formatDuration(e.durationMs)}, ${formatCount(e.packetsOut)}/${formatCount(e.packetsIn)} packets out/in`);
     case 'deny.summary':
       return h('span', null, badge(e.monitor ? `would ${e.action}` : e.action, e.monitor ? 'warn' : 'bad'), ' ',
-        conn(), ` ${formatCount(e.count)} packets by `, h('code', null, e.rule));
+        conn(e), ` ${formatCount(e.count)} packets by `, h('code', null, e.rule));
     case 'link.up':
     case 'link.down':
       return h('span', null, `${e.side} port `, h('code', null, e.port), ' link ', badge(e.type === 'link.up' ? 'up' : 'down', e.type === 'link.up' ? 'ok' : 'bad'));
@@ -188,7 +185,7 @@ function createAudit(ctx) {
   const el = h('section', { class: 'card' },
     h('div', { class: 'card-head' }, h('h2', null, 'Changes made through management'), field('Filter audit trail', search)),
     results);
-  /** @type {any[]} */
+  /** @type {import('../api-types').AuditEntry[]} */
   let entries = [];
   const render = () => {
     const q = search.value.trim().toLowerCase();
@@ -203,7 +200,7 @@ function createAudit(ctx) {
   };
   search.addEventListener('input', render);
   const load = () => ctx.api('GET', '/audit?limit=500').then((r) => {
-    entries = r.entries ?? [];
+    entries = r.entries;
     render();
   }, (err) => replace(results, message(`Could not load the audit trail: ${err.message}`, 'error')));
   return { el, load };

@@ -1,3 +1,4 @@
+// @ts-check
 // Flows: the connections the dataplanes track right now, filtered on the appliance (pair, address,
 // port, rule, verdict), optionally refreshed every 2 seconds.
 
@@ -56,8 +57,7 @@ export function mount(root, ctx) {
     }
     replace(feedback);
     const result = await ctx.api('GET', `/flows?${q.params}`);
-    /** @type {any[]} */
-    const flows = result.flows ?? [];
+    const flows = result.flows;
     summary.textContent = `Showing ${formatCount(flows.length)} of ${formatCount(result.matched)} matching flows · ${formatCount(result.total)} tracked · ${formatTime(Date.now())}`;
     replace(results, table('Tracked flows',
       ['Pair', 'Service', 'Initiator', 'Responder', 'Rule', 'Verdict', 'State', 'Packets out / in', 'Bytes out / in', 'Started', 'Last seen'],
@@ -86,7 +86,7 @@ export function mount(root, ctx) {
 
   // Pair names for the filter, from the status.
   ctx.api('GET', '/status').then((status) => {
-    for (const p of status.pairs ?? []) pairSelect.appendChild(h('option', { value: p.pair }, p.pair));
+    for (const p of status.pairs) pairSelect.appendChild(h('option', { value: p.pair }, p.pair));
   }, ctx.reportError);
 
   /** @type {(() => void) | null} */

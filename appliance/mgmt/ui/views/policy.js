@@ -1,3 +1,4 @@
+// @ts-check
 // Policy: an editor validated as you type (errors and warnings with line:col, highlighted in the
 // gutter, a click moves the cursor there), a review step before anything changes (diff against the
 // active policy + dry run on recently observed flows + a required comment), and the history with
@@ -7,19 +8,9 @@ import {
   actionBadge, badge, confirmDialog, connection, debounce, field, formatTime, h, message, notify, openDialog, replace, shortHash, table,
 } from '../lib.js';
 
-/** @typedef {import('../app.js').Problem} Problem */
+/** @typedef {import('../api-types').Problem} Problem */
+/** @typedef {import('../api-types').ActivePolicy} ActivePolicy */
 /** @typedef {import('../app.js').ViewContext} ViewContext */
-
-/**
- * @typedef {object} ActivePolicy
- * @property {number} version
- * @property {string} text
- * @property {string} hash
- * @property {'enforce' | 'monitor'} mode
- * @property {string} author
- * @property {string} comment
- * @property {string} appliedAt
- */
 
 /**
  * @param {HTMLElement} root
@@ -254,7 +245,7 @@ function createEditor(ctx, getActive, afterApply) {
  * @property {string} text the candidate policy
  * @property {string} confirmLabel
  * @property {boolean} commentRequired
- * @property {(comment: string) => Promise<any>} submit sends apply or rollback
+ * @property {(comment: string) => Promise<import('../api-types').Applied>} submit sends apply or rollback
  */
 
 /**
@@ -292,7 +283,7 @@ async function reviewDialog(ctx, options) {
       try {
         const result = await options.submit(text);
         applied = true;
-        const pairs = /** @type {{pair: string, generation: number}[]} */ (result.pairs ?? []);
+        const pairs = result.pairs;
         notify(`Policy v${result.version} applied${pairs.length ? ` to ${pairs.map((p) => `${p.pair} (generation ${p.generation})`).join(', ')}` : ' (no port pair connected)'}.`);
         close('applied');
       } catch (err) {
@@ -339,15 +330,14 @@ function renderDiff(result) {
     })));
 }
 
-/** @param {any} result {ok, errors?, observed, changes} */
+/** @param {import('../api-types').DryRun} result */
 function renderDryRun(result) {
   if (result.ok === false) {
     return h('div', null, message('The policy would be refused:', 'error'),
-      h('ul', { class: 'error-details' }, (result.errors ?? []).map((/** @type {any} */ e) =>
-        h('li', null, typeof e === 'string' ? e : `line ${e.line}:${e.col}: ${e.message}`))));
+      h('ul', { class: 'error-details' }, (result.errors ?? []).map((e) =>
+        h('li', null, `line ${e.line}:${e.col}: ${e.message}`))));
   }
-  /** @type {any[]} */
-  const changes = result.changes ?? [];
+  const changes = result.changes;
   const summary = changes.length === 0
     ? `None of the ${result.observed} recently observed flows would change verdict.`
     : `${changes.length} of the ${result.observed} recently observed flows would change verdict:`;
@@ -376,7 +366,7 @@ function createHistory(ctx, getActive, openInEditor, afterRollback) {
   const el = h('section', { class: 'card' },
     h('div', { class: 'card-head' }, h('h2', null, 'Applied versions'), field('Filter history', filter)),
     list);
-  /** @type {any[]} */
+  /** @type {import('../api-types').PolicyHistory['versions']} */
   let versions = [];
 
   const render = () => {
@@ -437,7 +427,7 @@ function createHistory(ctx, getActive, openInEditor, afterRollback) {
   };
 
   const load = async () => {
-    versions = (await ctx.api('GET', '/policy/history')).versions ?? [];
+    versions = (await ctx.api('GET', '/policy/history')).versions;
     versions.sort((a, b) => b.version - a.version);
     render();
   };

@@ -1,3 +1,4 @@
+// @ts-check
 // Settings: syslog targets for the SIEM (add, edit, remove, send a test message, live status per
 // target), access settings, and the signed-in user's own password.
 
@@ -5,29 +6,13 @@ import {
   badge, confirmDialog, field, formatCount, formatTime, h, message, notify, openDialog, poll, replace, select, table,
 } from '../lib.js';
 
-/** Same lists as appliance/mgmt/siem/types.ts and appliance/events.ts. */
-const transports = /** @type {[string, string][]} */ ([['udp', 'UDP'], ['tcp', 'TCP'], ['tls', 'TLS (TCP)']]);
-const formats = /** @type {[string, string][]} */ ([['rfc5424', 'RFC 5424 (structured)'], ['rfc3164', 'RFC 3164 (BSD)'], ['cef', 'CEF (ArcSight)']]);
-const severities = ['emergency', 'alert', 'critical', 'error', 'warning', 'notice', 'info', 'debug'];
-const eventTypes = [
-  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down',
-  'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'events.dropped',
-  'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
-  'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',
-];
+/** Labels for the transports and formats of the syslog target schema (api-types SyslogTargetIn). */
+const transports = /** @type {[SyslogTarget['transport'], string][]} */ ([['udp', 'UDP'], ['tcp', 'TCP'], ['tls', 'TLS (TCP)']]);
+const formats = /** @type {[SyslogTarget['format'], string][]} */ ([['rfc5424', 'RFC 5424 (structured)'], ['rfc3164', 'RFC 3164 (BSD)'], ['cef', 'CEF (ArcSight)']]);
 
 /**
- * A syslog target as the API returns it (TLS key never returned, only hasKey).
- * @typedef {object} SyslogTarget
- * @property {string} name
- * @property {boolean} enabled
- * @property {string} host
- * @property {number} port
- * @property {'udp' | 'tcp' | 'tls'} transport
- * @property {'rfc5424' | 'rfc3164' | 'cef'} format
- * @property {string} minSeverity
- * @property {string[]} types
- * @property {{ ca?: string, cert?: string, key?: string, serverName?: string, hasKey?: boolean, hasCert?: boolean }} [tls]
+ * A syslog target as sent to the API; what it returns fits too (TLS key never returned, only hasKey).
+ * @typedef {import('../api-types').SyslogTargetIn} SyslogTarget
  */
 
 /**
@@ -52,7 +37,7 @@ export function mount(root, ctx) {
 
   /** @type {SyslogTarget[]} */
   let targets = [];
-  /** @type {Map<string, any>} */
+  /** @type {Map<string, import('../api-types').SyslogStatus['targets'][number]>} */
   let status = new Map();
 
   const statusCell = (/** @type {SyslogTarget} */ t) => {
@@ -82,7 +67,7 @@ export function mount(root, ctx) {
   /** @param {SyslogTarget[]} next */
   const save = async (next) => {
     const result = await ctx.api('PUT', '/settings/syslog', { targets: next });
-    targets = result.targets ?? next;
+    targets = result.targets;
     render();
   };
 
@@ -98,7 +83,7 @@ export function mount(root, ctx) {
   };
   /** @param {SyslogTarget | null} t */
   const edit = async (t) => {
-    const updated = await targetDialog(t, targets.filter((x) => x !== t).map((x) => x.name), async (candidate) => {
+    const updated = await targetDialog(ctx.meta, t, targets.filter((x) => x !== t).map((x) => x.name), async (candidate) => {
       await save(t ? targets.map((x) => (x === t ? candidate : x)) : [...targets, candidate]);
     });
     if (updated) notify(`Syslog target ${updated} saved.`);
@@ -116,14 +101,14 @@ export function mount(root, ctx) {
   add.addEventListener('click', () => edit(null));
 
   ctx.api('GET', '/settings').then((s) => {
-    targets = s.syslog?.targets ?? [];
+    targets = s.syslog.targets;
     render();
     replace(accessEl, accessSettings(ctx, s));
   }, (err) => replace(targetsEl, message(`Could not load settings: ${err.message}`, 'error')));
 
   const stop = poll(3000, async () => {
     const s = await ctx.api('GET', '/settings/syslog/status');
-    status = new Map((s.targets ?? []).map((/** @type {any} */ x) => [x.name, x]));
+    status = new Map(s.targets.map((x) => [x.name, x]));
     render();
   }, () => { /* status is optional decoration: the table stays usable without it */ });
   return stop;
@@ -131,12 +116,14 @@ export function mount(root, ctx) {
 
 /**
  * Add or edit a target. `save` sends the whole list; its errors are shown in the dialog.
+ * @param {import('../api-types').Meta} meta the event types and severities to offer
  * @param {SyslogTarget | null} target
  * @param {string[]} otherNames
  * @param {(t: SyslogTarget) => Promise<void>} save
  * @returns {Promise<string | null>} the saved name
  */
-async function targetDialog(target, otherNames, save) {
+async function targetDialog(meta, target, otherNames, save) {
+  const { eventTypes, severities } = meta;
   const t = target ?? /** @type {SyslogTarget} */ ({ name: '', enabled: true, host: '', port: 514, transport: 'udp', format: 'rfc5424', minSeverity: 'info', types: [] });
   const name = /** @type {HTMLInputElement} */ (h('input', { required: true, value: t.name, autocomplete: 'off' }));
   const enabled = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', id: 'target-enabled', checked: t.enabled }));
@@ -194,9 +181,10 @@ async function targetDialog(target, otherNames, save) {
       /** @type {SyslogTarget} */
       const candidate = {
         name: n, enabled: enabled.checked, host: host.value.trim(), port: p,
-        transport: /** @type {any} */ (transportSelect.value),
-        format: /** @type {any} */ (/** @type {HTMLSelectElement} */ (format.querySelector('select')).value),
-        minSeverity: /** @type {HTMLSelectElement} */ (minSeverity.querySelector('select')).value,
+        // The selects offer only the schema's values.
+        transport: /** @type {SyslogTarget['transport']} */ (transportSelect.value),
+        format: /** @type {SyslogTarget['format']} */ (/** @type {HTMLSelectElement} */ (format.querySelector('select')).value),
+        minSeverity: /** @type {SyslogTarget['minSeverity']} */ (/** @type {HTMLSelectElement} */ (minSeverity.querySelector('select')).value),
         types: types.filter((x) => x.box.checked).map((x) => x.type),
       };
       if (candidate.transport === 'tls') {
@@ -284,16 +272,17 @@ function accessSettings(ctx, settings) {
 
 /** @param {import('../app.js').ViewContext} ctx */
 function passwordCard(ctx) {
+  const min = ctx.meta.passwordMinLength;
   const current = /** @type {HTMLInputElement} */ (h('input', { type: 'password', autocomplete: 'current-password', required: true }));
   const next = /** @type {HTMLInputElement} */ (h('input', { type: 'password', autocomplete: 'new-password', required: true }));
   const confirm = /** @type {HTMLInputElement} */ (h('input', { type: 'password', autocomplete: 'new-password', required: true }));
   const feedback = h('div', { class: 'feedback' });
   const form = h('form', { class: 'narrow-form' },
-    field('Current password', current), field('New password', next, 'At least 12 characters.'), field('Confirm new password', confirm),
+    field('Current password', current), field('New password', next, `At least ${min} characters.`), field('Confirm new password', confirm),
     feedback, h('div', { class: 'actions actions-left' }, h('button', { type: 'submit', class: 'primary' }, 'Change password')));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    if (next.value.length < 12) return replace(feedback, message('The new password needs at least 12 characters.', 'error'));
+    if (next.value.length < min) return replace(feedback, message(`The new password needs at least ${min} characters.`, 'error'));
     if (next.value !== confirm.value) return replace(feedback, message('The two new passwords differ.', 'error'));
     try {
       await ctx.api('POST', '/auth/password', { current: current.value, password: next.value });

@@ -1,15 +1,9 @@
+// @ts-check
 // Users (admins only): who can sign in and with which role; add, change role, set password, remove.
 
 import {
   badge, confirmDialog, field, formatTime, h, message, notify, openDialog, replace, select, table,
 } from '../lib.js';
-
-const roles = /** @type {[string, string][]} */ ([
-  ['viewer', 'viewer: read only'],
-  ['operator', 'operator: + apply policies, settings'],
-  ['admin', 'admin: + users'],
-]);
-const MIN_PASSWORD = 12;
 
 /**
  * @param {HTMLElement} root
@@ -26,7 +20,7 @@ export function mount(root, ctx) {
       list,
       h('p', { class: 'muted' }, 'Viewers see everything and change nothing. Operators also apply and roll back policies and change settings. Admins also manage users.')));
 
-  /** @type {any[]} */
+  /** @type {import('../api-types').UserInfo[]} */
   let users = [];
   const render = () => {
     const q = filter.value.trim().toLowerCase();
@@ -50,7 +44,7 @@ export function mount(root, ctx) {
   filter.addEventListener('input', render);
 
   const load = async () => {
-    users = (await ctx.api('GET', '/users')).users ?? [];
+    users = (await ctx.api('GET', '/users')).users;
     users.sort((a, b) => a.name.localeCompare(b.name));
     render();
   };
@@ -60,7 +54,7 @@ export function mount(root, ctx) {
     if (await userDialog(ctx, u)) await load().catch(ctx.reportError);
   };
   add.addEventListener('click', () => edit(null));
-  /** @param {any} u */
+  /** @param {import('../api-types').UserInfo} u */
   const remove = async (u) => {
     if (!await confirmDialog('Remove user', `Remove ${u.name}? Their sessions end at once.`, `Remove ${u.name}`)) return;
     try {
@@ -82,6 +76,9 @@ export function mount(root, ctx) {
  * @param {{ name: string, role: string } | null} user
  */
 async function userDialog(ctx, user) {
+  // Roles and the password minimum are the server's (GET /meta).
+  const roles = ctx.meta.roles.map((r) => /** @type {[string, string]} */ ([r.name, `${r.name}: ${r.description}`]));
+  const minPassword = ctx.meta.passwordMinLength;
   const name = /** @type {HTMLInputElement} */ (h('input', { required: true, autocomplete: 'off', pattern: '[A-Za-z0-9][A-Za-z0-9_.@\\-]{0,63}', value: user?.name ?? '', disabled: Boolean(user) }));
   const role = select('Role', roles, user?.role ?? 'viewer');
   const roleSelect = /** @type {HTMLSelectElement} */ (role.querySelector('select'));
@@ -93,15 +90,15 @@ async function userDialog(ctx, user) {
     const form = h('form', null,
       field('Name', name, user ? undefined : 'Up to 64 letters, digits and . _ @ - (starting with a letter or digit).'),
       role,
-      field(user ? 'New password (leave empty to keep)' : 'Password', password, `At least ${MIN_PASSWORD} characters.`),
+      field(user ? 'New password (leave empty to keep)' : 'Password', password, `At least ${minPassword} characters.`),
       feedback,
       h('div', { class: 'actions' },
         h('button', { type: 'button', onclick: () => close('') }, 'Cancel'),
         h('button', { type: 'submit', class: 'primary' }, user ? 'Save' : 'Add user')));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      if (password.value && password.value.length < MIN_PASSWORD) {
-        replace(feedback, message(`The password needs at least ${MIN_PASSWORD} characters.`, 'error'));
+      if (password.value && password.value.length < minPassword) {
+        replace(feedback, message(`The password needs at least ${minPassword} characters.`, 'error'));
         password.focus();
         return;
       }
