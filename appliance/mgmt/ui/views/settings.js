@@ -7,7 +7,10 @@ import {
 } from '../lib.js';
 
 /** Labels for the transports and formats of the syslog target schema (api-types SyslogTargetIn). */
-const transports = /** @type {[SyslogTarget['transport'], string][]} */ ([['udp', 'UDP'], ['tcp', 'TCP'], ['tls', 'TLS (TCP)']]);
+const transports = /** @type {[SyslogTarget['transport'], string][]} */ ([['udp', 'UDP'], ['tcp', 'TCP'], ['tls', 'TLS (TCP)'],
+  ['relp', 'RELP (acknowledged: no loss, no duplicates)']]);
+/** The usual port of each transport, followed when the user has not picked another. */
+const usualPorts = { udp: '514', tcp: '514', tls: '6514', relp: '2514' };
 const formats = /** @type {[SyslogTarget['format'], string][]} */ ([['rfc5424', 'RFC 5424 (structured)'], ['rfc3164', 'RFC 3164 (BSD)'], ['cef', 'CEF (ArcSight)']]);
 
 /**
@@ -146,8 +149,7 @@ async function targetDialog(meta, target, otherNames, save) {
   const showTls = () => { tlsFields.hidden = transportSelect.value !== 'tls'; };
   transportSelect.addEventListener('change', () => {
     // Follow the usual port for the transport unless the user chose another.
-    if (port.value === '514' && transportSelect.value === 'tls') port.value = '6514';
-    if (port.value === '6514' && transportSelect.value !== 'tls') port.value = '514';
+    if (Object.values(usualPorts).includes(port.value)) port.value = usualPorts[/** @type {SyslogTarget['transport']} */ (transportSelect.value)];
     showTls();
   });
   showTls();
