@@ -7,8 +7,8 @@
 // checksum leaves as the same segments with complete checksums.
 // When the addon is not built or cannot open the port, `cap` (libpcap) moves the frames one at a
 // time. It never sees the metadata, so it cannot be correct with such hosts: it says so when it
-// opens (`ioLimitation`) and reports frames above the MTU as not fitting (dropped, counted as
-// truncated) instead of sending them on; a partial checksum it cannot detect.
+// opens (`ioLimitation`) and does not send frames above the MTU on (libpcap cuts them; the decoder
+// or the size check in openCap counts them); a partial checksum it cannot detect.
 // What we forward out of a port is not received again there: the batched port receives inbound
 // frames only (it sends through a socket of its own), and Linux never hands cap's socket the frames
 // it sent itself; frames from the port's own MAC are dropped as a second guard. Must not modify
@@ -202,15 +202,24 @@ export class Port {
     this.rx = Buffer.alloc(CAP_FRAME_BYTES);
     this.frames = [this.rx];
     this.segments[0] = 1;
-    // While the port keeps its segmentation offloads on, libpcap sizes its ring's frames for 64 KiB:
-    // a frame above the MTU arrives whole and can be told apart, but the 32 MiB ring holds only
-    // about 500 frames of a burst. With them off it held 2000+, and cut larger frames silently to
-    // MTU + 18 bytes, the size of a full tagged frame (test/port-io.test.ts): so they stay on.
+    // While a port has segmentation offloads on, libpcap sizes its ring's frames for 64 KiB: the
+    // 32 MiB ring then held about 500 frames of a burst (test/port-io.test.ts), and 64-byte frames
+    // were lost even at 1 kpps on a loaded box (bench/README.md). cap only sends plain frames, so
+    // they go off. libpcap then cuts a larger frame to MTU + 18 bytes, where it cannot be told from
+    // a full tagged frame; the decoder drops such an IP frame as truncated (decode_errors).
+    for (const feature of ['tso', 'gso']) {
+      try {
+        run('ethtool', ['-K', this.name, feature, 'off']);
+      } catch {
+        // fixed on by the driver: libpcap keeps whole frames, and the size check below sees them
+      }
+    }
     const cap = new Cap();
     cap.open(this.name, '', RING_BYTES, this.rx);
     const lengths = this.lengths;
     // Without the metadata a frame above the MTU can only be a super-frame (or a merged one): sent
     // on as it is, it would be refused or arrive with a partial checksum. Reported as not fitting.
+    // (Seen whole only where libpcap keeps 64 KiB frames, see above.)
     const largest = this.mtu() + FRAME_OVERHEAD;
     cap.on('packet', (length: number, truncated: boolean) => {
       lengths[0] = length;
@@ -221,7 +230,7 @@ export class Port {
     this.io = 'cap';
     this.ioLimitation = 'cap port I/O cannot carry offload metadata: hosts with TX checksum offload or TSO/GSO on ' +
       'send partial checksums and super-frames that it cannot forward correctly; frames above the MTU are dropped ' +
-      'and counted as truncated (turn those offloads off on the hosts, or build the batched addon)';
+      '(counted as truncated or as decode errors) (turn those offloads off on the hosts, or build the batched addon)';
     process.emitWarning(`port ${this.name}: ${this.ioLimitation}`);
   }
 

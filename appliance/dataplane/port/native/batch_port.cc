@@ -255,14 +255,35 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     if (status < 0 || self->closing_) return;
     Napi::Env env(self->env_);
     Napi::HandleScope scope(env);
+    InWakeup() = true;
     for (int round = 0; round < kBatchesPerWakeup && !self->closing_; round++) {
       int n = self->Receive();
       if (n > 0) {
         self->on_batch_.MakeCallback(env.Global(), {Napi::Number::New(env, n)}, *self->context_);
-        if (!self->Healthy(env)) return;
+        if (!self->Healthy(env)) break;
       }
       if (n < self->slots_) break;  // the socket is empty (or failed: the next wakeup says so)
     }
+    InWakeup() = false;
+    // What the frames of this wakeup did, reported now rather than through each port's async
+    // handle: that cost a wakeup of the event loop (and a loop turn) per batch sent.
+    std::vector<BatchPort*>& unreported = Unreported();
+    while (!unreported.empty()) {
+      BatchPort* port = unreported.back();
+      unreported.pop_back();
+      port->report_queued_ = false;
+      OnSentAsync(&port->sent_async_);
+    }
+  }
+
+  // Ports of this thread with sends not yet reported, and whether a receive wakeup is running.
+  static std::vector<BatchPort*>& Unreported() {
+    static std::vector<BatchPort*> ports;
+    return ports;
+  }
+  static bool& InWakeup() {
+    static bool running = false;
+    return running;
   }
 
   // Reads up to `slots_` frames; fills lengths_ and meta_. Returns how many (0 when none or on error).
@@ -388,7 +409,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       batch.frame_bytes += pairs[i * 2 + 1];
     }
     batch.count = count;
-    SendFrames(batch);
+    SendFrames(batch, true);
   }
 
   // sendNow(buffer, frames, 1): sends one frame, with a zero vnet header (a complete frame of our
@@ -473,7 +494,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
         if (queued_ == 0) return;  // stopping, and everything queued has been sent
         batch = &send_batches_[head_];
       }
-      SendFrames(*batch);
+      SendFrames(*batch, false);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         head_ = (head_ + 1) % kSendQueueDepth;
@@ -483,8 +504,9 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     }
   }
 
-  // Sends a batch with sendmmsg(), in order, and adds the outcome to what onSent() reports next.
-  void SendFrames(SendBatch& batch) {
+  // Sends a batch with sendmmsg(), in order, and adds the outcome to what onSent() reports next:
+  // at the end of the receive wakeup it is sent in (`on_loop`), else on the next loop turn.
+  void SendFrames(SendBatch& batch, bool on_loop) {
     uint32_t count = batch.count;
     for (uint32_t i = 0; i < count; i++) {
       memset(&batch.messages[i], 0, sizeof(mmsghdr));
@@ -512,7 +534,12 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       sent_bytes_ += batch.frame_bytes - refused_bytes;
       refused_ += refused;
     }
-    uv_async_send(&sent_async_);
+    if (!on_loop || !InWakeup()) {
+      uv_async_send(&sent_async_);
+    } else if (!report_queued_) {
+      report_queued_ = true;
+      Unreported().push_back(this);
+    }
   }
 
   // On the event loop: report what was sent since the last report.
@@ -547,6 +574,11 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (fd_ >= 0 && !closing_) {
       closing_ = true;
+      std::vector<BatchPort*>& unreported = Unreported();
+      for (size_t i = 0; i < unreported.size(); i++) {
+        if (unreported[i] == this) unreported.erase(unreported.begin() + static_cast<long>(i));
+      }
+      report_queued_ = false;
       StopSender();
       OnSentAsync(&sent_async_);
       uv_poll_stop(&poll_);
@@ -621,6 +653,8 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   std::condition_variable space_;
   int head_ = 0;
   int queued_ = 0;
+  // In Unreported(): sent on the event loop during a receive wakeup, reported at its end.
+  bool report_queued_ = false;
   bool stopping_ = false;
   double sent_frames_ = 0;
   double sent_bytes_ = 0;
