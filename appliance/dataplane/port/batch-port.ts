@@ -8,8 +8,8 @@ import { projectRoot } from '../../paths';
 /** The addon's port object; every method throws a clear Error on bad arguments or a port it cannot open. */
 export interface BatchPort {
   /**
-   * Opens `device` with a packet socket (promiscuous, inbound only, vnet headers, `rcvbufBytes` of
-   * kernel buffer) and calls `onBatch(count)` once per batch of up to rx.length / slotBytes frames:
+   * Opens `device` with a packet socket (promiscuous, inbound only, vnet headers, a receive ring and
+   * a socket buffer of `rcvbufBytes` each) and calls `onBatch(count)` once per batch of up to rx.length / slotBytes frames:
    * frame i is read into slot i (rx[i * slotBytes...]) at rxMeta[i] (frameStart, or taggedFrameStart
    * when a VLAN tag was restored) with its vnet header in the 10 bytes before it, its captured length
    * written to rxLengths[2i], its wire length to rxLengths[2i + 1] and the segments it stands for to

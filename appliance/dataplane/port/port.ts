@@ -37,7 +37,7 @@ const GSO_MAX_BYTES = 65536;
  * with send threads against 267-355 kpps without, TCP the same within noise (bench/README.md).
  */
 const SEND_THREAD_MIN_CPUS = 4;
-/** Kernel buffer per port (receive queue of the batched socket, cap's ring): absorbs bursts while the event loop is busy. */
+/** Kernel buffer per port (the batched port's ring and socket buffer, cap's ring): absorbs bursts while the event loop is busy. */
 const RING_BYTES = 32 * 1024 * 1024;
 /**
  * Offloads that merge received frames together, turned off on the ports: a merged frame is not
