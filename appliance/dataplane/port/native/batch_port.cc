@@ -224,8 +224,9 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   // (TPACKET_V2) whose frames hold an MTU-sized frame: the kernel copies each frame into it in the
   // softirq that delivers it, and reading it costs no system call. A frame too large for a ring
   // frame (a super-frame) is marked TP_STATUS_COPY there and also queued whole on the socket
-  // (PACKET_COPY_THRESH), where recvmsg() reads it. Measured against recvmmsg() of every frame:
-  // 900-1500 ns less dataplane CPU per frame under iperf3 with offloads off (bench/README.md).
+  // (PACKET_COPY_THRESH), where recvmsg() reads it. Dataplane CPU per frame under iperf3, offloads
+  // off, A/B against the libpcap capture before: recvmmsg() of every frame 1.18x, this ring 0.93x
+  // (bench/README.md).
   static int OpenReceiveSocket(const std::string& device, unsigned int ifindex, int buffer_bytes, Ring* ring) {
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
