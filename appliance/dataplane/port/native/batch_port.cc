@@ -438,24 +438,42 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     return nullptr;
   }
 
-  // How many frames a super-frame stands for once segmented (1 for a plain frame). Its headers are
-  // found from the checksum start (the L4 header); hdr_len is set to them (the kernel hands over
-  // the skb's linear length there, which would make the send side allocate it all linear).
+  // How many frames a super-frame stands for once segmented (1 for a plain frame). Its headers end
+  // after the L4 header, which starts at the checksum start when the checksum is partial (a host's
+  // TSO/GSO), else (frames merged by GRO on the port) after the IP header. hdr_len is set to them:
+  // the kernel hands over the skb's linear length there, which would make the send side allocate
+  // it all linear.
   static uint16_t Segments(uint8_t* vnet_bytes, const uint8_t* frame, uint32_t length) {
     VnetHeader* vnet = reinterpret_cast<VnetHeader*>(vnet_bytes);
     uint8_t type = vnet->gso_type & static_cast<uint8_t>(~kGsoEcn);
     if (type == kGsoNone || vnet->gso_size == 0) return 1;
+    uint32_t l4 = (vnet->flags & kNeedsCsum) != 0 ? vnet->csum_start : L4Offset(frame, length);
     uint32_t headers = 0;
-    if ((vnet->flags & kNeedsCsum) != 0) {
-      uint32_t l4 = vnet->csum_start;
-      bool tcp = type == kGsoTcpV4 || type == kGsoTcpV6;
-      if (tcp && l4 + 13 <= length) headers = l4 + (frame[l4 + 12] >> 4) * 4u;
-      else if (type == kGsoUdpL4 || type == kGsoUdp) headers = l4 + 8;
-      if (headers > length) headers = 0;
-      if (headers > 0) vnet->hdr_len = static_cast<uint16_t>(headers);
-    }
+    bool tcp = type == kGsoTcpV4 || type == kGsoTcpV6;
+    if (l4 == 0) headers = 0;
+    else if (tcp && l4 + 13 <= length) headers = l4 + (frame[l4 + 12] >> 4) * 4u;
+    else if (type == kGsoUdpL4 || type == kGsoUdp) headers = l4 + 8;
+    if (headers > length) headers = 0;
+    if (headers > 0) vnet->hdr_len = static_cast<uint16_t>(headers);
     uint32_t segments = (length - headers + vnet->gso_size - 1) / vnet->gso_size;
     return static_cast<uint16_t>(segments < 1 ? 1 : segments > 65535 ? 65535 : segments);
+  }
+
+  // Where the L4 header of an IPv4 or IPv6 frame (up to two VLAN tags) starts; 0 when not found.
+  // Only for super-frames, which carry TCP or UDP right after the IP header.
+  static uint32_t L4Offset(const uint8_t* frame, uint32_t length) {
+    uint32_t at = 12;
+    for (int tags = 0; tags < 3 && at + 2 <= length; tags++) {
+      uint16_t type = static_cast<uint16_t>(frame[at] << 8 | frame[at + 1]);
+      if (type == ETH_P_8021Q || type == ETH_P_8021AD) {
+        at += 4;
+        continue;
+      }
+      if (type == ETH_P_IP && at + 3 <= length) return at + 2 + (frame[at + 2] & 15u) * 4;
+      if (type == ETH_P_IPV6) return at + 2 + 40;
+      return 0;
+    }
+    return 0;
   }
 
   // queue(buffer, frames, count): frames holds (offset, length) pairs into buffer, each frame with
