@@ -215,8 +215,9 @@ export class Port {
     // 32 MiB ring then held about 500 frames of a burst (test/port-io.test.ts), and 64-byte frames
     // were lost even at 1 kpps on a loaded box (bench/README.md). cap only sends plain frames, so
     // they go off. libpcap then cuts a larger frame to MTU + 18 bytes, where it cannot be told from
-    // a full tagged frame; the decoder drops such an IP frame as truncated (decode_errors).
-    for (const feature of ['tso', 'gso']) {
+    // a full tagged frame; the decoder drops such an IP frame as truncated (decode_errors). GRO
+    // off again too, in case the batched port turned it on before it failed to open.
+    for (const feature of ['tso', 'gso', 'gro']) {
       try {
         run('ethtool', ['-K', this.name, feature, 'off']);
       } catch {
