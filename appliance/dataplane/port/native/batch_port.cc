@@ -362,16 +362,20 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       if ((status & TP_STATUS_USER) == 0) break;
       uint8_t* slot = rx_ + static_cast<size_t>(n) * slot_bytes_;
       uint32_t wire = h->tp_len;
-      uint32_t captured = h->tp_snaplen;
+      // A ring frame may hold more than a slot (it is a power of two for large MTUs).
+      uint32_t room = slot_bytes_ - kFrameStart;
+      uint32_t captured = h->tp_snaplen < room ? h->tp_snaplen : room;
+      uint16_t tci = h->tp_vlan_tci;
+      uint16_t tpid = h->tp_vlan_tpid;
       bool whole = false;
-      if ((status & TP_STATUS_COPY) != 0) whole = ReceiveWhole(n, &wire, &captured, &status, h);
+      if ((status & TP_STATUS_COPY) != 0) whole = ReceiveWhole(n, &wire, &captured, &status, &tci, &tpid);
       if (!whole) {
         // The vnet header lies just before the frame in the ring frame: one copy takes both.
         memcpy(slot + kTagBytes, reinterpret_cast<uint8_t*>(h) + h->tp_mac - kVnet, kVnet + captured);
       }
       __atomic_store_n(&h->tp_status, static_cast<uint32_t>(TP_STATUS_KERNEL), __ATOMIC_RELEASE);
       ring_.head = ring_.head + 1 == ring_.frames ? 0 : ring_.head + 1;
-      Finish(n, wire, captured, status, h->tp_vlan_tci, h->tp_vlan_tpid);
+      Finish(n, wire, captured, status, tci, tpid);
       n++;
     }
     return n;
@@ -379,7 +383,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
 
   // A super-frame: the ring holds its start, the socket all of it (and its aux data, for the tag).
   // False when it is not there (the kernel buffer was full): the ring's truncated copy is used.
-  bool ReceiveWhole(int i, uint32_t* wire, uint32_t* captured, uint32_t* status, tpacket2_hdr* h) {
+  bool ReceiveWhole(int i, uint32_t* wire, uint32_t* captured, uint32_t* status, uint16_t* tci, uint16_t* tpid) {
     msghdr& m = rx_messages_[i].msg_hdr;
     m.msg_control = rx_slots_[i].control;
     m.msg_controllen = sizeof(rx_slots_[i].control);
@@ -397,8 +401,8 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     *status &= ~static_cast<uint32_t>(TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID);
     if (aux != nullptr) {
       *status |= aux->tp_status & (TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID);
-      h->tp_vlan_tci = aux->tp_vlan_tci;
-      h->tp_vlan_tpid = aux->tp_vlan_tpid;
+      *tci = aux->tp_vlan_tci;
+      *tpid = aux->tp_vlan_tpid;
     }
     return true;
   }
