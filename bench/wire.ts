@@ -1,18 +1,22 @@
-// Wire benchmark (root): one namespace lab, four ways through the appliance namespace, measured the
-// same way: (a) the Linux kernel bridge, (b) the kernel bridge with an nftables bridge-family ruleset
-// equivalent to the bench policy, (c) the gatekeeper with its default batched port I/O, (d) the
-// gatekeeper with `cap` port I/O, one frame per call (the fallback, and the baseline before
-// batching). For each: the lossless 64-byte rate (trafgen at a set rate, counted at the server's
-// eth0), TCP throughput (iperf3, the median of TCP_ROUNDS runs interleaved across the paths) and
-// ping latency.
+// Wire benchmark (root): two namespace labs, one whose hosts have their offloads off (the
+// per-packet worst case: every frame MTU-sized with a full checksum) and one whose hosts keep veth's
+// defaults (TX checksum offload, TSO/GSO: partial checksums and 64 KiB super-frames, the realistic
+// case). In each, the ways through the appliance namespace, measured the same way: (a) the Linux
+// kernel bridge, (b) the kernel bridge with an nftables bridge-family ruleset equivalent to the
+// bench policy, (c) the gatekeeper with its default batched port I/O, (d) offloads off only: the
+// gatekeeper with `cap` port I/O, one frame per call (the fallback; with offloads on it cannot work).
+// For each: TCP throughput (iperf3, the median of TCP_ROUNDS runs interleaved across the paths) and
+// ping latency; with offloads off also the lossless 64-byte rate (trafgen at a set rate, counted at
+// the server's eth0; trafgen's raw frames do not depend on the hosts' offloads, so once is enough).
+// Must not leave a lab behind, also when interrupted.
 //
 //   npm run bench:wire [-- --json]
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, labAddresses, sleep } from '../appliance/lab/lab';
+import { Lab, labAddresses, sleep, type HostOffloads } from '../appliance/lab/lab';
 import { PORT_IO_ENV, type PortIo } from '../appliance/dataplane/port/port';
 
 /** UDP port of the 64-byte stream; the policy allows it and the server drops it in its input hook. */
@@ -95,6 +99,7 @@ interface RateStep {
 
 interface PathResult {
   path: string;
+  hostOffloads: HostOffloads;
   /** Highest offered 64-byte rate with < 0.1 % loss, frames/s. */
   lossless64Pps: number;
   /** True when the sender could not go faster and lost nothing: the path's limit is higher. */
@@ -216,16 +221,17 @@ function median(values: number[]): number {
  */
 async function measurePaths(lab: Lab, config: string, setups: PathSetup[], log: (line: string) => void): Promise<PathResult[]> {
   const results: PathResult[] = [];
+  const offloads = lab.hostOffloads;
   for (let round = 1; round <= TCP_ROUNDS; round++) {
     for (const [i, setup] of setups.entries()) {
-      log(`round ${round}/${TCP_ROUNDS}: ${setup.path} ...`);
+      log(`host offloads ${offloads}, round ${round}/${TCP_ROUNDS}: ${setup.path} ...`);
       await setup.up();
       try {
         if (round === 1) {
-          const rate = await lossless64(lab, config);
+          const rate = offloads === 'off' ? await lossless64(lab, config) : { lossless64Pps: 0, senderBound: false, steps: [] };
           const tcp = tcpThroughput(lab);
           const ping = pingLatency(lab);
-          results.push({ path: setup.path, ...rate, tcpBps: 0, tcpRetransmits: 0, tcpSamplesBps: [tcp.bps],
+          results.push({ path: setup.path, hostOffloads: offloads, ...rate, tcpBps: 0, tcpRetransmits: 0, tcpSamplesBps: [tcp.bps],
             tcpRetransmitSamples: [tcp.retransmits], pingP50Ms: ping.p50, pingP99Ms: ping.p99, pingLost: ping.lost,
             note: await setup.note?.() });
         } else {
@@ -299,9 +305,15 @@ async function run(lab: Lab, log: (line: string) => void): Promise<PathResult[]>
       note: async () => nftNote,
     },
     gatekeeperSetup(lab, policyPath, 'batched'),
-    gatekeeperSetup(lab, policyPath, 'cap'),
+    ...(lab.hostOffloads === 'off' ? [gatekeeperSetup(lab, policyPath, 'cap')] : []),
   ];
   return measurePaths(lab, config, setups, log);
+}
+
+/** User + system CPU time of a process so far (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** The dataplane with the port I/O `io` (through the environment it inherits) between the ports. */
@@ -331,7 +343,10 @@ function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo): PathSetup {
       const drops = Object.values(stats.ports.outside.dropped).reduce((a, b) => a + b, 0) +
         Object.values(stats.ports.inside.dropped).reduce((a, b) => a + b, 0);
       const sendErrors = stats.ports.outside.send_errors + stats.ports.inside.send_errors;
-      return `drops during the run: ${drops}, send errors: ${sendErrors}, flows tracked: ${stats.flows.active}`;
+      const frames = stats.ports.outside.rx_packets + stats.ports.inside.rx_packets;
+      const cpuNs = dataplane?.pid === undefined ? 0 : cpuSeconds(dataplane.pid) * 1e9;
+      return `drops during the run: ${drops}, send errors: ${sendErrors}, flows tracked: ${stats.flows.active}, ` +
+        `dataplane CPU ${Math.round(cpuNs / Math.max(1, frames))} ns per frame received (${frames} frames)`;
     },
   };
 }
@@ -346,35 +361,47 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const lab = new Lab();
+  const labs: Lab[] = [];
   const cleanUp = (signal: NodeJS.Signals) => {
-    lab.destroy();
+    for (const lab of labs) lab.destroy();
     process.stderr.write(`bench:wire: ${signal}, lab removed\n`);
     process.exit(130);
   };
   process.on('SIGINT', cleanUp);
   process.on('SIGTERM', cleanUp);
   const started = Date.now();
-  let results: PathResult[];
-  try {
-    log(`gatekeeper wire bench: lab ${lab.id}, 64-byte UDP steps of ${STEP_SECONDS} s, loss limit ${LOSS_LIMIT * 100} %, ` +
-      `TCP median of ${TCP_ROUNDS} interleaved runs of ${IPERF_SECONDS} s, ` +
-      `load average ${loadavg()[0].toFixed(2)}`);
-    results = await run(lab, log);
-  } finally {
-    lab.destroy();
+  log(`gatekeeper wire bench: 64-byte UDP steps of ${STEP_SECONDS} s, loss limit ${LOSS_LIMIT * 100} %, ` +
+    `TCP median of ${TCP_ROUNDS} interleaved runs of ${IPERF_SECONDS} s, ` +
+    `load average ${loadavg()[0].toFixed(2)}`);
+  const byOffloads: Record<HostOffloads, PathResult[]> = { off: [], on: [] };
+  for (const offloads of ['off', 'on'] as const) {
+    const lab = new Lab(undefined, offloads);
+    labs.push(lab);
+    try {
+      log(`lab ${lab.id}, host offloads ${offloads}`);
+      byOffloads[offloads] = await run(lab, log);
+    } finally {
+      lab.destroy();
+    }
   }
-  const [, nft, batched, cap] = results;
+  const results = [...byOffloads.off, ...byOffloads.on];
+  const [, nft, batched, cap] = byOffloads.off;
+  const [bridgeOn, nftOn, batchedOn] = byOffloads.on;
   const report = {
     wire: {
-      /** The default (batched) gatekeeper against nftables. */
+      /** The default (batched) gatekeeper against nftables, hosts' offloads off. */
       ratioVsNft64B: +(batched.lossless64Pps / nft.lossless64Pps).toFixed(3),
       ratioVsNftTcp: +(batched.tcpBps / nft.tcpBps).toFixed(3),
-      /** The cap fallback (the baseline before batching) against nftables. */
+      /** The cap fallback against nftables, hosts' offloads off. */
       ratioVsNft64BCap: +(cap.lossless64Pps / nft.lossless64Pps).toFixed(3),
       ratioVsNftTcpCap: +(cap.tcpBps / nft.tcpBps).toFixed(3),
       /** The nftables path outran the sender: its real lossless rate is higher, the 64B ratio lower. */
       ratio64BIsUpperBound: nft.senderBound,
+      /** The batched gatekeeper against nftables, hosts with their default offloads (TSO/GSO super-frames). */
+      ratioVsNftTcpOffload: +(batchedOn.tcpBps / nftOn.tcpBps).toFixed(3),
+      /** Ping round trip (both directions through the box) added over the plain kernel bridge, default offloads. */
+      addedLatencyP50Us: Math.round((batchedOn.pingP50Ms - bridgeOn.pingP50Ms) * 1000),
+      addedLatencyP99Us: Math.round((batchedOn.pingP99Ms - bridgeOn.pingP99Ms) * 1000),
       paths: results,
       seconds: Math.round((Date.now() - started) / 1000),
       /** Other work on the box skews every path; the one-minute load average at the end of the run. */
@@ -385,20 +412,29 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
-  log('');
-  log('  path        lossless 64B kpps   TCP Mbit/s  retrans  ping p50 ms  ping p99 ms  lost   64B vs nft  TCP vs nft');
-  for (const r of results) {
-    const kpps = `${r.senderBound ? '≥' : ''}${(r.lossless64Pps / 1e3).toFixed(0)}`;
-    log(`  ${r.path.padEnd(10)}  ${kpps.padStart(17)}   ${(r.tcpBps / 1e6).toFixed(0).padStart(10)}  ${String(r.tcpRetransmits).padStart(7)}  ` +
-      `${r.pingP50Ms.toFixed(3).padStart(11)}  ${r.pingP99Ms.toFixed(3).padStart(11)}  ${String(r.pingLost).padStart(4)}   ` +
-      `${(r.lossless64Pps / nft.lossless64Pps).toFixed(2).padStart(10)}  ${(r.tcpBps / nft.tcpBps).toFixed(2).padStart(10)}`);
-  }
-  log('');
-  for (const r of results) {
-    log(`  ${r.path} 64B steps (offered kpps → loss %): ${r.steps.map((s) => `${(s.pps / 1e3).toFixed(0)}→${(s.loss * 100).toFixed(2)}`).join('  ')}`);
-    log(`    TCP runs (Mbit/s, retransmits): ${r.tcpSamplesBps.map((b, i) => `${(b / 1e6).toFixed(0)} (${r.tcpRetransmitSamples[i]})`).join('  ')}` +
-      ` → median ${(r.tcpBps / 1e6).toFixed(0)}`);
-    if (r.note) log(`    ${r.note}`);
+  for (const offloads of ['off', 'on'] as const) {
+    const paths = byOffloads[offloads];
+    const [bridge, nftPath] = paths;
+    log('');
+    log(`host offloads ${offloads}:`);
+    log('  path        lossless 64B kpps   TCP Mbit/s  retrans  ping p50 ms  ping p99 ms  lost   64B vs nft  TCP vs nft  added p50/p99 µs');
+    for (const r of paths) {
+      const kpps = offloads === 'on' ? '-' : `${r.senderBound ? '≥' : ''}${(r.lossless64Pps / 1e3).toFixed(0)}`;
+      const ratio64 = offloads === 'on' ? '-' : (r.lossless64Pps / nftPath.lossless64Pps).toFixed(2);
+      const added = `${Math.round((r.pingP50Ms - bridge.pingP50Ms) * 1000)}/${Math.round((r.pingP99Ms - bridge.pingP99Ms) * 1000)}`;
+      log(`  ${r.path.padEnd(10)}  ${kpps.padStart(17)}   ${(r.tcpBps / 1e6).toFixed(0).padStart(10)}  ${String(r.tcpRetransmits).padStart(7)}  ` +
+        `${r.pingP50Ms.toFixed(3).padStart(11)}  ${r.pingP99Ms.toFixed(3).padStart(11)}  ${String(r.pingLost).padStart(4)}   ` +
+        `${ratio64.padStart(10)}  ${(r.tcpBps / nftPath.tcpBps).toFixed(2).padStart(10)}  ${added.padStart(16)}`);
+    }
+    log('');
+    for (const r of paths) {
+      if (r.steps.length > 0) {
+        log(`  ${r.path} 64B steps (offered kpps → loss %): ${r.steps.map((s) => `${(s.pps / 1e3).toFixed(0)}→${(s.loss * 100).toFixed(2)}`).join('  ')}`);
+      }
+      log(`    ${r.path} TCP runs (Mbit/s, retransmits): ${r.tcpSamplesBps.map((b, i) => `${(b / 1e6).toFixed(0)} (${r.tcpRetransmitSamples[i]})`).join('  ')}` +
+        ` → median ${(r.tcpBps / 1e6).toFixed(0)}`);
+      if (r.note) log(`    ${r.note}`);
+    }
   }
   log(`\ndone in ${report.wire.seconds} s; lab removed`);
 }

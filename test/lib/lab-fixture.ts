@@ -1,15 +1,20 @@
 // A namespace lab for one test file: built, running the gatekeeper with the given policy, and
-// always torn down (also when a test fails or throws).
+// always torn down (also when a test fails or throws). The hosts keep their default offloads unless
+// told `hostOffloads: 'off'` (lab.ts).
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Test } from 'tap';
-import { Lab, labAddresses, sleep } from '../../appliance/lab/lab';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Lab, labAddresses, type HostOffloads } from '../../appliance/lab/lab';
 import type { DataplaneStats } from '../../appliance/ipc/stats';
 
-export { labAddresses, sleep };
+export { labAddresses, sleep, type HostOffloads };
+
+/** Both host setups, for tests that run in each: default offloads (realistic) and none (per-packet worst case). */
+export const hostOffloadSetups: readonly HostOffloads[] = ['on', 'off'];
 
 export interface RunningLab {
   lab: Lab;
@@ -31,8 +36,8 @@ export function labUnavailable(): string | false {
   return false;
 }
 
-export async function startLab(t: Test, policyText: string): Promise<RunningLab> {
-  const lab = new Lab();
+export async function startLab(t: Test, policyText: string, hostOffloads: HostOffloads = 'on'): Promise<RunningLab> {
+  const lab = new Lab(undefined, hostOffloads);
   t.teardown(() => lab.destroy());
   lab.create();
   const policyPath = join(lab.dir, 'policy.yaml');

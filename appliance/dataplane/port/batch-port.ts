@@ -1,4 +1,5 @@
 // Loads the batched port I/O addon (native/batch_port.cc, built by `npm run build`) with its types.
+// Must not hold any port logic: that is port.ts.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,38 +8,49 @@ import { projectRoot } from '../../paths';
 /** The addon's port object; every method throws a clear Error on bad arguments or a port it cannot open. */
 export interface BatchPort {
   /**
-   * Opens `device` with libpcap (promiscuous, immediate mode, `ringBytes` kernel ring) and calls
-   * `onBatch(count)` once per batch of up to rx.length / slotBytes frames: frame i is copied to
-   * rx[i * slotBytes...], its captured length written to rxLengths[2i] and its wire length to
-   * rxLengths[2i + 1]. With `sendThread`, the port gets a send thread whose queue holds batches of
+   * Opens `device` with a packet socket (promiscuous, inbound only, vnet headers, a receive ring and
+   * a socket buffer of `rcvbufBytes` each) and calls `onBatch(count)` once per batch of up to rx.length / slotBytes frames:
+   * frame i is read into slot i (rx[i * slotBytes...]) at rxMeta[i] (frameStart, or taggedFrameStart
+   * when a VLAN tag was restored) with its vnet header in the 10 bytes before it, its captured length
+   * written to rxLengths[2i], its wire length to rxLengths[2i + 1] and the segments it stands for to
+   * rxMeta[slots + i]. With `sendThread`, the port gets a send thread whose queue holds batches of
    * `sendBatchBytes`. `onSent` reports, on the event loop, the frames and bytes the kernel took and
    * the frames it refused.
    */
-  open(device: string, ringBytes: number, rx: Buffer, rxLengths: Uint32Array, slotBytes: number, sendBatchBytes: number,
-    onBatch: (count: number) => void, onSent: (frames: number, bytes: number, refused: number) => void, sendThread: boolean): void;
+  open(device: string, rcvbufBytes: number, rx: Buffer, rxLengths: Uint32Array, rxMeta: Uint16Array, slotBytes: number,
+    sendBatchBytes: number, onBatch: (count: number) => void, onSent: (frames: number, bytes: number, refused: number) => void,
+    sendThread: boolean): void;
   /**
-   * Sends `count` frames, (offset, length) pairs in `frames` into `buffer`, in order, with sendmmsg():
-   * right away, or with a send thread copied to its queue (waiting while the queue is full).
+   * Sends `count` frames, (offset, length) pairs in `frames` into `buffer`, each with the vnet header
+   * in the 10 bytes before it, in order, with sendmmsg(): right away, or with a send thread copied
+   * to its queue (waiting while the queue is full).
    */
   queue(buffer: Uint8Array, frames: Uint32Array, count: number): void;
-  /** Sends one frame, the (offset, length) pair in `frame`, right away; false when the kernel refused it. */
+  /** Sends one complete frame (zero vnet header), the (offset, length) pair in `frame`, right away; false when refused. */
   sendNow(buffer: Uint8Array, frame: Uint32Array, count: 1): boolean;
-  /** Stops capturing, sends what is queued and reports it; the handle is released on the next loop turn. */
+  /** Stops receiving, sends what is queued and reports it; the sockets are closed on the next loop turn. */
   close(): void;
+}
+
+export interface BatchPortAddon {
+  BatchPort: new () => BatchPort;
+  /** Where a frame starts in its receive slot, and where when the addon restored a VLAN tag in front of its type. */
+  frameStart: number;
+  taggedFrameStart: number;
 }
 
 export const batchPortAddonPath = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release', 'batch_port.node');
 
-let loaded: { BatchPort: new () => BatchPort } | string | undefined;
+let loaded: BatchPortAddon | string | undefined;
 
 /** The addon, or why it cannot be used (not built, or built for another Node.js). */
-export function loadBatchPort(): { BatchPort: new () => BatchPort } | string {
+export function loadBatchPort(): BatchPortAddon | string {
   if (loaded === undefined) {
     if (!existsSync(batchPortAddonPath)) {
       loaded = `batched port I/O not built (${batchPortAddonPath} missing; run npm run build)`;
     } else {
       try {
-        loaded = require(batchPortAddonPath) as { BatchPort: new () => BatchPort };
+        loaded = require(batchPortAddonPath) as BatchPortAddon;
       } catch (err) {
         loaded = `batched port I/O cannot be loaded: ${(err as Error).message}`;
       }

@@ -1,33 +1,51 @@
-// One appliance data port: a libpcap handle used both to capture and to send. By default it runs
-// through the batched addon (native/batch_port.cc): JS sees frames a batch at a time, and each
-// batch leaves with one sendmmsg(), from a send thread of the port on boxes with cores to spare.
-// When the addon is not built or cannot open the port, `cap` moves the frames one at a time as before.
-// What we forward out of a port is not captured again there: the batched capture takes inbound
+// One appliance data port. By default it runs through the batched addon (native/batch_port.cc):
+// packet sockets of its own that keep the kernel's offload metadata with every frame (a checksum
+// still to be completed, a GSO super-frame's segment type and size), JS sees frames a batch at a
+// time, and each batch leaves with one sendmmsg() carrying that metadata unchanged, from a send
+// thread of the port on boxes with cores to spare. Hosts with their default offloads (TX checksum,
+// TSO/GSO) therefore work through the appliance: what a host sent as one super-frame with a partial
+// checksum leaves as the same segments with complete checksums.
+// When the addon is not built or cannot open the port, `cap` (libpcap) moves the frames one at a
+// time. It never sees the metadata, so it cannot be correct with such hosts: it says so when it
+// opens (`ioLimitation`) and does not send frames above the MTU on (libpcap cuts them; the decoder
+// or the size check in openCap counts them); a partial checksum it cannot detect.
+// What we forward out of a port is not received again there: the batched port receives inbound
 // frames only (it sends through a socket of its own), and Linux never hands cap's socket the frames
-// it sent itself; frames from the port's own MAC are dropped as a second guard.
+// it sent itself; frames from the port's own MAC are dropped as a second guard. Must not modify
+// the frames it forwards.
 
 import { Cap } from 'cap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { loadBatchPort, type BatchPort } from './batch-port';
+import { loadBatchPort, type BatchPort, type BatchPortAddon } from './batch-port';
 
 /** Frames handled per batch: JS is called once per batch, frames go out in one sendmmsg(). */
 export const BATCH_FRAMES = 256;
 /** cap's capture buffer: its snaplen is 65535. */
 const CAP_FRAME_BYTES = 65536;
-/** Room in a batch slot above the MTU: the Ethernet header and two VLAN tags. */
+/** Room for a frame above the MTU: the Ethernet header and two VLAN tags. */
 const FRAME_OVERHEAD = 14 + 2 * 4;
+/**
+ * The largest super-frame a batched slot holds: the kernel's default GSO limit (gso_max_size 65536;
+ * raised only by hand for BIG TCP, whose larger frames would be counted as truncated).
+ */
+const GSO_MAX_BYTES = 65536;
 /**
  * From this many CPUs on, each port sends from its own thread. With fewer, the hand-over (a thread
  * wakeup per batch) cost more than it gave: on 2 cores, 64-byte frames went through at 134-170 kpps
  * with send threads against 267-355 kpps without, TCP the same within noise (bench/README.md).
  */
 const SEND_THREAD_MIN_CPUS = 4;
-/** Kernel ring per port: absorbs bursts while the event loop is busy. */
+/** Kernel buffer per port (the batched port's ring and socket buffer, cap's ring): absorbs bursts while the event loop is busy. */
 const RING_BYTES = 32 * 1024 * 1024;
-/** Offloads that would hand us frames larger than the MTU or merge frames together. */
-const OFFLOADS = ['gro', 'gso', 'tso', 'lro'] as const;
+/**
+ * Offloads that merge received frames together, turned off on the ports: LRO loses the segment
+ * boundaries, and cap would see GRO's merged frames oversize (the batched port turns GRO back on,
+ * see openBatched). Send offloads (checksum, TSO/GSO) stay as the driver has them: the batched port
+ * sends super-frames with their metadata, the kernel or NIC segments them on the way out.
+ */
+const OFFLOADS = ['gro', 'lro'] as const;
 
 /** How a port moves frames: the batched addon, or `cap` one frame per call (the fallback). */
 export type PortIo = 'batched' | 'cap';
@@ -48,10 +66,18 @@ export class Port {
   /**
    * The batch being handled (valid only inside the onBatch callback): frame i is `frames[i]`, its
    * captured length `lengths[2 * i]` and its length on the wire `lengths[2 * i + 1]` (larger when
-   * the frame did not fit its slot).
+   * the frame did not fit its slot, or with cap above the MTU), and the number of frames it stands
+   * for on the wire `segments[i]`: 1, or for a GSO super-frame the segments it leaves as (its
+   * headers, the first segment's, are those in `frames[i]`).
    */
   frames: Buffer[] = [];
   readonly lengths = new Uint32Array(BATCH_FRAMES * 2);
+  readonly segments: Uint16Array;
+  /**
+   * Set by open() when the I/O cannot carry the kernel's offload metadata (cap): hosts with TX
+   * checksum offload or TSO/GSO on will not work through it. For the log.
+   */
+  ioLimitation: string | undefined;
   /** The I/O in use once open. */
   io: PortIo | undefined;
   /** True when the port sends from its own thread (batched I/O on a box with cores to spare). */
@@ -59,9 +85,16 @@ export class Port {
   /** Why the batched I/O is not used (addon missing or refused the port); undefined when it is. */
   ioFallbackReason: string | undefined;
 
-  /** Receive buffer: the batch's frames in fixed-size slots. */
+  /** Receive buffer: the batch's frames in fixed-size slots, each after its vnet header (batched). */
   private rx: Buffer = Buffer.alloc(0);
   private slotBytes = 0;
+  /** Batched: frame i starts at `starts[i]` in its slot (earlier when a VLAN tag was restored); `segments` follows. */
+  private readonly meta = new Uint16Array(BATCH_FRAMES * 2);
+  private readonly starts = this.meta.subarray(0, BATCH_FRAMES);
+  /** Batched: the views of every slot for both frame starts; `frames[i]` is one of them per batch. */
+  private plainFrames: Buffer[] = [];
+  private taggedFrames: Buffer[] = [];
+  private plainStart = 0;
   private batchPort: BatchPort | undefined;
   private cap: Cap | undefined;
   /** Frames queued for sending: (offset, length) pairs into `txSource`'s receive buffer. */
@@ -76,7 +109,9 @@ export class Port {
   /** One (offset 0, length) pair for frames sent on their own (rejects). */
   private readonly single = new Uint32Array(2);
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: string) {
+    this.segments = this.meta.subarray(BATCH_FRAMES, 2 * BATCH_FRAMES);
+  }
 
   /** Refuse a port that cannot be a transparent data port, then silence the kernel on it. */
   prepare(): PortPreparation {
@@ -120,7 +155,7 @@ export class Port {
         this.ioFallbackReason = loaded;
       } else {
         try {
-          this.openBatched(new loaded.BatchPort(), onBatch, sendThread);
+          this.openBatched(loaded, onBatch, sendThread);
           return;
         } catch (err) {
           this.ioFallbackReason = (err as Error).message;
@@ -135,13 +170,37 @@ export class Port {
     }
   }
 
-  private openBatched(batchPort: BatchPort, onBatch: (count: number) => void, sendThread: boolean): void {
-    // A slot holds the largest frame the port can receive with offloads off; larger ones are truncated.
-    this.slotBytes = Math.ceil((this.mtu() + FRAME_OVERHEAD) / 64) * 64;
-    this.rx = Buffer.alloc(this.slotBytes * BATCH_FRAMES);
-    this.frames = Array.from({ length: BATCH_FRAMES }, (_, i) => this.rx.subarray(i * this.slotBytes, (i + 1) * this.slotBytes));
-    const sendBatchBytes = Math.max(65536, this.slotBytes * BATCH_FRAMES);
-    batchPort.open(this.name, RING_BYTES, this.rx, this.lengths, this.slotBytes, sendBatchBytes, onBatch, this.onSent, sendThread);
+  private openBatched(loaded: BatchPortAddon, onBatch: (count: number) => void, sendThread: boolean): void {
+    const batchPort = new loaded.BatchPort();
+    // GRO on: the port merges a flow's MTU-sized segments into super-frames before we see them (as
+    // a kernel bridge's ports do), decided once and cut back into the same segments on the way out.
+    // Hosts with offloads off, A/B on 2 cores: TCP 1.5-2.1 Gbit/s against 0.5-0.9, dataplane CPU
+    // per Mbit/s 0.26-0.29x (bench/README.md). Where the driver cannot, frames come one by one.
+    try {
+      run('ethtool', ['-K', this.name, 'gro', 'on']);
+    } catch {
+      // fixed off
+    }
+    // A slot holds the vnet header and the largest frame the port can receive: a GSO super-frame,
+    // or an MTU-sized frame with two tags; larger ones are truncated. Slots are mostly untouched
+    // beyond their first bytes: 16 MiB of address space per port, paged in as frames need it.
+    this.plainStart = loaded.frameStart;
+    const taggedStart = loaded.taggedFrameStart;
+    this.slotBytes = Math.ceil((this.plainStart + Math.max(this.mtu() + FRAME_OVERHEAD, GSO_MAX_BYTES + 4)) / 64) * 64;
+    this.rx = Buffer.allocUnsafeSlow(this.slotBytes * BATCH_FRAMES);
+    const slot = (i: number, start: number) => this.rx.subarray(i * this.slotBytes + start, (i + 1) * this.slotBytes);
+    this.plainFrames = Array.from({ length: BATCH_FRAMES }, (_, i) => slot(i, this.plainStart));
+    this.taggedFrames = Array.from({ length: BATCH_FRAMES }, (_, i) => slot(i, taggedStart));
+    this.frames = this.plainFrames.slice();
+    const frames = this.frames;
+    const starts = this.starts;
+    const onFrames = (count: number): void => {
+      for (let i = 0; i < count; i++) frames[i] = starts[i] === this.plainStart ? this.plainFrames[i] : this.taggedFrames[i];
+      onBatch(count);
+    };
+    const sendBatchBytes = Math.max(2 * GSO_MAX_BYTES, this.slotBytes * 16);
+    batchPort.open(this.name, RING_BYTES, this.rx, this.lengths, this.meta, this.slotBytes, sendBatchBytes, onFrames,
+      this.onSent, sendThread);
     this.batchPort = batchPort;
     this.io = 'batched';
     this.sendThread = sendThread;
@@ -151,24 +210,49 @@ export class Port {
     this.slotBytes = CAP_FRAME_BYTES;
     this.rx = Buffer.alloc(CAP_FRAME_BYTES);
     this.frames = [this.rx];
+    this.segments[0] = 1;
+    // While a port has segmentation offloads on, libpcap sizes its ring's frames for 64 KiB: the
+    // 32 MiB ring then held about 500 frames of a burst (test/port-io.test.ts), and 64-byte frames
+    // were lost even at 1 kpps on a loaded box (bench/README.md). cap only sends plain frames, so
+    // they go off. libpcap then cuts a larger frame to MTU + 18 bytes, where it cannot be told from
+    // a full tagged frame; the decoder drops such an IP frame as truncated (decode_errors). GRO
+    // off again too, in case the batched port turned it on before it failed to open.
+    for (const feature of ['tso', 'gso', 'gro']) {
+      try {
+        run('ethtool', ['-K', this.name, feature, 'off']);
+      } catch {
+        // fixed on by the driver: libpcap keeps whole frames, and the size check below sees them
+      }
+    }
     const cap = new Cap();
     cap.open(this.name, '', RING_BYTES, this.rx);
     const lengths = this.lengths;
+    // Without the metadata a frame above the MTU can only be a super-frame (or a merged one): sent
+    // on as it is, it would be refused or arrive with a partial checksum. Reported as not fitting.
+    // (Seen whole only where libpcap keeps 64 KiB frames, see above.)
+    const largest = this.mtu() + FRAME_OVERHEAD;
     cap.on('packet', (length: number, truncated: boolean) => {
       lengths[0] = length;
-      lengths[1] = truncated ? length + 1 : length;
+      lengths[1] = truncated || length > largest ? length + 1 : length;
       onBatch(1);
     });
     this.cap = cap;
     this.io = 'cap';
+    this.ioLimitation = 'cap port I/O cannot carry offload metadata: hosts with TX checksum offload or TSO/GSO on ' +
+      'send partial checksums and super-frames that it cannot forward correctly; frames above the MTU are dropped ' +
+      '(counted as truncated or as decode errors) (turn those offloads off on the hosts, or build the batched addon)';
+    process.emitWarning(`port ${this.name}: ${this.ioLimitation}`);
   }
 
-  /** Queue frame `index` of `source`'s current batch (`length` bytes) to be sent out of this port. */
+  /**
+   * Queue frame `index` of `source`'s current batch (`length` bytes) to be sent out of this port,
+   * with the offload metadata it was received with.
+   */
   queue(source: Port, index: number, length: number): void {
     if ((this.txSource !== source && this.txCount > 0) || this.txCount === BATCH_FRAMES) this.flush();
     this.txSource = source;
     const n = this.txCount++;
-    this.tx[2 * n] = index * source.slotBytes;
+    this.tx[2 * n] = index * source.slotBytes + (source.cap === undefined ? source.starts[index] : 0);
     this.tx[2 * n + 1] = length;
     this.txViews[n] = source.frames[index];
     this.txBytes += length;
@@ -195,7 +279,7 @@ export class Port {
     this.txBytes = 0;
   }
 
-  /** Send `length` bytes of `frame` right away (rejects); false when the kernel refused it. */
+  /** Send `length` bytes of `frame`, a complete frame, right away (rejects); false when the kernel refused it. */
   send(frame: Buffer, length: number): boolean {
     if (this.batchPort !== undefined) {
       this.single[1] = length;
@@ -237,6 +321,7 @@ export class Port {
     this.cap = undefined;
     this.io = undefined;
     this.sendThread = false;
+    this.ioLimitation = undefined;
   }
 
   private mtu(): number {
