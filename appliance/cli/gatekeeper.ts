@@ -3,8 +3,8 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { runDataplane } from '../dataplane/dataplane';
-import { pcapTuples } from '../dataplane/decode/tuples';
-import { replayPcap } from '../dataplane/replay';
+import { pcapTuples } from '../dataplane/offline/tuples';
+import { replayPcap } from '../dataplane/offline/replay';
 import { runLab } from '../lab/lab-command';
 import { registerMgmtCommands } from './mgmt-commands';
 import { explainDecision } from '../policy/explain';

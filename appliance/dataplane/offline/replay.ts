@@ -3,12 +3,12 @@
 // a sender seen before keeps its side, a sender talking to a known MAC sits opposite it, and
 // anything else is placed outside (the first talker is taken to be the outside client).
 
-import { DropReason } from './counters';
-import { dropReasonNames } from '../ipc/stats';
-import { decodeErrorNames } from './decode/errors';
-import { Engine, Side, Verdict } from './engine';
-import { LINKTYPE_ETHERNET, readPcap } from './port/pcap-file';
-import { actionNames, type CompiledPolicy } from '../policy/types';
+import { DropReason } from '../counters';
+import { dropReasonNames } from '../../ipc/stats';
+import { decodeErrorNames } from '../decode/errors';
+import { Engine, Side, Verdict } from '../engine';
+import { LINKTYPE_ETHERNET, readPcap } from './pcap-file';
+import { actionNames, type CompiledPolicy } from '../../policy/types';
 
 export interface ReplayFrame {
   number: number;
