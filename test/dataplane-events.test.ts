@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
-import { DenySummary } from '../appliance/dataplane/log/deny-summary';
-import { EventLog } from '../appliance/dataplane/log/event-log';
+import { pairTotals } from '../appliance/dataplane/counters';
+import { DenySummary } from '../appliance/dataplane/events/deny-summary';
+import { TrafficEvents } from '../appliance/dataplane/events/traffic-events';
 import { RunningPolicy } from '../appliance/dataplane/running-policy';
 import type { DenySummaryEvent, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../appliance/ipc/events';
 import { encodeMessage, LineReader } from '../appliance/ipc/framing';
@@ -64,9 +65,10 @@ function harness(t: Test, mode = 'enforce') {
   const logLines: string[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const engine = new Engine(first.policy, 1);
-  let events: EventLog | null = null;
-  const running = new RunningPolicy(engine, policyPath, { policy: first.policy, groups: first.model.groups }, (old) => events?.policyChanging(old, 0));
-  events = new EventLog({ pair: 'p', engine, running: () => running.current, links: [], log }, 0);
+  const version = { policy: first.policy, groups: first.model.groups, generation: 1 };
+  const events = new TrafficEvents({ pair: 'p', first: version, totals: () => ({ ...pairTotals(engine.counters), flowsActive: engine.flows.size }),
+    links: [], log }, 0);
+  const running = new RunningPolicy(engine, policyPath, version, (next) => events.policyChanging(next, 0));
   engine.observer = events;
   return { engine, running, events, policyPath, logLines };
 }

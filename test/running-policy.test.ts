@@ -36,7 +36,7 @@ function harness(t: Test, text: string) {
   const first = loadPolicyText(text, path);
   if (!first.ok) throw new Error('test policy refused');
   const engine = new Engine(first.policy, 1);
-  const running = new RunningPolicy(engine, path, { policy: first.policy, groups: first.model.groups });
+  const running = new RunningPolicy(engine, path, { policy: first.policy, groups: first.model.groups, generation: 1 });
   return { engine, running, path };
 }
 

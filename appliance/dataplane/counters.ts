@@ -59,6 +59,18 @@ export class PortCounters {
   }
 }
 
+/** Received, sent and dropped frames of both ports together (the counters.snapshot event). */
+export function pairTotals(sides: readonly PortCounters[]): { rxPackets: number; txPackets: number; dropped: number } {
+  let rxPackets = 0;
+  let txPackets = 0;
+  let dropped = 0;
+  for (const side of sides) {
+    rxPackets += side.port[PortCounter.RxPackets];
+    txPackets += side.port[PortCounter.TxPackets];
+    for (const n of side.dropped) dropped += n;
+  }
+  return { rxPackets, txPackets, dropped };
+}
 
 const PACKETS = 0;
 const BYTES = 1;

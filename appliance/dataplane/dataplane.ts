@@ -10,9 +10,10 @@ import pino, { type Logger } from 'pino';
 import { Engine, Side } from './engine';
 import { startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
-import { EventLog } from './log/event-log';
+import { TrafficEvents } from './events/traffic-events';
 import { managementRequests, MgmtLink } from './mgmt-link';
 import { Port } from './port/port';
+import { pairTotals } from './counters';
 import { RunningPolicy, type PolicyVersion } from './running-policy';
 import { formatDiagnostic, loadPolicyFile, type Diagnostic } from '../policy/load';
 import { actionNames, type CompiledPolicy } from '../policy/types';
@@ -60,10 +61,10 @@ export function runDataplane(options: DataplaneOptions): void {
   const startedAt = Date.now();
 
   // Without a management socket nothing is collected: the packet path never calls an observer.
-  let eventLog: EventLog | null = null;
+  let eventLog: TrafficEvents | null = null;
   let link: MgmtLink | null = null;
-  const running = new RunningPolicy(engine, options.policyPath, { policy: first.policy, groups: first.model.groups },
-    (old) => eventLog?.policyChanging(old));
+  const running = new RunningPolicy(engine, options.policyPath, { policy: first.policy, groups: first.model.groups, generation: 1 },
+    (next) => eventLog?.policyChanging(next));
   const eventStats = (): EventStats | undefined => {
     if (link === null || eventLog === null) return undefined;
     const c = link.counters;
@@ -91,10 +92,10 @@ export function runDataplane(options: DataplaneOptions): void {
   };
 
   if (options.mgmtSocket !== undefined) {
-    const events = new EventLog({
+    const events = new TrafficEvents({
       pair: name,
-      engine,
-      running: () => running.current,
+      first: running.current,
+      totals: () => ({ ...pairTotals(engine.counters), flowsActive: engine.flows.size }),
       links: [
         { name: ports[Side.Inside].name, side: 'inside', operState: () => ports[Side.Inside].operState() },
         { name: ports[Side.Outside].name, side: 'outside', operState: () => ports[Side.Outside].operState() },

@@ -8,9 +8,10 @@ import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
 import { DropReason, PortCounter, PortCounters, RuleCounters } from './counters';
 import { Flow, TcpState } from './flow/flow';
 import { FlowKey, keyFromPacket, keyFromQuoted } from './flow/flow-key';
-import { FlowTable, type FlowEndReason, type TtlOption } from './flow/flow-table';
+import { FlowTable, type TtlOption } from './flow/flow-table';
 import { RejectBuilder } from './respond/reject';
 import { Action, type CompiledPolicy } from '../policy/types';
+import type { TrafficObserver } from './events/traffic-events';
 
 export const Verdict = { Forward: 0, Drop: 1, Reject: 2 } as const;
 
@@ -21,21 +22,6 @@ export const Side = { Inside: 0, Outside: 1 } as const;
 const REJECT_RATE = 100;
 const FRAGMENT_TABLE_SIZE = 8192;
 const NO_RULE = -1;
-
-/**
- * What the event log (appliance/dataplane/log/) learns from the packet path. Only set when a
- * management socket is configured; the calls per packet must not allocate.
- */
-export interface TrafficObserver {
-  /** A packet that `rule` denies or rejects (in monitor mode: would have). Per packet: no allocation. */
-  denied(pkt: Packet, rule: number, length: number, now: number): void;
-  /** A packet of a flow that passes only because of monitor mode. Per packet: no allocation. */
-  deniedInFlow(flow: Flow, length: number, now: number): void;
-  /** A flow decided by a rule with `log: true` started. */
-  flowStarted(flow: Flow, now: number): void;
-  /** Any flow left the table (the observer picks the ones it logged). */
-  flowEnded(flow: Flow, reason: FlowEndReason): void;
-}
 
 interface Timeouts {
   tcpOpening: TtlOption;

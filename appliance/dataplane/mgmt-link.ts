@@ -10,7 +10,7 @@ import type { GatekeeperEvent } from '../ipc/events';
 import { encodeMessage, LineReader } from '../ipc/framing';
 import { IPC_VERSION, type DataplaneMessage, type FlowFilter, type FlowsMessage, type HelloMessage, type ManagementMessage } from '../ipc/messages';
 import type { Engine } from './engine';
-import { listFlows } from './log/flow-records';
+import { listFlows } from './events/flow-records';
 import { diagnosticLines, type PolicyVersion, type RunningPolicy } from './running-policy';
 import type { DataplaneStats } from '../ipc/stats';
 

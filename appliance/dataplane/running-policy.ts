@@ -48,11 +48,12 @@ export class RunningPolicy {
   constructor(
     private readonly engine: Engine,
     private readonly path: string,
-    first: { policy: CompiledPolicy; groups: ReadonlyMap<string, ModelGroup> },
-    /** Called just before a swap, with the version that is about to stop running. */
-    private readonly beforeSwap: (old: PolicyVersion) => void = () => {},
+    /** The policy the engine was started with; later generations are numbered from it, here only. */
+    first: PolicyVersion,
+    /** Called just before `next` starts running (the one it replaces is still `current`). */
+    private readonly beforeSwap: (next: PolicyVersion) => void = () => {},
   ) {
-    this.versions = [{ policy: first.policy, groups: first.groups, generation: engine.generation }];
+    this.versions = [first];
   }
 
   get current(): PolicyVersion {
@@ -128,8 +129,8 @@ export class RunningPolicy {
   }
 
   private swap(policy: CompiledPolicy, groups: ReadonlyMap<string, ModelGroup>): PolicyVersion {
-    this.beforeSwap(this.current);
-    const version: PolicyVersion = { policy, groups, generation: this.engine.generation + 1 };
+    const version: PolicyVersion = { policy, groups, generation: this.current.generation + 1 };
+    this.beforeSwap(version);
     this.engine.setPolicy(policy, version.generation);
     this.versions.push(version);
     if (this.versions.length > KEPT_GENERATIONS) this.versions.shift();
