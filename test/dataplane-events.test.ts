@@ -8,7 +8,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict } from '../appliance/dataplane/verdict';
 import { pairTotals } from '../appliance/dataplane/counters';
 import { DenySummary } from '../appliance/dataplane/events/deny-summary';
 import { TrafficEvents } from '../appliance/dataplane/events/traffic-events';
@@ -76,7 +77,7 @@ function harness(t: Test, mode = 'enforce') {
 const out = (s: Partial<FrameSpec>): Buffer => frame({ src: C, dst: S, proto: 'tcp', ...s } as FrameSpec);
 const back = (s: Partial<FrameSpec>): Buffer =>
   frame({ src: S, dst: C, proto: 'tcp', srcMac: SERVER_MAC, dstMac: CLIENT_MAC, ...s } as FrameSpec);
-const run = (e: Engine, f: Buffer, side: number, now = 1000) => e.process(f, f.length, side, now);
+const run = (e: Engine, f: Buffer, side: Side, now = 1000) => e.process(f, f.length, side, now).verdict;
 const ofType = <T extends GatekeeperEvent>(events: GatekeeperEvent[], type: T['type']) => events.filter((e) => e.type === type) as T[];
 
 t.test('100 000 denied SYNs from changing source ports become one deny.summary', async (t) => {
@@ -87,7 +88,7 @@ t.test('100 000 denied SYNs from changing source ports become one deny.summary',
   const at = (i: number) => 1000 + Math.floor(i / 20);
   for (let i = 0; i < packets; i++) {
     syn.writeUInt16BE(20_000 + (i % 40_000), 34); // TCP source port
-    if (h.engine.process(syn, syn.length, Side.Outside, at(i)) !== Verdict.Drop) throw new Error('not dropped');
+    if (h.engine.process(syn, syn.length, Side.Outside, at(i)).verdict !== Verdict.Drop) throw new Error('not dropped');
   }
 
   t.equal(ofType(h.events.collect(at(packets)).events, 'deny.summary').length, 0, 'nothing before the interval ends');

@@ -2,7 +2,8 @@
 // ICMP errors and rejects. The lab tests prove the same against real hosts.
 
 import t from 'tap';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict, type PacketResult } from '../appliance/dataplane/verdict';
 import { DropReason, PortCounter } from '../appliance/dataplane/counters';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
@@ -42,8 +43,12 @@ const out = (s: Partial<FrameSpec>): Buffer => frame({ src: C, dst: S, proto: 't
 const back = (s: Partial<FrameSpec>): Buffer =>
   frame({ src: S, dst: C, proto: 'tcp', srcMac: SERVER_MAC, dstMac: CLIENT_MAC, ...s } as FrameSpec);
 
-function run(engine: Engine, f: Buffer, side: number, now = 1000): number {
-  return engine.process(f, f.length, side, now);
+/** The result of the frame run last (the engine's reused instance). */
+let last: PacketResult;
+
+function run(engine: Engine, f: Buffer, side: Side, now = 1000): number {
+  last = engine.process(f, f.length, side, now);
+  return last.verdict;
 }
 
 t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it', async (t) => {
@@ -61,7 +66,7 @@ t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it',
   t.equal(e.flows.size, 0, 'the closing timeout ended the flow');
   t.equal(e.flows.counters.closed, 1, 'counted as closed, not idle');
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'A' }), Side.Inside), Verdict.Drop, 'nothing after that');
-  t.equal(e.lastDrop, DropReason.TcpNoFlow);
+  t.equal(last.reason, DropReason.TcpNoFlow);
 });
 
 t.test('TCP: FIN both ways closes; a new SYN on the same ports is judged as a new connection', async (t) => {
@@ -79,10 +84,10 @@ t.test('TCP: FIN both ways closes; a new SYN on the same ports is judged as a ne
 t.test('TCP: unsolicited SYN from the protected side and mid-stream segments are dropped', async (t) => {
   const e = new Engine(policy(), 1);
   t.equal(run(e, back({ sport: 40000, dport: 8080, flags: 'S' }), Side.Inside), Verdict.Drop, 'server may not open');
-  t.equal(e.lastDrop, DropReason.Policy);
-  t.equal(e.lastRule, e.policy.rules.length - 1, 'decided by the default rule');
+  t.equal(last.reason, DropReason.Policy);
+  t.equal(last.rule, e.policy.rules.length - 1, 'decided by the default rule');
   t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Drop, 'ACK without flow');
-  t.equal(e.lastDrop, DropReason.TcpNoFlow);
+  t.equal(last.reason, DropReason.TcpNoFlow);
   t.equal(run(e, out({ dport: 22, flags: 'S' }), Side.Outside), Verdict.Drop, 'port not allowed');
   t.equal(e.counters[Side.Outside].dropped[DropReason.Policy], 1);
   t.equal(e.flows.size, 0, 'denied traffic creates no flow');
@@ -99,7 +104,7 @@ t.test('a flow is pinned to its ports: the same tuple arriving on the wrong port
   const e = new Engine(policy(), 1);
   run(e, out({ dport: 8080, flags: 'S' }), Side.Outside);
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Outside), Verdict.Drop);
-  t.equal(e.lastDrop, DropReason.WrongPort);
+  t.equal(last.reason, DropReason.WrongPort);
 });
 
 t.test('UDP and ICMP echo: replies pass within the flow; unsolicited replies do not', async (t) => {
@@ -134,7 +139,7 @@ t.test('reject: TCP gets a valid RST back, UDP an ICMP administratively prohibit
   const e = new Engine(policy(), 1);
   const syn = out({ dport: 8081, flags: 'S', seq: 5000 });
   t.equal(run(e, syn, Side.Outside), Verdict.Reject);
-  const rst = e.reject.frame.subarray(0, e.reject.length);
+  const rst = last.answer.subarray(0, last.answerLength);
   t.same([...rst.subarray(0, 6)], CLIENT_MAC, 'back to the sender');
   t.same([...rst.subarray(6, 12)], SERVER_MAC, 'from the address it tried to reach');
   t.equal(rst[14 + 9], 6, 'TCP');
@@ -147,10 +152,10 @@ t.test('reject: TCP gets a valid RST back, UDP an ICMP administratively prohibit
   const pseudo = [...rst.subarray(26, 34)].reduce((s, b, i) => s + (i % 2 === 0 ? b << 8 : b), 6 + 20);
   t.ok(checksumOk(rst, tcp, tcp + 20, pseudo), 'TCP checksum');
   t.equal(run(e, out({ proto: 'udp', dport: 9000 }), Side.Outside), Verdict.Reject);
-  const icmp = e.reject.frame.subarray(0, e.reject.length);
+  const icmp = last.answer.subarray(0, last.answerLength);
   t.equal(icmp[14 + 9], 1, 'ICMP');
   t.same([icmp[34], icmp[35]], [3, 13], 'destination unreachable, administratively prohibited');
-  t.ok(checksumOk(icmp, 34, e.reject.length), 'ICMP checksum');
+  t.ok(checksumOk(icmp, 34, last.answerLength), 'ICMP checksum');
   t.equal(run(e, out({ dport: 8081, flags: 'R' }), Side.Outside), Verdict.Drop, 'never answer a RST');
 });
 
@@ -171,7 +176,7 @@ rules:
   e.setPolicy(narrowed.policy, 2);
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward, 'TCP flow survives');
   t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside), Verdict.Drop, 'UDP flow cut');
-  t.equal(e.lastDrop, DropReason.FlowCut);
+  t.equal(last.reason, DropReason.FlowCut);
   t.equal(e.flows.counters.cut, 1);
   t.equal(e.ruleTotals().packets(0) >= 2, true, 'counters of rule web carried over by name');
 });
@@ -244,7 +249,7 @@ t.test('fragments follow the verdict of their first fragment', async (t) => {
   t.equal(run(e, later, Side.Outside), Verdict.Forward, 'later fragment follows');
   const orphan = out({ proto: 'udp', fragOffset: 48, ipId: 78 });
   t.equal(run(e, orphan, Side.Outside), Verdict.Drop, 'no first fragment seen');
-  t.equal(e.lastDrop, DropReason.FragmentNoFirst);
+  t.equal(last.reason, DropReason.FragmentNoFirst);
   const deniedFirst = out({ proto: 'udp', sport: 5000, dport: 22, moreFragments: true, ipId: 79, payload: Array(40).fill(1) });
   t.equal(run(e, deniedFirst, Side.Outside), Verdict.Drop);
   t.equal(run(e, out({ proto: 'udp', fragOffset: 48, ipId: 79 }), Side.Outside), Verdict.Drop, 'follows a drop too');
@@ -277,14 +282,14 @@ t.test('ARP passes; other EtherTypes only when l2.allow names them', async (t) =
   t.equal(run(e, arp, Side.Outside), Verdict.Forward, 'ARP');
   t.equal(run(e, l2(0x88cc), Side.Outside), Verdict.Forward, 'LLDP allowed by the policy');
   t.equal(run(e, l2(0x88b5), Side.Outside), Verdict.Drop, 'unknown EtherType');
-  t.equal(e.lastDrop, DropReason.L2);
+  t.equal(last.reason, DropReason.L2);
 });
 
 t.test('malformed frames end as a named decode error and a drop, never a throw', async (t) => {
   const e = new Engine(policy(), 1);
   const good = out({ dport: 8080, flags: 'S' });
   for (let len = 0; len < good.length; len++) {
-    const verdict = e.process(good, len, Side.Outside, 1000);
+    const verdict = e.process(good, len, Side.Outside, 1000).verdict;
     t.ok(verdict === Verdict.Drop || verdict === Verdict.Forward, `length ${len}`);
   }
   const total = e.counters[Side.Outside].decodeErrors.reduce((a, b) => a + b, 0);

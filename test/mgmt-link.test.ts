@@ -9,7 +9,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict } from '../appliance/dataplane/verdict';
 import { pairTotals } from '../appliance/dataplane/counters';
 import { TrafficEvents } from '../appliance/dataplane/events/traffic-events';
 import { managementRequests, MgmtLink, type MgmtLinkOptions } from '../appliance/dataplane/mgmt-link';
@@ -254,7 +255,7 @@ t.test('flows.get: filter, most recent first, limit', async (t) => {
   await waitUntil(() => s.link.connected);
   const send = (spec: Partial<FrameSpec>, now: number) => {
     const f = frame({ src: C, dst: S, proto: 'tcp', ...spec } as FrameSpec);
-    return s.engine.process(f, f.length, Side.Outside, now);
+    return s.engine.process(f, f.length, Side.Outside, now).verdict;
   };
   t.equal(send({ dport: 8080, sport: 40001, flags: 'S' }, 1_000), Verdict.Forward);
   t.equal(send({ dport: 8080, sport: 40002, flags: 'S' }, 2_000), Verdict.Forward);

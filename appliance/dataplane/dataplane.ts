@@ -7,7 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { Engine, Side } from './engine';
+import { Engine } from './engine';
+import { Side } from './verdict';
 import { startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
 import { TrafficEvents } from './events/traffic-events';
@@ -165,7 +166,7 @@ function logDiagnostics(log: Logger, errors: Diagnostic[]): void {
 export function collectStats(
   name: string, engine: Engine, ports: Port[], policy: CompiledPolicy, startedAt: number, events?: EventStats,
 ): DataplaneStats {
-  const portStats = (side: number) => ({
+  const portStats = (side: Side) => ({
     name: ports[side].name,
     link: ports[side].operState(),
     ...engine.counters[side].snapshot(),

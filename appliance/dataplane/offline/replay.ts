@@ -6,7 +6,8 @@
 import { DropReason } from '../counters';
 import { dropReasonNames } from '../../ipc/stats';
 import { decodeErrorNames } from '../decode/errors';
-import { Engine, Side, Verdict } from '../engine';
+import { Engine } from '../engine';
+import { NO_RULE, otherSide, Side, Verdict } from '../verdict';
 import { LINKTYPE_ETHERNET, readPcap } from './pcap-file';
 import { actionNames, type CompiledPolicy } from '../../policy/types';
 
@@ -32,7 +33,7 @@ export interface ReplaySummary {
 
 export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?: (frame: ReplayFrame) => void): Promise<ReplaySummary> {
   const engine = new Engine(policy, 1);
-  const sideOfMac = new Map<string, number>();
+  const sideOfMac = new Map<string, Side>();
   const summary: ReplaySummary = { frames: 0, forwarded: 0, dropped: 0, rejected: 0, skipped: 0, byRule: [], dropReasons: {} };
   let now = 0;
   for await (const frame of readPcap(path)) {
@@ -47,21 +48,22 @@ export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?:
     let side = sideOfMac.get(src);
     if (side === undefined) {
       const dstSide = sideOfMac.get(dst);
-      side = dstSide === undefined ? Side.Outside : 1 - dstSide;
+      side = dstSide === undefined ? Side.Outside : otherSide(dstSide);
       sideOfMac.set(src, side);
     }
-    if (!sideOfMac.has(dst) && (frame.data[0] & 1) === 0) sideOfMac.set(dst, 1 - side);
+    if (!sideOfMac.has(dst) && (frame.data[0] & 1) === 0) sideOfMac.set(dst, otherSide(side));
     // Captured timestamps are not needed: a steady clock keeps idle timeouts from firing mid-replay.
     now += 1;
-    const verdict = engine.process(frame.data, frame.length, side, now);
-    const rule = engine.lastRule >= 0 ? policy.rules[engine.lastRule].name : null;
+    const result = engine.process(frame.data, frame.length, side, now);
+    const verdict = result.verdict;
+    const rule = result.rule !== NO_RULE ? policy.rules[result.rule].name : null;
     let reason: string | null = null;
     if (verdict === Verdict.Forward) summary.forwarded++;
     else if (verdict === Verdict.Reject) summary.rejected++;
     else summary.dropped++;
     if (verdict !== Verdict.Forward) {
-      const dropName = dropReasonNames[engine.lastDrop];
-      reason = engine.lastDrop === DropReason.Decode ? `decode:${decodeErrorNames[engine.pkt.error]}` : dropName;
+      const dropName = dropReasonNames[result.reason];
+      reason = result.reason === DropReason.Decode ? `decode:${decodeErrorNames[engine.pkt.error]}` : dropName;
       summary.dropReasons[dropName] = (summary.dropReasons[dropName] ?? 0) + 1;
     }
     onFrame?.({
