@@ -34,6 +34,9 @@ export type PrepareResult = { ok: true; warnings: Diagnostic[] } | { ok: false; 
 
 export type CommitResult = { ok: true; version: PolicyVersion } | { ok: false; error: string };
 
+/** The generation of the policy a dataplane starts with; each accepted change adds one. */
+export const FIRST_GENERATION = 1;
+
 /** Older generations whose rule names are kept for flows not yet re-decided. */
 const KEPT_GENERATIONS = 8;
 
