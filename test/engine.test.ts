@@ -5,6 +5,8 @@ import t from 'tap';
 import { Engine } from '../appliance/dataplane/engine';
 import { Side, Verdict, type PacketResult } from '../appliance/dataplane/verdict';
 import { DropReason, PortCounter } from '../appliance/dataplane/counters';
+import { InspectVerdict, type AppInspector } from '../appliance/dataplane/inspect/inspector';
+import { inspectors, inspectorsFor } from '../appliance/dataplane/inspect/registry';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
 import { checksumOk, CLIENT_MAC, frame, SERVER_MAC, type FrameSpec } from './lib/frames';
@@ -294,4 +296,59 @@ t.test('malformed frames end as a named decode error and a drop, never a throw',
   }
   const total = e.counters[Side.Outside].decodeErrors.reduce((a, b) => a + b, 0);
   t.ok(total > 0, 'decode errors counted');
+});
+
+t.test('application-layer slot: nothing is inspected until a rule names an inspector', async (t) => {
+  t.equal(inspectors.size, 0, 'no inspector registered yet');
+  t.same(inspectorsFor(policy()), [null, null, null], 'no rule has one');
+});
+
+t.test('application-layer slot: a claimed flow\'s payload reaches its inspector, which may drop or reset', async (t) => {
+  const seen: Array<{ offset: number; length: number; fromInitiator: boolean; seq: number; first: number }> = [];
+  let opened = 0;
+  let closed = 0;
+  const inspector: AppInspector<{ messages: number }> = {
+    protocol: 'test',
+    claims: (flow) => (flow.initiatorIsA ? flow.portB : flow.portA) === 8080,
+    open: () => {
+      opened++;
+      return { messages: 0 };
+    },
+    inspect(state, segment, out) {
+      state.messages++;
+      seen.push({ offset: segment.offset, length: segment.length, fromInitiator: segment.fromInitiator, seq: segment.seq,
+        first: segment.frame[segment.offset] });
+      if (segment.frame[segment.offset] === 0xff) {
+        out.reason = 'function not allowed';
+        return InspectVerdict.Drop;
+      }
+      if (segment.frame[segment.offset] === 0xfe) {
+        out.reason = 'write refused';
+        return InspectVerdict.Reset;
+      }
+      return InspectVerdict.Forward;
+    },
+    close: () => void closed++,
+  };
+  const p = policy('', 'enforce', 'flows:\n  tcp-closing-idle: 20ms\n');
+  const e = new Engine(p, 1, { inspectors: (pol) => pol.rules.map((r) => (r.name === 'web' ? inspector : null)) });
+  t.equal(run(e, out({ dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward, 'SYN: no payload, nothing to inspect');
+  t.equal(opened, 1, 'the flow was claimed when it started');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1001, payload: [1, 2, 3] }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'PA', seq: 7000, payload: [4, 5] }), Side.Inside), Verdict.Forward);
+  t.same(seen, [
+    { offset: 14 + 20 + 20, length: 3, fromInitiator: true, seq: 1001, first: 1 },
+    { offset: 14 + 20 + 20, length: 2, fromInitiator: false, seq: 7000, first: 4 },
+  ], 'payload offset and length in the frame, direction, sequence number');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1004, payload: [0xff] }), Side.Outside), Verdict.Drop, 'inspector drops');
+  t.same([last.reason, last.rule, last.inspectorReason], [DropReason.Policy, 0, 'function not allowed'], 'under the flow\'s rule, with its reason');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1005, ack: 7002, payload: [0xfe] }), Side.Outside), Verdict.Reject, 'inspector resets');
+  t.equal(last.answer[14 + 20 + 13] & 0x04, 0x04, 'the answer is a RST');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1006, payload: [9] }), Side.Outside), Verdict.Forward, 'the next message is judged again');
+  t.equal(run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside), Verdict.Forward);
+  t.equal(opened, 1, 'a flow the inspector does not claim is never inspected');
+  run(e, out({ dport: 8080, flags: 'R' }), Side.Outside);
+  await new Promise((r) => setTimeout(r, 50));
+  e.flows.purgeIdle();
+  t.equal(closed, 1, 'its state is closed when the flow ends');
 });

@@ -29,6 +29,13 @@ import { NO_REASON, NO_RULE, otherSide, PacketResult, Side, Verdict } from './ve
 
 const FRAGMENT_TABLE_SIZE = 8192;
 
+export interface EngineOptions {
+  /** Ages flows and fragments: live the coarse monotonic clock, in replay the capture's. */
+  clock?: Clock;
+  /** Per rule of a policy, the inspector that inspects its flows (inspect/registry.ts by default). */
+  inspectors?: (policy: CompiledPolicy) => (AppInspector | null)[];
+}
+
 /** A claimed flow's inspector and its parse state. */
 interface Inspection {
   inspector: AppInspector;
@@ -60,15 +67,17 @@ export class Engine {
   private readonly inspections = new Map<Flow, Inspection>();
   private readonly segment = new Segment();
   private readonly inspectOutcome = new InspectOutcome();
+  private readonly inspectorsFor: (policy: CompiledPolicy) => (AppInspector | null)[];
 
-  /** `clock` ages flows and fragments: live the coarse monotonic clock, in replay the capture's. */
-  constructor(policy: CompiledPolicy, generation: number, clock: Clock = coarseClock) {
+  constructor(policy: CompiledPolicy, generation: number, options: EngineOptions = {}) {
+    const clock = options.clock ?? coarseClock;
+    this.inspectorsFor = options.inspectors ?? inspectorsFor;
     this.policy = policy;
     this.generation = generation;
     this.ruleCounters = new RuleCounters(policy.rules.length);
     this.timeouts = new FlowTimeouts(policy);
     this.monitor = isMonitor(policy);
-    this.ruleInspectors = inspectorsFor(policy);
+    this.ruleInspectors = this.inspectorsFor(policy);
     this.result = new PacketResult(this.reject.frame);
     this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
       this.settle(flow);
@@ -97,7 +106,7 @@ export class Engine {
     this.ruleCounters = counters;
     this.timeouts = new FlowTimeouts(policy);
     this.monitor = isMonitor(policy);
-    this.ruleInspectors = inspectorsFor(policy);
+    this.ruleInspectors = this.inspectorsFor(policy);
     this.flows.resize(policy.flow.maxFlows);
   }
 

@@ -105,7 +105,7 @@ export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?:
   const inside = options.inside ?? null;
   // The capture's clock: record times drive idle timeouts and the reject limit, as live traffic would.
   let now = 0;
-  const engine = new Engine(policy, 1, { now: () => now });
+  const engine = new Engine(policy, 1, { clock: { now: () => now } });
   const sideOfMac = new Map<string, Side>();
   const source = new Packet();
   const summary: ReplaySummary = {
