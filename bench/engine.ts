@@ -10,7 +10,8 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { decodeFrame } from '../appliance/dataplane/decode/decoder';
 import { Packet } from '../appliance/dataplane/decode/packet';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { NO_RULE, Side, Verdict } from '../appliance/dataplane/verdict';
 import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { PolicyModel } from '../appliance/policy/model';
@@ -179,9 +180,10 @@ function benchSize(rules: number): SizeResult {
   let forwarded = 0;
   let onDefault = 0;
   for (const frame of firstFrames) {
-    if (probe.process(frame, frame.length, Side.Outside, now) === Verdict.Forward) forwarded++;
-    if (probe.lastRule === policy.rules.length - 1) onDefault++;
-    else if (probe.lastRule >= 0) decided.push(probe.lastRule);
+    const result = probe.process(frame, frame.length, Side.Outside, now);
+    if (result.verdict === Verdict.Forward) forwarded++;
+    if (result.rule === policy.rules.length - 1) onDefault++;
+    else if (result.rule !== NO_RULE) decided.push(result.rule);
   }
 
   // Cache hits: the allowed flows are opened once, then their established packets go both ways.
@@ -190,7 +192,7 @@ function benchSize(rules: number): SizeResult {
   for (const flow of distinct(flowsFromRules(model, HIT_FLOWS * 2, SEED + 2))) {
     if (allowed.length === HIT_FLOWS) break;
     const [syn] = frameSet([flow]);
-    if (hitEngine.process(syn, syn.length, Side.Outside, now) === Verdict.Forward) allowed.push(flow);
+    if (hitEngine.process(syn, syn.length, Side.Outside, now).verdict === Verdict.Forward) allowed.push(flow);
   }
   const requests = frameSet(allowed, false, TCP_ACK);
   const replies = frameSet(allowed, true, TCP_ACK);

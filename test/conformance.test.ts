@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { decodeErrorNames } from '../appliance/dataplane/decode/errors';
-import { pcapTuples } from '../appliance/dataplane/decode/tuples';
+import { pcapTuples } from '../appliance/dataplane/offline/tuples';
 
 const conformanceDir = path.resolve(__dirname, '../../shared/conformance');
 const pcapDir = path.join(conformanceDir, 'pcaps');

@@ -8,9 +8,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
-import { DenySummary } from '../appliance/dataplane/log/deny-summary';
-import { EventLog } from '../appliance/dataplane/log/event-log';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict } from '../appliance/dataplane/verdict';
+import { pairTotals } from '../appliance/dataplane/counters';
+import { DenySummary } from '../appliance/dataplane/events/deny-summary';
+import { TrafficEvents } from '../appliance/dataplane/events/traffic-events';
 import { RunningPolicy } from '../appliance/dataplane/running-policy';
 import type { DenySummaryEvent, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../appliance/ipc/events';
 import { encodeMessage, LineReader } from '../appliance/ipc/framing';
@@ -64,9 +66,10 @@ function harness(t: Test, mode = 'enforce') {
   const logLines: string[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const engine = new Engine(first.policy, 1);
-  let events: EventLog | null = null;
-  const running = new RunningPolicy(engine, policyPath, { policy: first.policy, groups: first.model.groups }, (old) => events?.policyChanging(old, 0));
-  events = new EventLog({ pair: 'p', engine, running: () => running.current, links: [], log }, 0);
+  const version = { policy: first.policy, groups: first.model.groups, generation: 1 };
+  const events = new TrafficEvents({ pair: 'p', first: version, totals: () => ({ ...pairTotals(engine.counters), flowsActive: engine.flows.size }),
+    links: [], log }, 0);
+  const running = new RunningPolicy(engine, policyPath, version, (next) => events.policyChanging(next, 0));
   engine.observer = events;
   return { engine, running, events, policyPath, logLines };
 }
@@ -74,7 +77,7 @@ function harness(t: Test, mode = 'enforce') {
 const out = (s: Partial<FrameSpec>): Buffer => frame({ src: C, dst: S, proto: 'tcp', ...s } as FrameSpec);
 const back = (s: Partial<FrameSpec>): Buffer =>
   frame({ src: S, dst: C, proto: 'tcp', srcMac: SERVER_MAC, dstMac: CLIENT_MAC, ...s } as FrameSpec);
-const run = (e: Engine, f: Buffer, side: number, now = 1000) => e.process(f, f.length, side, now);
+const run = (e: Engine, f: Buffer, side: Side, now = 1000) => e.process(f, f.length, side, now).verdict;
 const ofType = <T extends GatekeeperEvent>(events: GatekeeperEvent[], type: T['type']) => events.filter((e) => e.type === type) as T[];
 
 t.test('100 000 denied SYNs from changing source ports become one deny.summary', async (t) => {
@@ -85,7 +88,7 @@ t.test('100 000 denied SYNs from changing source ports become one deny.summary',
   const at = (i: number) => 1000 + Math.floor(i / 20);
   for (let i = 0; i < packets; i++) {
     syn.writeUInt16BE(20_000 + (i % 40_000), 34); // TCP source port
-    if (h.engine.process(syn, syn.length, Side.Outside, at(i)) !== Verdict.Drop) throw new Error('not dropped');
+    if (h.engine.process(syn, syn.length, Side.Outside, at(i)).verdict !== Verdict.Drop) throw new Error('not dropped');
   }
 
   t.equal(ofType(h.events.collect(at(packets)).events, 'deny.summary').length, 0, 'nothing before the interval ends');

@@ -9,7 +9,7 @@ import { decodeFrame } from '../appliance/dataplane/decode/decoder';
 import { DecodeError, decodeErrorNames } from '../appliance/dataplane/decode/errors';
 import { Packet } from '../appliance/dataplane/decode/packet';
 import { EtherType, Family, Proto, TcpFlag } from '../appliance/wire/protocols';
-import { formatTuple, pcapTuples } from '../appliance/dataplane/decode/tuples';
+import { formatTuple, pcapTuples } from '../appliance/dataplane/offline/tuples';
 import { formatIpv6 } from '../appliance/wire/address-text';
 
 // ---------------------------------------------------------------- frame builders

@@ -2,8 +2,11 @@
 // ICMP errors and rejects. The lab tests prove the same against real hosts.
 
 import t from 'tap';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict, type PacketResult } from '../appliance/dataplane/verdict';
 import { DropReason, PortCounter } from '../appliance/dataplane/counters';
+import { InspectVerdict, type AppInspector } from '../appliance/dataplane/inspect/inspector';
+import { inspectors, inspectorsFor } from '../appliance/dataplane/inspect/registry';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
 import { checksumOk, CLIENT_MAC, frame, SERVER_MAC, type FrameSpec } from './lib/frames';
@@ -42,8 +45,12 @@ const out = (s: Partial<FrameSpec>): Buffer => frame({ src: C, dst: S, proto: 't
 const back = (s: Partial<FrameSpec>): Buffer =>
   frame({ src: S, dst: C, proto: 'tcp', srcMac: SERVER_MAC, dstMac: CLIENT_MAC, ...s } as FrameSpec);
 
-function run(engine: Engine, f: Buffer, side: number, now = 1000): number {
-  return engine.process(f, f.length, side, now);
+/** The result of the frame run last (the engine's reused instance). */
+let last: PacketResult;
+
+function run(engine: Engine, f: Buffer, side: Side, now = 1000): number {
+  last = engine.process(f, f.length, side, now);
+  return last.verdict;
 }
 
 t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it', async (t) => {
@@ -61,7 +68,7 @@ t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it',
   t.equal(e.flows.size, 0, 'the closing timeout ended the flow');
   t.equal(e.flows.counters.closed, 1, 'counted as closed, not idle');
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'A' }), Side.Inside), Verdict.Drop, 'nothing after that');
-  t.equal(e.lastDrop, DropReason.TcpNoFlow);
+  t.equal(last.reason, DropReason.TcpNoFlow);
 });
 
 t.test('TCP: FIN both ways closes; a new SYN on the same ports is judged as a new connection', async (t) => {
@@ -79,10 +86,10 @@ t.test('TCP: FIN both ways closes; a new SYN on the same ports is judged as a ne
 t.test('TCP: unsolicited SYN from the protected side and mid-stream segments are dropped', async (t) => {
   const e = new Engine(policy(), 1);
   t.equal(run(e, back({ sport: 40000, dport: 8080, flags: 'S' }), Side.Inside), Verdict.Drop, 'server may not open');
-  t.equal(e.lastDrop, DropReason.Policy);
-  t.equal(e.lastRule, e.policy.rules.length - 1, 'decided by the default rule');
+  t.equal(last.reason, DropReason.Policy);
+  t.equal(last.rule, e.policy.rules.length - 1, 'decided by the default rule');
   t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Drop, 'ACK without flow');
-  t.equal(e.lastDrop, DropReason.TcpNoFlow);
+  t.equal(last.reason, DropReason.TcpNoFlow);
   t.equal(run(e, out({ dport: 22, flags: 'S' }), Side.Outside), Verdict.Drop, 'port not allowed');
   t.equal(e.counters[Side.Outside].dropped[DropReason.Policy], 1);
   t.equal(e.flows.size, 0, 'denied traffic creates no flow');
@@ -99,7 +106,7 @@ t.test('a flow is pinned to its ports: the same tuple arriving on the wrong port
   const e = new Engine(policy(), 1);
   run(e, out({ dport: 8080, flags: 'S' }), Side.Outside);
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Outside), Verdict.Drop);
-  t.equal(e.lastDrop, DropReason.WrongPort);
+  t.equal(last.reason, DropReason.WrongPort);
 });
 
 t.test('UDP and ICMP echo: replies pass within the flow; unsolicited replies do not', async (t) => {
@@ -134,7 +141,7 @@ t.test('reject: TCP gets a valid RST back, UDP an ICMP administratively prohibit
   const e = new Engine(policy(), 1);
   const syn = out({ dport: 8081, flags: 'S', seq: 5000 });
   t.equal(run(e, syn, Side.Outside), Verdict.Reject);
-  const rst = e.reject.frame.subarray(0, e.reject.length);
+  const rst = last.answer.subarray(0, last.answerLength);
   t.same([...rst.subarray(0, 6)], CLIENT_MAC, 'back to the sender');
   t.same([...rst.subarray(6, 12)], SERVER_MAC, 'from the address it tried to reach');
   t.equal(rst[14 + 9], 6, 'TCP');
@@ -147,10 +154,10 @@ t.test('reject: TCP gets a valid RST back, UDP an ICMP administratively prohibit
   const pseudo = [...rst.subarray(26, 34)].reduce((s, b, i) => s + (i % 2 === 0 ? b << 8 : b), 6 + 20);
   t.ok(checksumOk(rst, tcp, tcp + 20, pseudo), 'TCP checksum');
   t.equal(run(e, out({ proto: 'udp', dport: 9000 }), Side.Outside), Verdict.Reject);
-  const icmp = e.reject.frame.subarray(0, e.reject.length);
+  const icmp = last.answer.subarray(0, last.answerLength);
   t.equal(icmp[14 + 9], 1, 'ICMP');
   t.same([icmp[34], icmp[35]], [3, 13], 'destination unreachable, administratively prohibited');
-  t.ok(checksumOk(icmp, 34, e.reject.length), 'ICMP checksum');
+  t.ok(checksumOk(icmp, 34, last.answerLength), 'ICMP checksum');
   t.equal(run(e, out({ dport: 8081, flags: 'R' }), Side.Outside), Verdict.Drop, 'never answer a RST');
 });
 
@@ -171,7 +178,7 @@ rules:
   e.setPolicy(narrowed.policy, 2);
   t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside), Verdict.Forward, 'TCP flow survives');
   t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside), Verdict.Drop, 'UDP flow cut');
-  t.equal(e.lastDrop, DropReason.FlowCut);
+  t.equal(last.reason, DropReason.FlowCut);
   t.equal(e.flows.counters.cut, 1);
   t.equal(e.ruleTotals().packets(0) >= 2, true, 'counters of rule web carried over by name');
 });
@@ -244,7 +251,7 @@ t.test('fragments follow the verdict of their first fragment', async (t) => {
   t.equal(run(e, later, Side.Outside), Verdict.Forward, 'later fragment follows');
   const orphan = out({ proto: 'udp', fragOffset: 48, ipId: 78 });
   t.equal(run(e, orphan, Side.Outside), Verdict.Drop, 'no first fragment seen');
-  t.equal(e.lastDrop, DropReason.FragmentNoFirst);
+  t.equal(last.reason, DropReason.FragmentNoFirst);
   const deniedFirst = out({ proto: 'udp', sport: 5000, dport: 22, moreFragments: true, ipId: 79, payload: Array(40).fill(1) });
   t.equal(run(e, deniedFirst, Side.Outside), Verdict.Drop);
   t.equal(run(e, out({ proto: 'udp', fragOffset: 48, ipId: 79 }), Side.Outside), Verdict.Drop, 'follows a drop too');
@@ -277,16 +284,71 @@ t.test('ARP passes; other EtherTypes only when l2.allow names them', async (t) =
   t.equal(run(e, arp, Side.Outside), Verdict.Forward, 'ARP');
   t.equal(run(e, l2(0x88cc), Side.Outside), Verdict.Forward, 'LLDP allowed by the policy');
   t.equal(run(e, l2(0x88b5), Side.Outside), Verdict.Drop, 'unknown EtherType');
-  t.equal(e.lastDrop, DropReason.L2);
+  t.equal(last.reason, DropReason.L2);
 });
 
 t.test('malformed frames end as a named decode error and a drop, never a throw', async (t) => {
   const e = new Engine(policy(), 1);
   const good = out({ dport: 8080, flags: 'S' });
   for (let len = 0; len < good.length; len++) {
-    const verdict = e.process(good, len, Side.Outside, 1000);
+    const verdict = e.process(good, len, Side.Outside, 1000).verdict;
     t.ok(verdict === Verdict.Drop || verdict === Verdict.Forward, `length ${len}`);
   }
   const total = e.counters[Side.Outside].decodeErrors.reduce((a, b) => a + b, 0);
   t.ok(total > 0, 'decode errors counted');
+});
+
+t.test('application-layer slot: nothing is inspected until a rule names an inspector', async (t) => {
+  t.equal(inspectors.size, 0, 'no inspector registered yet');
+  t.same(inspectorsFor(policy()), [null, null, null], 'no rule has one');
+});
+
+t.test('application-layer slot: a claimed flow\'s payload reaches its inspector, which may drop or reset', async (t) => {
+  const seen: Array<{ offset: number; length: number; fromInitiator: boolean; seq: number; first: number }> = [];
+  let opened = 0;
+  let closed = 0;
+  const inspector: AppInspector<{ messages: number }> = {
+    protocol: 'test',
+    claims: (flow) => (flow.initiatorIsA ? flow.portB : flow.portA) === 8080,
+    open: () => {
+      opened++;
+      return { messages: 0 };
+    },
+    inspect(state, segment, out) {
+      state.messages++;
+      seen.push({ offset: segment.offset, length: segment.length, fromInitiator: segment.fromInitiator, seq: segment.seq,
+        first: segment.frame[segment.offset] });
+      if (segment.frame[segment.offset] === 0xff) {
+        out.reason = 'function not allowed';
+        return InspectVerdict.Drop;
+      }
+      if (segment.frame[segment.offset] === 0xfe) {
+        out.reason = 'write refused';
+        return InspectVerdict.Reset;
+      }
+      return InspectVerdict.Forward;
+    },
+    close: () => void closed++,
+  };
+  const p = policy('', 'enforce', 'flows:\n  tcp-closing-idle: 20ms\n');
+  const e = new Engine(p, 1, { inspectors: (pol) => pol.rules.map((r) => (r.name === 'web' ? inspector : null)) });
+  t.equal(run(e, out({ dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward, 'SYN: no payload, nothing to inspect');
+  t.equal(opened, 1, 'the flow was claimed when it started');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1001, payload: [1, 2, 3] }), Side.Outside), Verdict.Forward);
+  t.equal(run(e, back({ sport: 8080, dport: 40000, flags: 'PA', seq: 7000, payload: [4, 5] }), Side.Inside), Verdict.Forward);
+  t.same(seen, [
+    { offset: 14 + 20 + 20, length: 3, fromInitiator: true, seq: 1001, first: 1 },
+    { offset: 14 + 20 + 20, length: 2, fromInitiator: false, seq: 7000, first: 4 },
+  ], 'payload offset and length in the frame, direction, sequence number');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1004, payload: [0xff] }), Side.Outside), Verdict.Drop, 'inspector drops');
+  t.same([last.reason, last.rule, last.inspectorReason], [DropReason.Policy, 0, 'function not allowed'], 'under the flow\'s rule, with its reason');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1005, ack: 7002, payload: [0xfe] }), Side.Outside), Verdict.Reject, 'inspector resets');
+  t.equal(last.answer[14 + 20 + 13] & 0x04, 0x04, 'the answer is a RST');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1006, payload: [9] }), Side.Outside), Verdict.Forward, 'the next message is judged again');
+  t.equal(run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside), Verdict.Forward);
+  t.equal(opened, 1, 'a flow the inspector does not claim is never inspected');
+  run(e, out({ dport: 8080, flags: 'R' }), Side.Outside);
+  await new Promise((r) => setTimeout(r, 50));
+  e.flows.purgeIdle();
+  t.equal(closed, 1, 'its state is closed when the flow ends');
 });

@@ -9,8 +9,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine, Side, Verdict } from '../appliance/dataplane/engine';
-import { EventLog } from '../appliance/dataplane/log/event-log';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict } from '../appliance/dataplane/verdict';
+import { pairTotals } from '../appliance/dataplane/counters';
+import { TrafficEvents } from '../appliance/dataplane/events/traffic-events';
 import { managementRequests, MgmtLink, type MgmtLinkOptions } from '../appliance/dataplane/mgmt-link';
 import { RunningPolicy } from '../appliance/dataplane/running-policy';
 import type { GatekeeperEvent } from '../appliance/ipc/events';
@@ -123,7 +125,7 @@ interface Setup {
   policyPath: string;
   engine: Engine;
   running: RunningPolicy;
-  events: EventLog;
+  events: TrafficEvents;
   link: MgmtLink;
   peer: Peer;
   logLines: string[];
@@ -140,11 +142,11 @@ async function setup(t: Test, opts: { listen?: boolean; welcomeVersion?: number;
   const logLines: string[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const engine = new Engine(first.policy, 1);
-  let events: EventLog | null = null;
-  const running = new RunningPolicy(engine, policyPath, { policy: first.policy, groups: first.model.groups }, (old) => events?.policyChanging(old));
-  events = new EventLog({ pair: 'test-pair', engine, running: () => running.current, links: [], log });
+  const version = { policy: first.policy, groups: first.model.groups, generation: 1 };
+  const events = new TrafficEvents({ pair: 'test-pair', first: version,
+    totals: () => ({ ...pairTotals(engine.counters), flowsActive: engine.flows.size }), links: [], log });
+  const running = new RunningPolicy(engine, policyPath, version, (next) => events.policyChanging(next));
   engine.observer = events;
-  const eventLog = events;
   const peer = new Peer(socketPath, opts.welcomeVersion);
   if (opts.listen !== false) await peer.listen();
   const link = new MgmtLink({
@@ -152,7 +154,7 @@ async function setup(t: Test, opts: { listen?: boolean; welcomeVersion?: number;
     hello: () => ({ pair: 'test-pair', pid: process.pid, inside: 'in0', outside: 'out0', generation: engine.generation,
       policyHash: running.current.policy.sourceHash, startedAt: 1 }),
     stats: () => ({ pair: 'test-pair', generation: engine.generation } as never),
-    collect: (final) => eventLog.collect(Date.now(), final),
+    collect: (final) => events.collect(Date.now(), final),
     requests: managementRequests(engine, running, log, () => {}),
     log,
     maxBackoffMs: 200,
@@ -164,7 +166,7 @@ async function setup(t: Test, opts: { listen?: boolean; welcomeVersion?: number;
     await peer.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  return { dir, socketPath, policyPath, engine, running, events: eventLog, link, peer, logLines };
+  return { dir, socketPath, policyPath, engine, running, events, link, peer, logLines };
 }
 
 t.test('hello, welcome, stats every second, events in batches', async (t) => {
@@ -253,7 +255,7 @@ t.test('flows.get: filter, most recent first, limit', async (t) => {
   await waitUntil(() => s.link.connected);
   const send = (spec: Partial<FrameSpec>, now: number) => {
     const f = frame({ src: C, dst: S, proto: 'tcp', ...spec } as FrameSpec);
-    return s.engine.process(f, f.length, Side.Outside, now);
+    return s.engine.process(f, f.length, Side.Outside, now).verdict;
   };
   t.equal(send({ dport: 8080, sport: 40001, flags: 'S' }, 1_000), Verdict.Forward);
   t.equal(send({ dport: 8080, sport: 40002, flags: 'S' }, 2_000), Verdict.Forward);

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Engine, Side } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side } from '../appliance/dataplane/verdict';
 import { RunningPolicy } from '../appliance/dataplane/running-policy';
 import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
@@ -36,7 +37,7 @@ function harness(t: Test, text: string) {
   const first = loadPolicyText(text, path);
   if (!first.ok) throw new Error('test policy refused');
   const engine = new Engine(first.policy, 1);
-  const running = new RunningPolicy(engine, path, { policy: first.policy, groups: first.model.groups });
+  const running = new RunningPolicy(engine, path, { policy: first.policy, groups: first.model.groups, generation: 1 });
   return { engine, running, path };
 }
 

@@ -4,8 +4,8 @@
 import { constants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { runDataplane } from '../dataplane/dataplane';
-import { pcapTuples } from '../dataplane/decode/tuples';
-import { replayPcap } from '../dataplane/replay';
+import { pcapTuples } from '../dataplane/offline/tuples';
+import { parseInside, replayPcap } from '../dataplane/offline/replay';
 import { runLab } from '../lab/lab-command';
 import { registerMgmtCommands } from './mgmt-commands';
 import { explainDecision } from '../policy/analysis/explain';
@@ -52,23 +52,29 @@ program
   .option('--tuples', "print each frame's decoded 5-tuple in the conformance format instead of verdicts")
   .option('--summary', 'print only the totals and the per-rule counts')
   .option('--json', 'print the summary as JSON')
-  .action(async (pcap: string, o: { policy?: string; tuples?: boolean; summary?: boolean; json?: boolean }) => {
+  .option('--inside <cidr|mac>', 'what is behind the inside port (address, CIDR or MAC; repeatable): a frame from it came ' +
+    'in on the inside port, every other frame on the outside; without it, ports are learned from MAC addresses',
+  (value: string, list: string[]) => [...list, value], [] as string[])
+  .action(async (pcap: string, o: { policy?: string; tuples?: boolean; summary?: boolean; json?: boolean; inside: string[] }) => {
     if (o.tuples) {
       for await (const line of pcapTuples(pcap)) process.stdout.write(`${line}\n`);
       return;
     }
     if (!o.policy) fail('replay needs --policy FILE (or --tuples)');
     const policy = mustLoad(o.policy).policy;
+    const inside = parseInside(o.inside);
+    if (typeof inside === 'string') fail(inside);
     const summary = await replayPcap(pcap, policy, o.summary || o.json ? undefined : (f) => {
       const detail = [f.rule && `rule=${f.rule}`, f.reason && `reason=${f.reason}`].filter(Boolean).join(' ');
       process.stdout.write(`${f.number}\t${f.side}\t${f.verdict}\t${detail}\n`);
-    });
+    }, { inside });
     if (o.json) {
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       return;
     }
     process.stdout.write(`frames ${summary.frames}: forwarded ${summary.forwarded}, dropped ${summary.dropped}, ` +
       `rejected ${summary.rejected}, skipped ${summary.skipped}\n`);
+    process.stdout.write(`  sides: ${summary.sides}\n`);
     for (const r of summary.byRule) {
       if (r.packets > 0) process.stdout.write(`  ${r.rule} (${r.action}): ${r.packets} packets, ${r.bytes} bytes\n`);
     }

@@ -1,9 +1,13 @@
-// Counters of one dataplane, named after the stage that owns them. Plain typed arrays indexed by
-// constants, so counting on the packet path is a single store. The names they are published under
-// belong to the IPC contract (ipc/stats.ts); test/engine.test.ts keeps indices and names in step.
+// Counters of one dataplane: the one place that counts. Per port, what the pipeline decided about
+// each frame (from its PacketResult) and what the port did with it (refused before the pipeline,
+// answers sent, the kernel's report of sent batches); per rule, packets, bytes and flows. Plain typed
+// arrays indexed by constants, so counting on the packet path is a few stores. The names they are
+// published under belong to the IPC contract (ipc/stats.ts); test/engine.test.ts keeps indices and
+// names in step.
 
 import { decodeErrorNames } from './decode/errors';
 import { dropReasonNames, portCounterNames, type PortCountersSnapshot } from '../ipc/stats';
+import { NO_REASON, Verdict, type PacketResult } from './verdict';
 
 /** Per appliance port (0 = inside, 1 = outside), counted on the port where the frame arrived. */
 export const PortCounter = {
@@ -43,10 +47,53 @@ export const DropReason = {
   FlowCut: 8,
 } as const;
 
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
+
 export class PortCounters {
   readonly port = new Float64Array(portCounterNames.length);
   readonly dropped = new Float64Array(dropReasonNames.length);
   readonly decodeErrors = new Float64Array(decodeErrorNames.length);
+
+  /** A frame that arrived here, as the pipeline decided it (`decodeError`: the decoder's code). */
+  frame(length: number, result: PacketResult, decodeError: number): void {
+    const port = this.port;
+    port[PortCounter.RxPackets]++;
+    port[PortCounter.RxBytes] += length;
+    const reason = result.reason;
+    if (reason !== NO_REASON) {
+      this.dropped[reason]++;
+      if (reason === DropReason.Decode) this.decodeErrors[decodeError]++;
+    }
+    if (result.rejectSuppressed) port[PortCounter.RejectsSuppressed]++;
+    if (result.verdict === Verdict.Forward) {
+      port[PortCounter.Forwarded]++;
+      if (result.monitored) port[PortCounter.MonitorWouldDrop]++;
+    }
+  }
+
+  /** A frame the port refused before the pipeline saw it (truncated, or from the port's own MAC). */
+  refused(reason: DropReason): void {
+    this.port[PortCounter.RxPackets]++;
+    this.dropped[reason]++;
+  }
+
+  /** The answer to a rejected frame was sent back out of this port, or the send failed. */
+  answered(length: number, sent: boolean): void {
+    if (!sent) {
+      this.port[PortCounter.SendErrors]++;
+      return;
+    }
+    this.port[PortCounter.RejectsSent]++;
+    this.port[PortCounter.TxPackets]++;
+    this.port[PortCounter.TxBytes] += length;
+  }
+
+  /** What the kernel took from this port's sends (frames, bytes) and refused (frames). */
+  sent(frames: number, bytes: number, refused: number): void {
+    this.port[PortCounter.TxPackets] += frames;
+    this.port[PortCounter.TxBytes] += bytes;
+    this.port[PortCounter.SendErrors] += refused;
+  }
 
   snapshot(): PortCountersSnapshot {
     const out: PortCountersSnapshot = { dropped: {}, decode_errors: {} } as PortCountersSnapshot;
@@ -59,6 +106,18 @@ export class PortCounters {
   }
 }
 
+/** Received, sent and dropped frames of both ports together (the counters.snapshot event). */
+export function pairTotals(sides: readonly PortCounters[]): { rxPackets: number; txPackets: number; dropped: number } {
+  let rxPackets = 0;
+  let txPackets = 0;
+  let dropped = 0;
+  for (const side of sides) {
+    rxPackets += side.port[PortCounter.RxPackets];
+    txPackets += side.port[PortCounter.TxPackets];
+    for (const n of side.dropped) dropped += n;
+  }
+  return { rxPackets, txPackets, dropped };
+}
 
 const PACKETS = 0;
 const BYTES = 1;

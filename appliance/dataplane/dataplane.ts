@@ -1,21 +1,26 @@
 // The dataplane process for one port pair: opens both ports, runs every frame through the engine and
 // forwards, drops or answers it. Policy changes (SIGHUP, or management's prepare/commit) are atomic:
-// the new policy is compiled aside and swapped in only when it is valid. With a management socket,
-// counters, events and requests go over it (mgmt-link.ts); forwarding never waits for management.
-// Logging here is for rare events only, never per packet.
+// the new policy is compiled aside and swapped in only when it is valid. Every load, the first one
+// too, compiles on a worker thread (policy/load-worker.ts): this thread only binds the tables it gets
+// back. With a management socket, counters, events and requests go over it (mgmt-link.ts);
+// forwarding never waits for management. The process is assembled bottom-up: each part is made from
+// parts made before it. Logging here is for rare events only, never per packet.
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { Engine, Side } from './engine';
+import { pairTotals } from './counters';
+import { Engine } from './engine';
+import { TrafficEvents } from './events/traffic-events';
 import { startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
-import { EventLog } from './log/event-log';
-import { managementRequests, MgmtLink } from './mgmt-link';
+import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
 import { Port } from './port/port';
-import { RunningPolicy, type PolicyVersion } from './running-policy';
-import { formatDiagnostic, loadPolicyFile, type Diagnostic } from '../policy/load';
-import { actionNames, type CompiledPolicy } from '../policy/types';
+import { FIRST_GENERATION, RunningPolicy, type PolicyVersion } from './running-policy';
+import { Side } from './verdict';
+import { formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from '../policy/load';
+import { loadPolicyInBackground, type BackgroundLoad } from '../policy/load-worker';
+import { actionNames } from '../policy/types';
 import type { DataplaneStats, EventStats } from '../ipc/stats';
 import { writeFileAtomic } from '../wire/atomic-file';
 
@@ -39,17 +44,23 @@ const PURGE_INTERVAL_MS = 1000;
 export function runDataplane(options: DataplaneOptions): void {
   const name = options.name ?? `${options.inside}-${options.outside}`;
   const log = pino({ name: 'gatekeeper-dataplane', base: { pair: name } }, pino.destination({ fd: 2, sync: true }));
+  start(options, name, log).catch((err: Error) => {
+    log.fatal({ err: err.message }, `not starting: ${err.message}`);
+    process.exit(2);
+  });
+}
 
-  const first = loadPolicyFile(options.policyPath);
-  if (!first.ok) {
-    logDiagnostics(log, first.errors);
+async function start(options: DataplaneOptions, name: string, log: Logger): Promise<void> {
+  const loaded = await loadFirstPolicy(options.policyPath);
+  if (!loaded.ok) {
+    logDiagnostics(log, loaded.errors);
     log.fatal('policy refused; not starting');
     process.exitCode = 2;
     return;
   }
-  for (const d of first.warnings) log.warn(formatDiagnostic(d));
+  for (const d of loaded.warnings) log.warn(formatDiagnostic(d));
+  const first: PolicyVersion = { policy: loaded.policy, groups: loaded.groups, generation: FIRST_GENERATION };
 
-  const engine = new Engine(first.policy, 1);
   const ports: [Port, Port] = [new Port(options.inside), new Port(options.outside)];
   for (const port of ports) {
     const prep = port.prepare();
@@ -57,20 +68,40 @@ export function runDataplane(options: DataplaneOptions): void {
       log.info({ port: port.name, offloads: prep.offloadsNotChanged }, 'offloads left as the driver fixes them');
     }
   }
+  const engine = new Engine(first.policy, first.generation);
   const startedAt = Date.now();
 
   // Without a management socket nothing is collected: the packet path never calls an observer.
-  let eventLog: EventLog | null = null;
-  let link: MgmtLink | null = null;
-  const running = new RunningPolicy(engine, options.policyPath, { policy: first.policy, groups: first.model.groups },
-    (old) => eventLog?.policyChanging(old));
-  const eventStats = (): EventStats | undefined => {
-    if (link === null || eventLog === null) return undefined;
-    const c = link.counters;
-    return { connected: link.connected, queued: c.eventsQueued, sent: c.eventsSent, dropped: c.eventsDropped, denyOverflow: eventLog.counters.denyOverflow };
+  const mgmt = options.mgmtSocket === undefined ? null : {
+    socketPath: options.mgmtSocket,
+    status: new LinkStatus(),
+    events: new TrafficEvents({
+      pair: name,
+      first,
+      totals: () => ({ ...pairTotals(engine.counters), flowsActive: engine.flows.size }),
+      links: [
+        { name: ports[Side.Inside].name, side: 'inside', operState: () => ports[Side.Inside].operState() },
+        { name: ports[Side.Outside].name, side: 'outside', operState: () => ports[Side.Outside].operState() },
+      ],
+      log,
+    }),
   };
-  const stats = (): DataplaneStats => collectStats(name, engine, ports, running.current.policy, startedAt, eventStats());
+  engine.observer = mgmt?.events ?? null;
+  const running = new RunningPolicy(engine, options.policyPath, first, (next) => mgmt?.events.policyChanging(next));
 
+  const stats = (): DataplaneStats => {
+    const events: EventStats | undefined = mgmt === null ? undefined : {
+      connected: mgmt.status.connected, queued: mgmt.status.eventsQueued, sent: mgmt.status.eventsSent,
+      dropped: mgmt.status.eventsDropped, denyOverflow: mgmt.events.counters.denyOverflow,
+    };
+    return collectStats(name, engine, ports, running.current, startedAt, events);
+  };
+  const writeStats = (): void => {
+    if (options.statsFile === undefined) return;
+    mkdirSync(dirname(options.statsFile), { recursive: true });
+    // Rewritten every second: atomic for readers, not fsync'd (that would wear flash for nothing).
+    writeFileAtomic(options.statsFile, JSON.stringify(stats()), { mode: 0o644, durable: false });
+  };
   const applied = (version: PolicyVersion, how: string): void => {
     const policy = version.policy;
     log.info({ generation: version.generation, mode: policy.mode, rules: policy.rules.length - 1, policy: policy.sourceHash }, how);
@@ -81,54 +112,35 @@ export function runDataplane(options: DataplaneOptions): void {
     log.info('SIGHUP: reloading the policy file; forwarding goes on meanwhile');
     const result = await running.reload();
     if (!result.ok) {
+      const generation = running.current.generation;
       logDiagnostics(log, result.errors);
-      log.error({ generation: engine.generation }, 'policy reload refused; the running policy is unchanged');
-      notifyStatus(`forwarding, policy generation ${engine.generation}; last reload refused`);
+      log.error({ generation }, 'policy reload refused; the running policy is unchanged');
+      notifyStatus(`forwarding, policy generation ${generation}; last reload refused`);
       return;
     }
     for (const d of result.warnings) log.warn(formatDiagnostic(d));
     applied(result.version, 'policy reloaded');
   };
 
-  if (options.mgmtSocket !== undefined) {
-    const events = new EventLog({
-      pair: name,
-      engine,
-      running: () => running.current,
-      links: [
-        { name: ports[Side.Inside].name, side: 'inside', operState: () => ports[Side.Inside].operState() },
-        { name: ports[Side.Outside].name, side: 'outside', operState: () => ports[Side.Outside].operState() },
-      ],
-      log,
-    });
-    events.lifecycle('dataplane.start');
-    engine.observer = events;
-    eventLog = events;
-    link = new MgmtLink({
-      socketPath: options.mgmtSocket,
-      hello: () => ({ pair: name, pid: process.pid, inside: options.inside, outside: options.outside,
-        generation: engine.generation, policyHash: running.current.policy.sourceHash, startedAt }),
-      stats,
-      collect: (final) => events.collect(Date.now(), final),
-      requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
-      log,
-    });
-    link.start();
-  }
+  const link = mgmt === null ? null : new MgmtLink({
+    socketPath: mgmt.socketPath,
+    status: mgmt.status,
+    hello: () => ({ pair: name, pid: process.pid, inside: options.inside, outside: options.outside,
+      generation: running.current.generation, policyHash: running.current.policy.sourceHash, startedAt }),
+    stats,
+    collect: (final) => mgmt.events.collect(Date.now(), final),
+    requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
+    log,
+  });
+  mgmt?.events.lifecycle('dataplane.start');
+  link?.start();
 
   startForwarding(engine, ports);
   for (const port of ports) {
     log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason }, 'port I/O');
   }
-  log.info({ inside: options.inside, outside: options.outside, generation: engine.generation, mode: first.policy.mode,
+  log.info({ inside: options.inside, outside: options.outside, generation: first.generation, mode: first.policy.mode,
     rules: first.policy.rules.length - 1, policy: first.policy.sourceHash }, 'forwarding');
-
-  const writeStats = (): void => {
-    if (options.statsFile === undefined) return;
-    mkdirSync(dirname(options.statsFile), { recursive: true });
-    // Rewritten every second: atomic for readers, not fsync'd (that would wear flash for nothing).
-    writeFileAtomic(options.statsFile, JSON.stringify(stats()), { mode: 0o644, durable: false });
-  };
 
   const purge = setInterval(() => {
     engine.flows.purgeIdle();
@@ -136,7 +148,7 @@ export function runDataplane(options: DataplaneOptions): void {
   }, PURGE_INTERVAL_MS);
   const statsTimer = setInterval(writeStats, STATS_INTERVAL_MS);
   writeStats();
-  notifyReady(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${engine.generation} (${first.policy.mode})`);
+  notifyReady(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${first.generation} (${first.policy.mode})`);
   // Pings come from this event loop, so a blocked loop stops them; a vanished interface restarts the pair.
   const stopWatchdog = startWatchdog(() => ports.every((port) => port.operState() !== 'missing'));
 
@@ -147,7 +159,7 @@ export function runDataplane(options: DataplaneOptions): void {
     clearInterval(statsTimer);
     writeStats();
     for (const port of ports) port.close();
-    eventLog?.lifecycle('dataplane.stop', signal);
+    mgmt?.events.lifecycle('dataplane.stop', signal);
     await link?.stop();
     log.info({ signal }, 'stopped');
     process.exit(0);
@@ -157,14 +169,22 @@ export function runDataplane(options: DataplaneOptions): void {
   process.once('SIGINT', () => void stop('SIGINT'));
 }
 
+/** The policy file, read here and compiled on a worker thread like every later load. */
+async function loadFirstPolicy(path: string): Promise<BackgroundLoad | LoadFailure> {
+  const read = readPolicyFile(path);
+  if (!read.ok) return read;
+  return loadPolicyInBackground(read.text, path);
+}
+
 function logDiagnostics(log: Logger, errors: Diagnostic[]): void {
   for (const d of errors) log.error({ file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
 }
 
 export function collectStats(
-  name: string, engine: Engine, ports: Port[], policy: CompiledPolicy, startedAt: number, events?: EventStats,
+  name: string, engine: Engine, ports: Port[], running: PolicyVersion, startedAt: number, events?: EventStats,
 ): DataplaneStats {
-  const portStats = (side: number) => ({
+  const policy = running.policy;
+  const portStats = (side: Side) => ({
     name: ports[side].name,
     link: ports[side].operState(),
     ...engine.counters[side].snapshot(),
@@ -174,7 +194,7 @@ export function collectStats(
     pair: name,
     pid: process.pid,
     uptimeMs: Date.now() - startedAt,
-    generation: engine.generation,
+    generation: running.generation,
     policyHash: policy.sourceHash,
     mode: policy.mode,
     ports: { inside: portStats(Side.Inside), outside: portStats(Side.Outside) },

@@ -1,84 +1,90 @@
-// The verdict for one frame: decode → flow → detect → respond. Shared by the live bridge, offline
-// replay and the benchmark, so all three run exactly the same logic. Nothing here allocates per packet.
+// The pipeline for one frame, in stage order: decode/ → flow/ (table, TCP state, fragments) →
+// detect/ (rule lookup, monitor mode) → inspect/ (application layer, claimed flows only) → respond/
+// (reject and its limit). It returns one reused PacketResult and counts it in counters.ts; it must
+// not send, log or read a clock of its own (`now` comes from the caller). Shared by the live bridge,
+// offline replay and the benchmark, so all three run exactly the same logic. Nothing here allocates
+// per packet.
 
 import { decodeFrame } from './decode/decoder';
 import { isIcmpError } from './decode/icmp';
 import { Packet } from './decode/packet';
-import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
-import { DropReason, PortCounter, PortCounters, RuleCounters } from './counters';
+import { allows, matchFlow, matchPacket } from './detect/match';
+import { forwardInstead, isMonitor, wouldDrop } from './detect/monitor';
+import type { TrafficObserver } from './events/traffic-events';
+import { EtherType, Family, Proto } from '../wire/protocols';
+import { DropReason, PortCounters, RuleCounters } from './counters';
+import { coarseClock, type Clock } from './flow/clock';
 import { Flow, TcpState } from './flow/flow';
 import { FlowKey, keyFromPacket, keyFromQuoted } from './flow/flow-key';
-import { FlowTable, type FlowEndReason, type TtlOption } from './flow/flow-table';
+import { FlowTable } from './flow/flow-table';
+import { FragmentTable } from './flow/fragment-table';
+import { isNewSynOnClosedFlow, isOpeningSyn, mayPickUp, trackTcp } from './flow/tcp-state';
+import { FlowTimeouts, type TtlOption } from './flow/timeouts';
+import { InspectOutcome, InspectVerdict, Segment, type AppInspector } from './inspect/inspector';
+import { inspectorsFor } from './inspect/registry';
 import { RejectBuilder } from './respond/reject';
+import { RejectLimit } from './respond/reject-limit';
 import { Action, type CompiledPolicy } from '../policy/types';
+import { NO_REASON, NO_RULE, otherSide, PacketResult, Side, Verdict } from './verdict';
 
-export const Verdict = { Forward: 0, Drop: 1, Reject: 2 } as const;
-
-/** Appliance ports. Rules are written by address; the port only pins which way a flow may travel. */
-export const Side = { Inside: 0, Outside: 1 } as const;
-
-/** Rejects answered per second at most (the rest are dropped silently), so we never amplify a flood. */
-const REJECT_RATE = 100;
 const FRAGMENT_TABLE_SIZE = 8192;
-const NO_RULE = -1;
 
-/**
- * What the event log (appliance/dataplane/log/) learns from the packet path. Only set when a
- * management socket is configured; the calls per packet must not allocate.
- */
-export interface TrafficObserver {
-  /** A packet that `rule` denies or rejects (in monitor mode: would have). Per packet: no allocation. */
-  denied(pkt: Packet, rule: number, length: number, now: number): void;
-  /** A packet of a flow that passes only because of monitor mode. Per packet: no allocation. */
-  deniedInFlow(flow: Flow, length: number, now: number): void;
-  /** A flow decided by a rule with `log: true` started. */
-  flowStarted(flow: Flow, now: number): void;
-  /** Any flow left the table (the observer picks the ones it logged). */
-  flowEnded(flow: Flow, reason: FlowEndReason): void;
+export interface EngineOptions {
+  /** Ages flows and fragments: live the coarse monotonic clock, in replay the capture's. */
+  clock?: Clock;
+  /** Per rule of a policy, the inspector that inspects its flows (inspect/registry.ts by default). */
+  inspectors?: (policy: CompiledPolicy) => (AppInspector | null)[];
 }
 
-interface Timeouts {
-  tcpOpening: TtlOption;
-  tcpEstablished: TtlOption;
-  tcpClosing: TtlOption;
-  udp: TtlOption;
-  icmp: TtlOption;
-  other: TtlOption;
-  fragment: TtlOption;
+/** A claimed flow's inspector and its parse state. */
+interface Inspection {
+  inspector: AppInspector;
+  state: unknown;
 }
 
 export class Engine {
   readonly pkt = new Packet();
-  readonly counters = [new PortCounters(), new PortCounters()];
+  readonly counters: readonly [PortCounters, PortCounters] = [new PortCounters(), new PortCounters()];
   readonly flows: FlowTable;
-  readonly fragments: FlowTable;
-  readonly reject = new RejectBuilder();
+  readonly fragments: FragmentTable;
   policy: CompiledPolicy;
+  /** The generation of `policy`, as the running policy numbered it; stamped on the flows it decides. */
   generation: number;
-  /** Settled counts only: read them through ruleTotals(). */
-  private ruleCounters: RuleCounters;
-  /** Rule that decided the last frame, or -1 when no rule was involved (L2, decode error, state). */
-  lastRule = NO_RULE;
-  /** DropReason of the last frame when it was not forwarded. */
-  lastDrop = 0;
   /** Set by the dataplane when events are collected; null costs nothing on the packet path. */
   observer: TrafficObserver | null = null;
 
+  /** Settled counts only: read them through ruleTotals(). */
+  private ruleCounters: RuleCounters;
+  private readonly result: PacketResult;
   private readonly key = new FlowKey();
-  private timeouts: Timeouts;
-  private rejectTokens = REJECT_RATE;
-  private rejectRefilledAt = 0;
+  private timeouts: FlowTimeouts;
+  private monitor: boolean;
+  private readonly reject = new RejectBuilder();
+  private readonly rejectLimit = new RejectLimit();
+  /** Per rule: the inspector its app-layer block names, or null. */
+  private ruleInspectors: (AppInspector | null)[];
+  /** Claimed flows only (flow.inspected): other flows never look here. */
+  private readonly inspections = new Map<Flow, Inspection>();
+  private readonly segment = new Segment();
+  private readonly inspectOutcome = new InspectOutcome();
+  private readonly inspectorsFor: (policy: CompiledPolicy) => (AppInspector | null)[];
 
-  constructor(policy: CompiledPolicy, generation: number) {
+  constructor(policy: CompiledPolicy, generation: number, options: EngineOptions = {}) {
+    const clock = options.clock ?? coarseClock;
+    this.inspectorsFor = options.inspectors ?? inspectorsFor;
     this.policy = policy;
     this.generation = generation;
     this.ruleCounters = new RuleCounters(policy.rules.length);
-    this.timeouts = timeoutsFor(policy);
+    this.timeouts = new FlowTimeouts(policy);
+    this.monitor = isMonitor(policy);
+    this.ruleInspectors = this.inspectorsFor(policy);
+    this.result = new PacketResult(this.reject.frame);
     this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
       this.settle(flow);
+      if (flow.inspected) this.endInspection(flow);
       if (this.observer !== null) this.observer.flowEnded(flow, reason);
-    });
-    this.fragments = new FlowTable(FRAGMENT_TABLE_SIZE);
+    }, clock);
+    this.fragments = new FragmentTable(FRAGMENT_TABLE_SIZE, clock);
   }
 
   /**
@@ -98,7 +104,9 @@ export class Engine {
     this.policy = policy;
     this.generation = generation;
     this.ruleCounters = counters;
-    this.timeouts = timeoutsFor(policy);
+    this.timeouts = new FlowTimeouts(policy);
+    this.monitor = isMonitor(policy);
+    this.ruleInspectors = this.inspectorsFor(policy);
     this.flows.resize(policy.flow.maxFlows);
   }
 
@@ -122,33 +130,42 @@ export class Engine {
     flow.settledBytes = bytes;
   }
 
-  /** Decide one frame that arrived on `side`. On Verdict.Reject, `this.reject` holds the answer to send back. */
-  process(frame: Uint8Array, length: number, side: number, now: number): number {
-    const pkt = this.pkt;
-    const port = this.counters[side].port;
-    port[PortCounter.RxPackets]++;
-    port[PortCounter.RxBytes] += length;
-    this.lastRule = NO_RULE;
-
-    const error = decodeFrame(frame, length, pkt);
-    if (error !== 0) {
-      this.counters[side].decodeErrors[error]++;
-      return this.drop(side, DropReason.Decode);
-    }
-    if (pkt.family === Family.None) {
-      // ARP must pass for anything to work; other EtherTypes only when the policy names them.
-      if (pkt.etherType === EtherType.ARP || this.policy.l2Allow[pkt.etherType] === 1) return this.forward(side);
-      return this.drop(side, DropReason.L2);
-    }
-    if (pkt.proto === Proto.ICMPV6 && isNeighbourDiscovery(pkt.icmpType)) return this.forward(side);
-    if (pkt.isFragment && pkt.fragOffset > 0) return this.laterFragment(side, length);
-
-    const verdict = this.decide(frame, side, length, now);
-    if (pkt.isFragment && verdict === Verdict.Forward) this.rememberFirstFragment(side, now);
-    return verdict;
+  /**
+   * Decide one frame that arrived on `side` at `now` (ms). The result is this engine's one instance,
+   * valid until the next call; on Verdict.Reject its answer goes back out of `side`.
+   */
+  process(frame: Uint8Array, length: number, side: Side, now: number): PacketResult {
+    const r = this.result;
+    r.verdict = Verdict.Forward;
+    r.rule = NO_RULE;
+    r.reason = NO_REASON;
+    r.monitored = false;
+    r.rejectSuppressed = false;
+    r.inspectorReason = null;
+    this.run(frame, length, side, now);
+    this.counters[side].frame(length, r, this.pkt.error);
+    return r;
   }
 
-  private decide(frame: Uint8Array, side: number, length: number, now: number): number {
+  private run(frame: Uint8Array, length: number, side: Side, now: number): void {
+    const pkt = this.pkt;
+    if (decodeFrame(frame, length, pkt) !== 0) return this.drop(DropReason.Decode);
+    if (pkt.family === Family.None) {
+      // ARP must pass for anything to work; other EtherTypes only when the policy names them.
+      if (pkt.etherType === EtherType.ARP || this.policy.l2Allow[pkt.etherType] === 1) return;
+      return this.drop(DropReason.L2);
+    }
+    if (pkt.proto === Proto.ICMPV6 && isNeighbourDiscovery(pkt.icmpType)) return;
+    if (pkt.isFragment && pkt.fragOffset > 0) return this.laterFragment(side, length);
+
+    this.decide(frame, side, length, now);
+    const r = this.result;
+    if (pkt.isFragment && r.verdict === Verdict.Forward) {
+      this.fragments.remember(pkt, side, r.rule, wouldDrop(this.policy, r.rule), this.timeouts.fragment);
+    }
+  }
+
+  private decide(frame: Uint8Array, side: Side, length: number, now: number): void {
     const pkt = this.pkt;
     const proto = pkt.proto;
     let sport = 0;
@@ -160,35 +177,36 @@ export class Engine {
       if (isEcho(pkt)) {
         sport = dport = pkt.icmpId;
       } else {
-        if (isIcmpError(pkt) && this.quotesAllowedFlow(side)) return this.forward(side);
+        if (isIcmpError(pkt) && this.quotesAllowedFlow(side)) return;
         // Other ICMP (and errors about nothing we track) is judged packet by packet, without a flow.
-        return this.judgeAlone(frame, side, length, this.match(pkt.family, false), now);
+        return this.judgeAlone(frame, length, matchPacket(this.policy, pkt, false), now);
       }
     } else if (proto === Proto.TCP || proto === Proto.UDP || proto === Proto.SCTP) {
       // A first fragment too short to carry ports: the decoder refuses those, so this is unreachable.
-      return this.drop(side, DropReason.Decode);
+      return this.drop(DropReason.Decode);
     }
 
     const key = this.key;
     keyFromPacket(key, pkt, sport, dport, this.flows.seed);
     const flow = this.flows.find(key);
     if (flow !== null) {
-      if (!isNewSynOnClosedFlow(flow, pkt.tcpFlags)) return this.continueFlow(flow, side, length, now);
+      if (!isNewSynOnClosedFlow(flow, pkt.tcpFlags)) return this.continueFlow(frame, flow, side, length, now);
       // The 4-tuple is being reused for a new connection: that one is judged on its own.
       this.flows.remove(flow, 'closed');
     }
-    return this.startFlow(frame, side, length, now);
+    this.startFlow(frame, side, length, now);
   }
 
-  private continueFlow(flow: Flow, side: number, length: number, now: number): number {
+  private continueFlow(frame: Uint8Array, flow: Flow, side: Side, length: number, now: number): void {
     const fromInitiator = this.key.srcIsA === flow.initiatorIsA;
-    const expectedSide = fromInitiator ? flow.initiatorSide : 1 - flow.initiatorSide;
-    if (side !== expectedSide) return this.drop(side, DropReason.WrongPort);
+    const expectedSide = fromInitiator ? flow.initiatorSide : otherSide(flow.initiatorSide);
+    if (side !== expectedSide) return this.drop(DropReason.WrongPort);
 
+    const r = this.result;
     if (flow.generation !== this.generation && !this.redecide(flow)) {
       this.flows.remove(flow, 'cut');
-      this.lastRule = flow.ruleIndex;
-      return this.drop(side, DropReason.FlowCut);
+      r.rule = flow.ruleIndex;
+      return this.drop(DropReason.FlowCut);
     }
     flow.lastSeen = now;
     if (fromInitiator) {
@@ -198,40 +216,36 @@ export class Engine {
       flow.packetsIn++;
       flow.bytesIn += length;
     }
-    this.lastRule = flow.ruleIndex;
-    if (flow.proto === Proto.TCP) this.trackTcp(flow, fromInitiator);
+    r.rule = flow.ruleIndex;
+    if (flow.proto === Proto.TCP && trackTcp(flow, this.pkt.tcpFlags, fromInitiator)) {
+      this.flows.retime(flow, this.timeouts.tcp(flow.tcpState));
+    }
     if (flow.wouldDrop) {
       if (this.observer !== null) this.observer.deniedInFlow(flow, length, now);
-      return this.monitorForward(side);
+      return forwardInstead(r);
     }
-    return this.forward(side);
+    if (flow.inspected) this.inspect(frame, flow, fromInitiator, now);
   }
 
   /** After a reload: does the new policy still allow this flow? Updates the flow if so. */
   private redecide(flow: Flow): boolean {
-    const i = flow.initiatorIsA;
-    let rule: number;
-    if (flow.family === Family.V4) {
-      rule = this.policy.match4(i ? flow.a4 : flow.b4, i ? flow.b4 : flow.a4, flow.proto, flowRuleKey(flow));
-    } else {
-      rule = this.policy.match6(i ? flow.a6 : flow.b6, i ? flow.b6 : flow.a6, flow.proto, flowRuleKey(flow));
-    }
-    const allowed = this.policy.ruleActions[rule] === Action.Allow;
+    const rule = matchFlow(this.policy, flow);
     flow.ruleIndex = rule;
     flow.generation = this.generation;
-    if (allowed) {
+    if (allows(this.policy, rule)) {
       flow.wouldDrop = false;
       return true;
     }
-    if (this.policy.mode === 'monitor') {
+    if (this.monitor) {
       flow.wouldDrop = true;
       return true;
     }
     return false;
   }
 
-  private startFlow(frame: Uint8Array, side: number, length: number, now: number): number {
+  private startFlow(frame: Uint8Array, side: Side, length: number, now: number): void {
     const pkt = this.pkt;
+    const policy = this.policy;
     const timeouts = this.timeouts;
     let ttl: TtlOption;
     let initiatorIsSource = true;
@@ -240,16 +254,16 @@ export class Engine {
 
     if (pkt.proto === Proto.TCP) {
       const flags = pkt.tcpFlags;
-      if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN) {
-        rule = this.match(pkt.family, false);
+      if (isOpeningSyn(flags)) {
+        rule = matchPacket(policy, pkt, false);
         tcpState = TcpState.Opening;
         ttl = timeouts.tcpOpening;
-      } else if (this.policy.flow.pickupEstablished && (flags & TcpFlag.RST) === 0) {
+      } else if (policy.flow.pickupEstablished && mayPickUp(flags)) {
         // Mid-stream after a restart: allowed if either endpoint may have opened it.
-        rule = this.match(pkt.family, false);
-        if (this.policy.ruleActions[rule] !== Action.Allow) {
-          const reverse = this.match(pkt.family, true);
-          if (this.policy.ruleActions[reverse] === Action.Allow) {
+        rule = matchPacket(policy, pkt, false);
+        if (!allows(policy, rule)) {
+          const reverse = matchPacket(policy, pkt, true);
+          if (allows(policy, reverse)) {
             rule = reverse;
             initiatorIsSource = false;
           }
@@ -257,101 +271,74 @@ export class Engine {
         tcpState = TcpState.Established;
         ttl = timeouts.tcpEstablished;
       } else {
-        return this.drop(side, DropReason.TcpNoFlow);
+        return this.drop(DropReason.TcpNoFlow);
       }
     } else {
-      if (isEchoReply(this.pkt)) {
+      if (isEchoReply(pkt)) {
         // An echo reply with no request seen: unsolicited, judged on its own without starting a flow.
-        return this.judgeAlone(frame, side, length, this.match(pkt.family, false), now);
+        return this.judgeAlone(frame, length, matchPacket(policy, pkt, false), now);
       }
-      rule = this.match(pkt.family, false);
+      rule = matchPacket(policy, pkt, false);
       ttl = pkt.proto === Proto.UDP ? timeouts.udp : pkt.proto === Proto.ICMP || pkt.proto === Proto.ICMPV6 ? timeouts.icmp : timeouts.other;
     }
 
-    const verdict = this.applyRule(frame, side, length, rule, now);
-    if (verdict !== Verdict.Forward) {
+    this.applyRule(frame, length, rule, now);
+    if (this.result.verdict !== Verdict.Forward) {
       this.ruleCounters.add(rule, 1, length, 0);
-    } else {
-      // Tracked: the flow counts this packet and its rule's flow count (see ruleTotals).
-      const key = this.key;
-      const flow = this.flows.insert(key, ttl, now);
-      flow.initiatorIsA = initiatorIsSource ? key.srcIsA : !key.srcIsA;
-      flow.initiatorSide = initiatorIsSource ? side : 1 - side;
-      flow.ruleIndex = rule;
-      flow.generation = this.generation;
-      flow.wouldDrop = this.policy.ruleActions[rule] !== Action.Allow;
-      flow.tcpState = tcpState;
-      if (initiatorIsSource) {
-        flow.packetsOut = 1;
-        flow.bytesOut = length;
-      } else {
-        flow.packetsIn = 1;
-        flow.bytesIn = length;
-      }
-      if (this.observer !== null && this.policy.rules[rule].log) this.observer.flowStarted(flow, now);
+      return;
     }
-    return verdict;
+    // Tracked: the flow counts this packet and its rule's flow count (see ruleTotals).
+    const key = this.key;
+    const flow = this.flows.insert(key, ttl, now);
+    flow.initiatorIsA = initiatorIsSource ? key.srcIsA : !key.srcIsA;
+    flow.initiatorSide = initiatorIsSource ? side : otherSide(side);
+    flow.ruleIndex = rule;
+    flow.generation = this.generation;
+    flow.wouldDrop = !allows(policy, rule);
+    flow.tcpState = tcpState;
+    if (initiatorIsSource) {
+      flow.packetsOut = 1;
+      flow.bytesOut = length;
+    } else {
+      flow.packetsIn = 1;
+      flow.bytesIn = length;
+    }
+    const inspector = this.ruleInspectors[rule];
+    if (inspector !== null && !flow.wouldDrop && inspector.claims(flow)) this.startInspection(flow, inspector);
+    if (this.observer !== null && policy.rules[rule].log) this.observer.flowStarted(flow, now);
   }
 
   /** A packet that starts no flow: count it against `rule` and act on it. */
-  private judgeAlone(frame: Uint8Array, side: number, length: number, rule: number, now: number): number {
+  private judgeAlone(frame: Uint8Array, length: number, rule: number, now: number): void {
     this.ruleCounters.add(rule, 1, length, 0);
-    return this.applyRule(frame, side, length, rule, now);
+    this.applyRule(frame, length, rule, now);
   }
 
   /** Act on `rule` for this packet (monitor mode forwards what it would drop); the caller counts it. */
-  private applyRule(frame: Uint8Array, side: number, length: number, rule: number, now: number): number {
-    this.lastRule = rule;
+  private applyRule(frame: Uint8Array, length: number, rule: number, now: number): void {
+    this.result.rule = rule;
     const action = this.policy.ruleActions[rule];
-    if (action === Action.Allow) return this.forward(side);
+    if (action === Action.Allow) return;
     if (this.observer !== null) this.observer.denied(this.pkt, rule, length, now);
-    if (action === Action.Reject && this.policy.mode === 'enforce' && this.mayReject(side) && this.reject.build(frame, this.pkt)) {
-      this.counters[side].dropped[DropReason.Policy]++;
-      this.lastDrop = DropReason.Policy;
-      return Verdict.Reject;
-    }
-    return this.drop(side, DropReason.Policy);
+    if (action === Action.Reject && !this.monitor) return this.answer(frame, now);
+    this.drop(DropReason.Policy);
   }
 
-  /** First matching rule for the current packet; `reversed` asks as if it travelled the other way. */
-  private match(family: number, reversed: boolean): number {
-    const pkt = this.pkt;
-    const proto = pkt.proto;
-    let ruleKey = 0;
-    if (pkt.hasPorts) ruleKey = reversed ? pkt.srcPort : pkt.dstPort;
-    else if (proto === Proto.ICMP || proto === Proto.ICMPV6) ruleKey = (pkt.icmpType << 8) | pkt.icmpCode;
-    if (family === Family.V4) {
-      return reversed ? this.policy.match4(pkt.dst4, pkt.src4, proto, ruleKey) : this.policy.match4(pkt.src4, pkt.dst4, proto, ruleKey);
+  /** respond/: answer the packet (RST or ICMP prohibited) within the reject limit, else drop it. */
+  private answer(frame: Uint8Array, now: number): void {
+    const r = this.result;
+    if (!this.rejectLimit.take(now)) {
+      r.rejectSuppressed = true;
+      return this.drop(DropReason.Policy);
     }
-    return reversed ? this.policy.match6(pkt.dst6, pkt.src6, proto, ruleKey) : this.policy.match6(pkt.src6, pkt.dst6, proto, ruleKey);
-  }
-
-  private trackTcp(flow: Flow, fromInitiator: boolean): void {
-    const flags = this.pkt.tcpFlags;
-    if ((flags & TcpFlag.RST) !== 0) {
-      // The connection is over; segments already in flight may still pass until the closing timeout.
-      this.close(flow);
-      return;
-    }
-    if (flow.tcpState === TcpState.Opening && fromInitiator && (flags & (TcpFlag.ACK | TcpFlag.SYN)) === TcpFlag.ACK) {
-      flow.tcpState = TcpState.Established;
-      this.flows.retime(flow, this.timeouts.tcpEstablished);
-    }
-    if ((flags & TcpFlag.FIN) !== 0) {
-      if (fromInitiator) flow.finFromInitiator = true;
-      else flow.finFromResponder = true;
-      if (flow.finFromInitiator && flow.finFromResponder) this.close(flow);
-    }
-  }
-
-  private close(flow: Flow): void {
-    if (flow.tcpState === TcpState.Closing) return;
-    flow.tcpState = TcpState.Closing;
-    this.flows.retime(flow, this.timeouts.tcpClosing);
+    if (!this.reject.build(frame, this.pkt)) return this.drop(DropReason.Policy);
+    r.verdict = Verdict.Reject;
+    r.reason = DropReason.Policy;
+    r.answerLength = this.reject.length;
   }
 
   /** ICMP error quoting a packet of a flow we forward: the error belongs to that flow. */
-  private quotesAllowedFlow(side: number): boolean {
+  private quotesAllowedFlow(side: Side): boolean {
     const pkt = this.pkt;
     const q = pkt.quoted;
     if (!q.valid || q.family !== pkt.family) return false;
@@ -369,86 +356,63 @@ export class Engine {
     if (flow === null || flow.wouldDrop || flow.generation !== this.generation) return false;
     // The quoted packet travelled towards the sender of the error, i.e. it left through `side`.
     const quotedFromInitiator = key.srcIsA === flow.initiatorIsA;
-    const quotedArrivedOn = quotedFromInitiator ? flow.initiatorSide : 1 - flow.initiatorSide;
+    const quotedArrivedOn = quotedFromInitiator ? flow.initiatorSide : otherSide(flow.initiatorSide);
     if (quotedArrivedOn === side) return false;
-    this.lastRule = flow.ruleIndex;
+    this.result.rule = flow.ruleIndex;
     return true;
   }
 
-  private rememberFirstFragment(side: number, now: number): void {
-    const pkt = this.pkt;
-    const key = this.key;
-    keyFromPacket(key, pkt, pkt.fragId >>> 16, pkt.fragId & 0xffff, this.fragments.seed);
-    const entry = this.fragments.find(key) ?? this.fragments.insert(key, this.timeouts.fragment, now);
-    entry.initiatorIsA = key.srcIsA;
-    entry.initiatorSide = side;
-    entry.ruleIndex = this.lastRule;
-    entry.wouldDrop = this.policy.mode === 'monitor' && this.lastRule >= 0 && this.policy.ruleActions[this.lastRule] !== Action.Allow;
-  }
-
   /** Fragments after the first carry no ports: they follow the verdict of their first fragment. */
-  private laterFragment(side: number, length: number): number {
+  private laterFragment(side: Side, length: number): void {
+    const first = this.fragments.find(this.pkt);
+    if (first === null || first.side !== side) return this.drop(DropReason.FragmentNoFirst);
+    if (first.rule !== NO_RULE) {
+      this.result.rule = first.rule;
+      this.ruleCounters.add(first.rule, 1, length, 0);
+    }
+    if (first.wouldDrop) forwardInstead(this.result);
+  }
+
+  private startInspection(flow: Flow, inspector: AppInspector): void {
+    flow.inspected = true;
+    this.inspections.set(flow, { inspector, state: inspector.open(flow) });
+  }
+
+  private endInspection(flow: Flow): void {
+    const inspection = this.inspections.get(flow);
+    if (inspection === undefined) return;
+    this.inspections.delete(flow);
+    inspection.inspector.close(inspection.state);
+  }
+
+  /** inspect/: the payload of a claimed flow's segment goes to its inspector, which may refuse it. */
+  private inspect(frame: Uint8Array, flow: Flow, fromInitiator: boolean, now: number): void {
     const pkt = this.pkt;
-    const key = this.key;
-    keyFromPacket(key, pkt, pkt.fragId >>> 16, pkt.fragId & 0xffff, this.fragments.seed);
-    const entry = this.fragments.find(key);
-    if (entry === null || entry.initiatorIsA !== key.srcIsA || entry.initiatorSide !== side) {
-      return this.drop(side, DropReason.FragmentNoFirst);
-    }
-    if (entry.ruleIndex >= 0) {
-      this.lastRule = entry.ruleIndex;
-      this.ruleCounters.add(entry.ruleIndex, 1, length, 0);
-    }
-    return entry.wouldDrop ? this.monitorForward(side) : this.forward(side);
+    const inspection = this.inspections.get(flow);
+    if (pkt.l4PayloadLength === 0 || inspection === undefined) return;
+    const segment = this.segment;
+    segment.frame = frame;
+    segment.offset = pkt.l4Offset + (frame[pkt.l4Offset + 12] >> 4) * 4;
+    segment.length = pkt.l4PayloadLength;
+    segment.fromInitiator = fromInitiator;
+    segment.seq = pkt.tcpSeq;
+    const out = this.inspectOutcome;
+    const verdict = inspection.inspector.inspect(inspection.state, segment, out);
+    if (verdict === InspectVerdict.Forward) return;
+    // The rule's app-layer block refused the message: a policy decision, under the flow's rule.
+    this.result.inspectorReason = out.reason;
+    if (this.observer !== null) this.observer.denied(pkt, flow.ruleIndex, pkt.length, now);
+    if (verdict === InspectVerdict.Reset && !this.monitor) return this.answer(frame, now);
+    this.drop(DropReason.Policy);
   }
 
-  private mayReject(side: number): boolean {
-    const now = Date.now();
-    if (now - this.rejectRefilledAt >= 1000) {
-      this.rejectTokens = REJECT_RATE;
-      this.rejectRefilledAt = now;
-    }
-    if (this.rejectTokens > 0) {
-      this.rejectTokens--;
-      return true;
-    }
-    this.counters[side].port[PortCounter.RejectsSuppressed]++;
-    return false;
+  /** Not forwarded for `reason`; in monitor mode counted as would-drop and forwarded. */
+  private drop(reason: DropReason): void {
+    const r = this.result;
+    r.reason = reason;
+    r.verdict = Verdict.Drop;
+    if (this.monitor) forwardInstead(r);
   }
-
-  private forward(side: number): number {
-    this.counters[side].port[PortCounter.Forwarded]++;
-    return Verdict.Forward;
-  }
-
-  private monitorForward(side: number): number {
-    const port = this.counters[side].port;
-    port[PortCounter.MonitorWouldDrop]++;
-    port[PortCounter.Forwarded]++;
-    return Verdict.Forward;
-  }
-
-  /** In monitor mode the drop is counted (by reason, and as would-drop) and the frame forwarded. */
-  private drop(side: number, reason: number): number {
-    this.lastDrop = reason;
-    this.counters[side].dropped[reason]++;
-    if (this.policy.mode === 'monitor') return this.monitorForward(side);
-    return Verdict.Drop;
-  }
-}
-
-/** The match key a flow was decided with (destination port of the initiator's packets, or 0). */
-function flowRuleKey(flow: Flow): number {
-  if (flow.proto === Proto.TCP || flow.proto === Proto.UDP || flow.proto === Proto.SCTP) {
-    return flow.initiatorIsA ? flow.portB : flow.portA;
-  }
-  if (flow.proto === Proto.ICMP) return 8 << 8; // echo request
-  if (flow.proto === Proto.ICMPV6) return 128 << 8;
-  return 0;
-}
-
-function isNewSynOnClosedFlow(flow: Flow, tcpFlags: number): boolean {
-  return flow.proto === Proto.TCP && flow.tcpState === TcpState.Closing && (tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN;
 }
 
 function isEcho(pkt: Packet): boolean {
@@ -463,17 +427,4 @@ function isEchoReply(pkt: Packet): boolean {
 /** Router/neighbour solicitation and advertisement, redirect (RFC 4861) and MLD (RFC 2710, 3810). */
 function isNeighbourDiscovery(type: number): boolean {
   return (type >= 133 && type <= 137) || (type >= 130 && type <= 132) || type === 143;
-}
-
-function timeoutsFor(policy: CompiledPolicy): Timeouts {
-  const f = policy.flow;
-  return {
-    tcpOpening: { ttl: f.tcpOpeningIdleMs },
-    tcpEstablished: { ttl: f.tcpEstablishedIdleMs },
-    tcpClosing: { ttl: f.tcpClosingIdleMs },
-    udp: { ttl: f.udpIdleMs },
-    icmp: { ttl: f.icmpIdleMs },
-    other: { ttl: f.otherIdleMs },
-    fragment: { ttl: f.fragmentTimeoutMs },
-  };
 }

@@ -11,7 +11,7 @@ import { encodeMessage, LineReader } from '../ipc/framing';
 import { messageProblem } from '../ipc/validate';
 import { IPC_VERSION, type DataplaneMessage, type FlowFilter, type FlowsMessage, type HelloMessage, type ManagementMessage } from '../ipc/messages';
 import type { Engine } from './engine';
-import { listFlows } from './log/flow-records';
+import { listFlows } from './events/flow-records';
 import { diagnosticLines, type PolicyVersion, type RunningPolicy } from './running-policy';
 import type { DataplaneStats } from '../ipc/stats';
 
@@ -52,6 +52,8 @@ export function managementRequests(
 
 export interface MgmtLinkOptions {
   socketPath: string;
+  /** Where the link keeps its state and counts for others to read (the stats snapshot); its own by default. */
+  status?: LinkStatus;
   /** Identity for hello, read at every connection (generation and policy hash change). */
   hello: () => Omit<HelloMessage, 'type' | 'version'>;
   stats: () => DataplaneStats;
@@ -79,6 +81,20 @@ export interface MgmtLinkCounters {
   eventsDropped: number;
   /** Events waiting in the queue now. */
   eventsQueued: number;
+}
+
+/**
+ * The link's state and counts, written by the link only. Made by the dataplane before the link, so
+ * the stats snapshot (which the link itself sends) reads them here rather than from the link.
+ */
+export class LinkStatus implements MgmtLinkCounters {
+  /** Welcomed by management and not disconnected since. */
+  connected = false;
+  connections = 0;
+  protocolErrors = 0;
+  eventsSent = 0;
+  eventsDropped = 0;
+  eventsQueued = 0;
 }
 
 const QUEUE_CAPACITY = 10_000;
@@ -134,7 +150,7 @@ export class EventQueue {
 type LinkState = 'down' | 'greeting' | 'up';
 
 export class MgmtLink {
-  private readonly counterValues = { connections: 0, protocolErrors: 0, eventsSent: 0, eventsDropped: 0 };
+  private readonly status: LinkStatus;
   private readonly queue: EventQueue;
   private readonly batchSize: number;
   private readonly maxBackoffMs: number;
@@ -151,6 +167,7 @@ export class MgmtLink {
   private outageLogged = false;
 
   constructor(private readonly options: MgmtLinkOptions) {
+    this.status = options.status ?? new LinkStatus();
     this.queue = new EventQueue(options.queueCapacity ?? QUEUE_CAPACITY);
     this.batchSize = options.batchSize ?? BATCH_SIZE;
     this.maxBackoffMs = options.maxBackoffMs ?? MAX_BACKOFF_MS;
@@ -161,7 +178,9 @@ export class MgmtLink {
   }
 
   get counters(): MgmtLinkCounters {
-    return { ...this.counterValues, eventsQueued: this.queue.length };
+    const s = this.status;
+    return { connections: s.connections, protocolErrors: s.protocolErrors, eventsSent: s.eventsSent, eventsDropped: s.eventsDropped,
+      eventsQueued: s.eventsQueued };
   }
 
   start(): void {
@@ -177,6 +196,7 @@ export class MgmtLink {
     this.countDropped(dropped);
     let lost = 0;
     for (const event of events) if (this.queue.push(event)) lost++;
+    this.status.eventsQueued = this.queue.length;
     this.countDropped(lost);
     if (this.queue.length >= this.batchSize) this.sendEvents();
   }
@@ -236,6 +256,7 @@ export class MgmtLink {
     const wasUp = this.state === 'up';
     this.socket = null;
     this.state = 'down';
+    this.status.connected = false;
     if (this.stopped) return;
     if (wasUp) {
       this.options.log.warn('management connection lost; forwarding continues, events are queued');
@@ -248,7 +269,7 @@ export class MgmtLink {
   /** Management sent something we cannot use: log it, drop the connection, reconnect later. */
   private protocolError(socket: Socket, reason: string): void {
     if (this.socket !== socket) return;
-    this.counterValues.protocolErrors++;
+    this.status.protocolErrors++;
     this.options.log.error({ reason }, 'management protocol error; reconnecting');
     socket.destroy();
   }
@@ -286,9 +307,10 @@ export class MgmtLink {
   private welcomed(): void {
     if (this.welcomeTimer !== null) clearTimeout(this.welcomeTimer);
     this.state = 'up';
+    this.status.connected = true;
     this.backoffMs = FIRST_BACKOFF_MS;
     this.outageLogged = false;
-    this.counterValues.connections++;
+    this.status.connections++;
     this.options.log.info({ socket: this.options.socketPath, queued: this.queue.length, dropped: this.droppedUnreported }, 'connected to management');
     this.sendStats();
     this.sendEvents();
@@ -355,15 +377,16 @@ export class MgmtLink {
       const dropped = this.droppedUnreported;
       if (this.queue.length === 0 && dropped === 0) return;
       const events = this.queue.take(this.batchSize);
+      this.status.eventsQueued = this.queue.length;
       // Management turns the count into the events.dropped event (one place for that concept).
       this.droppedUnreported = 0;
       this.send({ type: 'events', events, dropped });
-      this.counterValues.eventsSent += events.length;
+      this.status.eventsSent += events.length;
     }
   }
 
   private countDropped(n: number): void {
     this.droppedUnreported += n;
-    this.counterValues.eventsDropped += n;
+    this.status.eventsDropped += n;
   }
 }

@@ -34,6 +34,9 @@ export type PrepareResult = { ok: true; warnings: Diagnostic[] } | { ok: false; 
 
 export type CommitResult = { ok: true; version: PolicyVersion } | { ok: false; error: string };
 
+/** The generation of the policy a dataplane starts with; each accepted change adds one. */
+export const FIRST_GENERATION = 1;
+
 /** Older generations whose rule names are kept for flows not yet re-decided. */
 const KEPT_GENERATIONS = 8;
 
@@ -48,11 +51,12 @@ export class RunningPolicy {
   constructor(
     private readonly engine: Engine,
     private readonly path: string,
-    first: { policy: CompiledPolicy; groups: ReadonlyMap<string, ModelGroup> },
-    /** Called just before a swap, with the version that is about to stop running. */
-    private readonly beforeSwap: (old: PolicyVersion) => void = () => {},
+    /** The policy the engine was started with; later generations are numbered from it, here only. */
+    first: PolicyVersion,
+    /** Called just before `next` starts running (the one it replaces is still `current`). */
+    private readonly beforeSwap: (next: PolicyVersion) => void = () => {},
   ) {
-    this.versions = [{ policy: first.policy, groups: first.groups, generation: engine.generation }];
+    this.versions = [first];
   }
 
   get current(): PolicyVersion {
@@ -128,8 +132,8 @@ export class RunningPolicy {
   }
 
   private swap(policy: CompiledPolicy, groups: ReadonlyMap<string, ModelGroup>): PolicyVersion {
-    this.beforeSwap(this.current);
-    const version: PolicyVersion = { policy, groups, generation: this.engine.generation + 1 };
+    const version: PolicyVersion = { policy, groups, generation: this.current.generation + 1 };
+    this.beforeSwap(version);
     this.engine.setPolicy(policy, version.generation);
     this.versions.push(version);
     if (this.versions.length > KEPT_GENERATIONS) this.versions.shift();

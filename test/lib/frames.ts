@@ -92,3 +92,23 @@ export function frame(spec: FrameSpec): Buffer {
 export function checksumOk(bytes: Uint8Array, from: number, to: number, initial = 0): boolean {
   return sum16(Array.from(bytes.subarray(from, to)), initial) === 0xffff;
 }
+
+/** A classic pcap file (microsecond timestamps, Ethernet) holding `records` in order. */
+export function pcapFile(records: readonly { timeMs: number; frame: Buffer }[]): Buffer {
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(65535, 16);
+  header.writeUInt32LE(1, 20);
+  const parts: Buffer[] = [header];
+  for (const r of records) {
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(Math.floor(r.timeMs / 1000), 0);
+    h.writeUInt32LE(Math.round((r.timeMs % 1000) * 1000), 4);
+    h.writeUInt32LE(r.frame.length, 8);
+    h.writeUInt32LE(r.frame.length, 12);
+    parts.push(h, r.frame);
+  }
+  return Buffer.concat(parts);
+}

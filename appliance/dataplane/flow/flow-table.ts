@@ -7,26 +7,11 @@ import { Family } from '../../wire/protocols';
 import { Flow, TcpState } from './flow';
 import type { FlowKey } from './flow-key';
 import type { FlowTableCounters } from '../../ipc/stats';
+import { coarseClock, type Clock } from './clock';
+import type { TtlOption } from './timeouts';
 
 /** Why a flow left the table, as flow-end records report it. */
 export type FlowEndReason = 'evicted' | 'idle' | 'closed' | 'cut';
-
-/**
- * lru-cache reads the clock on every get; performance.now() returns a fresh heap number each call,
- * which would be an allocation per packet. This clock ticks every 10 ms (idle timeouts need no finer
- * resolution) and hands back the same value in between.
- */
-const CLOCK_TICK_MS = 10;
-let coarseNow = Math.floor(performance.now());
-setInterval(() => {
-  coarseNow = Math.floor(performance.now());
-}, CLOCK_TICK_MS).unref();
-const coarseClock = { now: (): number => coarseNow };
-
-/** Reused option objects: lru-cache's methods default to a fresh `{}` per call otherwise. */
-export interface TtlOption {
-  ttl: number;
-}
 
 export class FlowTable {
   readonly counters: FlowTableCounters = { created: 0, evicted: 0, expired: 0, closed: 0, cut: 0, chained: 0 };
@@ -40,6 +25,7 @@ export class FlowTable {
   constructor(
     private maxFlows: number,
     private readonly onEnd: ((flow: Flow, reason: FlowEndReason) => void) | null = null,
+    private readonly clock: Clock = coarseClock,
   ) {
     this.cache = this.newCache(maxFlows);
   }
@@ -49,7 +35,7 @@ export class FlowTable {
       max,
       updateAgeOnGet: true,
       ttlAutopurge: false,
-      perf: coarseClock,
+      perf: this.clock,
       ttlResolution: 0,
       dispose: (head, _hash, reason) => {
         if (reason === 'evict') this.endChain(head, 'evicted');
@@ -97,6 +83,7 @@ export class FlowTable {
     flow.finFromInitiator = false;
     flow.finFromResponder = false;
     flow.wouldDrop = false;
+    flow.inspected = false;
     flow.packetsOut = flow.packetsIn = flow.bytesOut = flow.bytesIn = 0;
     flow.settledPackets = flow.settledBytes = 0;
     flow.firstSeen = flow.lastSeen = now;

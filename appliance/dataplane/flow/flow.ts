@@ -1,6 +1,7 @@
 // One tracked connection. Records are pooled by the flow table and reused, so their typed arrays are
-// allocated once per pool slot, not per flow.
+// allocated once per pool slot, not per flow. A record, not a stage: must not import detect/ or later.
 
+import type { Side } from '../verdict';
 import { FlowTuple } from './flow-key';
 
 /** TCP progress, used to pick the idle timeout and to end flows. */
@@ -14,8 +15,8 @@ export class Flow extends FlowTuple {
   // --- orientation and decision
   /** True when the initiator (the "from" side of the rule) is endpoint a. */
   initiatorIsA = true;
-  /** Appliance port (0 inside, 1 outside) on which the initiator's packets arrive. */
-  initiatorSide = 0;
+  /** Appliance port on which the initiator's packets arrive. */
+  initiatorSide: Side = 0;
   ruleIndex = 0;
   /** Policy generation that decided this flow; a reload re-decides it at its next packet. */
   generation = 0;
@@ -24,6 +25,8 @@ export class Flow extends FlowTuple {
   tcpState = 0;
   finFromInitiator = false;
   finFromResponder = false;
+  /** An application-layer inspector (inspect/) claimed this flow; false costs its packets nothing more. */
+  inspected = false;
 
   // --- accounting (index 0: initiator → responder, 1: responder → initiator)
   packetsOut = 0;

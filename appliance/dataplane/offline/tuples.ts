@@ -1,11 +1,12 @@
 // The canonical per-frame tuple line (see ../shared/conformance/tshark_tuples.py) and a pcap reader
-// producing it. Offline tooling: allocation is fine here, unlike in the decoder.
+// producing it. Offline tooling (it reads files, so it is not part of decode/): allocation is fine
+// here, unlike in the decoder.
 
-import { decodeFrame } from './decoder';
-import { decodeErrorNames } from './errors';
-import { Packet } from './packet';
+import { decodeFrame } from '../decode/decoder';
+import { decodeErrorNames } from '../decode/errors';
+import { Packet } from '../decode/packet';
 import { EtherType, Family, Proto } from '../../wire/protocols';
-import { LINKTYPE_ETHERNET, readPcap } from '../port/pcap-file';
+import { LINKTYPE_ETHERNET, readPcap } from './pcap-file';
 import { formatIpv4, formatIpv6 } from '../../wire/address-text';
 
 /** True for link layers the reference does not judge (PPPoE session, MPLS). */

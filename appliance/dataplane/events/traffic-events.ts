@@ -1,19 +1,18 @@
-// The dataplane's events (appliance/events.ts). The packet path only records: denied packets into the
-// preallocated deny summary, and a small record per logged flow start and end. Everything costly
-// (address text, group names, ISO times) happens in collect(), which the management link calls every
-// 250 ms. Only exists when a management socket is configured.
+// The dataplane's traffic events (ipc/events.ts), collected for management. The packet path only
+// records: denied packets into the preallocated deny summary, and a small record per logged flow
+// start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
+// the management link calls every 250 ms. Only exists when a management socket is configured.
+// Must not import the engine or anything else that runs it: it is told the policy in use and reads
+// the counters through a callback.
 
 import type { Logger } from 'pino';
 import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../../ipc/events';
-import { Action } from '../../policy/types';
+import { Action, type CompiledPolicy } from '../../policy/types';
 import { groupNamesFor4, groupNamesFor6, type ModelGroup } from '../../policy/model';
-import { PortCounter } from '../counters';
 import { type Packet } from '../decode/packet';
 import { Family, Proto, protocolName } from '../../wire/protocols';
-import type { Engine, TrafficObserver } from '../engine';
 import type { Flow } from '../flow/flow';
 import type { FlowEndReason } from '../flow/flow-table';
-import type { PolicyVersion } from '../running-policy';
 import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
 import { addressText, flowEnds, type FlowEnds } from './flow-records';
 
@@ -34,19 +33,50 @@ export interface LinkSource {
   operState(): string;
 }
 
-export interface EventLogOptions {
+/**
+ * What the packet path tells the events about. Only set on the engine when a management socket is
+ * configured; the calls per packet must not allocate.
+ */
+export interface TrafficObserver {
+  /** A packet that `rule` denies or rejects (in monitor mode: would have). Per packet: no allocation. */
+  denied(pkt: Packet, rule: number, length: number, now: number): void;
+  /** A packet of a flow that passes only because of monitor mode. Per packet: no allocation. */
+  deniedInFlow(flow: Flow, length: number, now: number): void;
+  /** A flow decided by a rule with `log: true` started. */
+  flowStarted(flow: Flow, now: number): void;
+  /** Any flow left the table (the observer picks the ones it logged). */
+  flowEnded(flow: Flow, reason: FlowEndReason): void;
+}
+
+/** The policy in use, as the events need it (running-policy.ts's PolicyVersion is one). */
+export interface PolicyInUse {
+  policy: CompiledPolicy;
+  /** The policy's declared groups: events name the groups an address is in. */
+  groups: ReadonlyMap<string, ModelGroup>;
+  generation: number;
+}
+
+/** Totals for the periodic counters.snapshot event. */
+export interface TrafficTotals {
+  rxPackets: number;
+  txPackets: number;
+  dropped: number;
+  flowsActive: number;
+}
+
+export interface TrafficEventsOptions {
   pair: string;
-  engine: Engine;
-  /** The policy running now. */
-  running: () => PolicyVersion;
+  /** The policy running when the events start; later ones arrive through policyChanging(). */
+  first: PolicyInUse;
+  totals: () => TrafficTotals;
   links: LinkSource[];
   log: Logger;
   denyIntervalMs?: number;
   countersIntervalMs?: number;
 }
 
-/** What the event log counts about itself (in the stats snapshot). */
-export interface EventLogCounters {
+/** What the events count about themselves (in the stats snapshot). */
+export interface TrafficEventsCounters {
   /** Denied packets not summarized because an interval had too many distinct keys. */
   denyOverflow: number;
   /** Logged flow records dropped because collect() fell behind. */
@@ -68,8 +98,9 @@ type PendingRecord =
   | { kind: 'end'; flow: LoggedFlow; reason: FlowEndReason; at: number; durationMs: number;
       packetsOut: number; packetsIn: number; bytesOut: number; bytesIn: number };
 
-export class EventLog implements TrafficObserver {
-  readonly counters: EventLogCounters = { denyOverflow: 0, pendingDropped: 0 };
+export class TrafficEvents implements TrafficObserver {
+  readonly counters: TrafficEventsCounters = { denyOverflow: 0, pendingDropped: 0 };
+  private running: PolicyInUse;
   private readonly deny = new DenySummary();
   private readonly logged = new Map<Flow, LoggedFlow>();
   private pending: PendingRecord[] = [];
@@ -84,7 +115,8 @@ export class EventLog implements TrafficObserver {
   private readonly denyIntervalMs: number;
   private readonly countersIntervalMs: number;
 
-  constructor(private readonly options: EventLogOptions, now = Date.now()) {
+  constructor(private readonly options: TrafficEventsOptions, now = Date.now()) {
+    this.running = options.first;
     this.denyIntervalMs = options.denyIntervalMs ?? DENY_SUMMARY_INTERVAL_MS;
     this.countersIntervalMs = options.countersIntervalMs ?? COUNTERS_INTERVAL_MS;
     this.nextDenyDrain = now + this.denyIntervalMs;
@@ -115,7 +147,7 @@ export class EventLog implements TrafficObserver {
   }
 
   flowStarted(flow: Flow, now: number): void {
-    const version = this.options.running();
+    const version = this.running;
     const logged: LoggedFlow = {
       ends: flowEnds(flow),
       rule: version.policy.rules[flow.ruleIndex].name,
@@ -145,9 +177,10 @@ export class EventLog implements TrafficObserver {
     this.ready.push({ type, time: new Date().toISOString(), severity: 'notice', pair: this.options.pair, pid: process.pid, detail });
   }
 
-  /** The policy `old` stops running: its deny summaries are reported now, while its rule names apply. */
-  policyChanging(old: PolicyVersion, now = Date.now()): void {
-    this.drainDeny(old, now);
+  /** `next` replaces the policy in use: the deny summaries so far are reported now, while its rule names apply. */
+  policyChanging(next: PolicyInUse, now = Date.now()): void {
+    this.drainDeny(this.running, now);
+    this.running = next;
   }
 
   /**
@@ -158,7 +191,7 @@ export class EventLog implements TrafficObserver {
     for (const record of this.pending) this.ready.push(this.flowEvent(record));
     this.pending = [];
     if (final || now >= this.nextDenyDrain) {
-      this.drainDeny(this.options.running(), now);
+      this.drainDeny(this.running, now);
       this.nextDenyDrain = now + this.denyIntervalMs;
     }
     if (now >= this.nextLinkPoll) {
@@ -185,7 +218,7 @@ export class EventLog implements TrafficObserver {
     this.pending.push(record);
   }
 
-  private drainDeny(version: PolicyVersion, now: number): void {
+  private drainDeny(version: PolicyInUse, now: number): void {
     const overflow = this.deny.overflow;
     if (overflow > 0) {
       this.counters.denyOverflow += overflow;
@@ -196,7 +229,7 @@ export class EventLog implements TrafficObserver {
     for (const entry of this.deny.drain()) this.ready.push(this.denyEvent(entry, version, now));
   }
 
-  private denyEvent(e: DenyEntry, version: PolicyVersion, now: number): DenySummaryEvent {
+  private denyEvent(e: DenyEntry, version: PolicyInUse, now: number): DenySummaryEvent {
     const rule = version.policy.rules[e.rule];
     const monitor = version.policy.mode === 'monitor';
     const v6 = e.family === Family.V6;
@@ -280,18 +313,9 @@ export class EventLog implements TrafficObserver {
   }
 
   private countersEvent(now: number): GatekeeperEvent {
-    const engine = this.options.engine;
-    let rxPackets = 0;
-    let txPackets = 0;
-    let dropped = 0;
-    for (const side of engine.counters) {
-      rxPackets += side.port[PortCounter.RxPackets];
-      txPackets += side.port[PortCounter.TxPackets];
-      for (const n of side.dropped) dropped += n;
-    }
     return {
       type: 'counters.snapshot', time: new Date(now).toISOString(), severity: 'info', pair: this.options.pair,
-      generation: engine.generation, rxPackets, txPackets, dropped, flowsActive: engine.flows.size,
+      generation: this.running.generation, ...this.options.totals(),
     };
   }
 }
