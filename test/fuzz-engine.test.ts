@@ -6,7 +6,8 @@
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Engine, Verdict } from '../appliance/dataplane/engine';
+import { Engine } from '../appliance/dataplane/engine';
+import { Verdict } from '../appliance/dataplane/verdict';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
 
@@ -111,7 +112,7 @@ t.test(`mutated frames through the engine (seed ${SEED})`, async (t) => {
     const engine = engines[i & 1];
     const side = rnd() < 0.5 ? 0 : 1;
     try {
-      const verdict = engine.process(buffer, length, side, now);
+      const verdict = engine.process(buffer, length, side, now).verdict;
       if (verdict !== Verdict.Forward && verdict !== Verdict.Drop && verdict !== Verdict.Reject) problems.push(`frame ${i}: verdict ${verdict}`);
       else verdicts[verdict]++;
       if ((i & 0xffff) === 0) {
