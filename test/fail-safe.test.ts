@@ -12,10 +12,11 @@ import { labUnavailable } from './lib/lab-fixture';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const POLICY = `
+version: 1
 mode: enforce
 groups:
-  client: { addresses: ['${A.client4}'] }
-  server: { addresses: ['${A.server4}'] }
+  client: { members: ['${A.client4}'] }
+  server: { members: ['${A.server4}'] }
 rules:
   - name: ping
     from: client
@@ -27,16 +28,24 @@ default: deny
 
 const skip = labUnavailable() || (spawnSync('sh', ['-c', 'command -v nft']).status !== 0 && 'needs nft');
 
+const logs = new WeakMap<ChildProcess, string[]>();
+
 function startDataplane(lab: Lab, policy: string, fail: 'open' | 'closed'): ChildProcess {
   rmSync(lab.statsFile, { force: true });
-  return lab.spawn(lab.appliance, [process.execPath, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
+  const child = lab.spawn(lab.appliance, [process.execPath, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
     '--policy', policy, '--name', `lab-${lab.id}`, '--stats-file', lab.statsFile, '--fail', fail]);
+  const lines: string[] = [];
+  logs.set(child, lines);
+  child.stderr?.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+  return child;
 }
 
 async function forwarding(lab: Lab, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (!existsSync(lab.statsFile)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`dataplane did not start (exit ${child.exitCode})`);
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`dataplane did not start (exit ${child.exitCode}): ${(logs.get(child) ?? []).join('')}`);
+    }
     await sleep(50);
   }
 }

@@ -2,8 +2,9 @@
 // The `gatekeeper` command: one entry point for the dataplane, offline tools and the lab.
 
 import { constants } from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDataplane } from '../dataplane/dataplane';
+import { FAIL_MODES, type FailMode } from '../dataplane/failsafe/kernel-bridge';
 import { pcapTuples } from '../dataplane/offline/tuples';
 import { parseInside, replayPcap } from '../dataplane/offline/replay';
 import { runLab } from '../lab/lab-command';
@@ -34,11 +35,15 @@ program
   .option('--name <name>', 'name of this port pair, used in logs and stats')
   .option('--stats-file <file>', 'write a JSON counter snapshot here every second')
   .option('--mgmt-socket <path>', 'management service socket to connect to (reconnects while it is down)')
-  .action((o: { inside: string; outside: string; policy: string; name?: string; statsFile?: string; mgmtSocket?: string }) => {
+  .addOption(new Option('--fail <mode>', 'while no dataplane runs: open = the kernel bridges the ports, closed = nothing passes')
+    .choices([...FAIL_MODES]).default('closed'))
+  .option('--link-fault-pass-through', 'when one port loses carrier, take the other port down until it returns')
+  .action((o: { inside: string; outside: string; policy: string; name?: string; statsFile?: string; mgmtSocket?: string;
+    fail: FailMode; linkFaultPassThrough?: boolean }) => {
     if (o.inside === o.outside) fail('--inside and --outside must be different interfaces');
     try {
       runDataplane({ inside: o.inside, outside: o.outside, policyPath: o.policy, name: o.name, statsFile: o.statsFile,
-        mgmtSocket: o.mgmtSocket });
+        mgmtSocket: o.mgmtSocket, failMode: o.fail, linkFaultPassThrough: o.linkFaultPassThrough === true });
     } catch (err) {
       fail((err as Error).message);
     }

@@ -3,7 +3,8 @@
 // the new policy is compiled aside and swapped in only when it is valid. Every load, the first one
 // too, compiles on a worker thread (policy/load-worker.ts): this thread only binds the tables it gets
 // back. With a management socket, counters, events and requests go over it (mgmt-link.ts);
-// forwarding never waits for management. The process is assembled bottom-up: each part is made from
+// forwarding never waits for management. Before it forwards it sets up what the pair does without it
+// (failsafe/: fail-open bypass through a blocked kernel bridge, or fail-closed). The process is assembled bottom-up: each part is made from
 // parts made before it. Logging here is for rare events only, never per packet.
 
 import { mkdirSync } from 'node:fs';
@@ -11,6 +12,9 @@ import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { pairTotals } from './counters';
 import { Engine } from './engine';
+import { takeOverPair, type FailSafe } from './failsafe/fail-mode';
+import { bypassNames, type FailMode } from './failsafe/kernel-bridge';
+import { kernelLink, LinkFaultMirror } from './failsafe/link-fault';
 import { TrafficEvents } from './events/traffic-events';
 import { startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
@@ -36,6 +40,10 @@ export interface DataplaneOptions {
   statsFile?: string;
   /** Management service's Unix socket; without it the dataplane runs standalone. */
   mgmtSocket?: string;
+  /** What the pair does while no dataplane runs it (default closed). */
+  failMode?: FailMode;
+  /** Mirror a carrier loss on one port by taking the other port down. */
+  linkFaultPassThrough?: boolean;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -62,8 +70,9 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   const first: PolicyVersion = { policy: loaded.policy, groups: loaded.groups, generation: FIRST_GENERATION };
 
   const ports: [Port, Port] = [new Port(options.inside), new Port(options.outside)];
+  const bypassBridge = bypassNames(options.inside, options.outside).bridge;
   for (const port of ports) {
-    const prep = port.prepare();
+    const prep = port.prepare(bypassBridge);
     if (prep.offloadsNotChanged.length > 0) {
       log.info({ port: port.name, offloads: prep.offloadsNotChanged }, 'offloads left as the driver fixes them');
     }
@@ -135,10 +144,25 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   mgmt?.events.lifecycle('dataplane.start');
   link?.start();
 
+  // The fail mode goes in last before forwarding: in fail-open the kernel bridge stops forwarding here,
+  // so the hand-back gap is only the time until the ports below forward.
+  const failSafe = takeFailSafe(options, log);
   startForwarding(engine, ports);
   for (const port of ports) {
-    log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason }, 'port I/O');
+    log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason,
+      limitation: port.ioLimitation }, 'port I/O');
   }
+  if (failSafe.endedBypass !== null) {
+    const { since, reason } = failSafe.endedBypass;
+    log.warn({ since: new Date(since).toISOString(), bypassMs: Date.now() - since, reason },
+      'bypass ended: the ports were bridged by the kernel without enforcement; this dataplane enforces again');
+  }
+  const linkFault = options.linkFaultPassThrough ? new LinkFaultMirror(
+    [kernelLink(options.inside), kernelLink(options.outside)],
+    { mirrored: (lost, mirrored, down) => log.warn({ lost, mirrored },
+      down ? 'carrier lost: the other port is taken down too' : 'carrier back: the other port is up again') },
+  ) : null;
+  linkFault?.start();
   log.info({ inside: options.inside, outside: options.outside, generation: first.generation, mode: first.policy.mode,
     rules: first.policy.rules.length - 1, policy: first.policy.sourceHash }, 'forwarding');
 
@@ -153,6 +177,9 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   const stopWatchdog = startWatchdog(() => ports.every((port) => port.operState() !== 'missing'));
 
   const stop = async (signal: string): Promise<void> => {
+    failSafe.lastWords(`stopped by ${signal}`);
+    failSafe.stopping();
+    linkFault?.stop();
     notifyStopping();
     stopWatchdog();
     clearInterval(purge);
@@ -164,9 +191,27 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     log.info({ signal }, 'stopped');
     process.exit(0);
   };
+  process.on('uncaughtException', (err) => {
+    failSafe.lastWords(`exception: ${err.message}`);
+    log.fatal({ err: err.stack }, 'uncaught exception: the dataplane ends');
+    process.exit(1);
+  });
   process.on('SIGHUP', () => void reload());
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Fail-open or fail-closed for this pair; the bypass record lives beside the policy (the pair's state). */
+function takeFailSafe(options: DataplaneOptions, log: Logger): FailSafe {
+  const mode = options.failMode ?? 'closed';
+  const failSafe = takeOverPair({
+    mode, inside: options.inside, outside: options.outside, recordDir: dirname(options.policyPath),
+    onGuardRestart: (code, signal) => log.error({ code, signal }, 'the bypass guard ended while the dataplane runs; a new one took over'),
+  });
+  log.info({ failMode: mode }, mode === 'open'
+    ? 'fail-open: if this dataplane ends, the kernel bridges the ports until a dataplane takes them back'
+    : 'fail-closed: nothing passes while no dataplane runs');
+  return failSafe;
 }
 
 /** The policy file, read here and compiled on a worker thread like every later load. */

@@ -16,7 +16,8 @@
 
 import { Cap } from 'cap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { loadBatchPort, type BatchPort, type BatchPortAddon } from './batch-port';
 
@@ -113,11 +114,14 @@ export class Port {
     this.segments = this.meta.subarray(BATCH_FRAMES, 2 * BATCH_FRAMES);
   }
 
-  /** Refuse a port that cannot be a transparent data port, then silence the kernel on it. */
-  prepare(): PortPreparation {
+  /**
+   * Refuse a port that cannot be a transparent data port, then silence the kernel on it. The one
+   * master a port may have is the pair's own bypass bridge (`bypassBridge`, dataplane/failsafe/).
+   */
+  prepare(bypassBridge?: string): PortPreparation {
     const sys = `/sys/class/net/${this.name}`;
     if (!existsSync(sys)) throw new Error(`interface ${this.name} does not exist`);
-    if (existsSync(`${sys}/master`)) {
+    if (existsSync(`${sys}/master`) && basename(realpathSync(`${sys}/master`)) !== bypassBridge) {
       throw new Error(`interface ${this.name} is enslaved to a bridge or bond; the gatekeeper must own it alone`);
     }
     // No addresses, no ARP, no IPv6 autoconfiguration: the appliance must never speak on a data port.
