@@ -30,10 +30,10 @@ const skip = labUnavailable() || (spawnSync('sh', ['-c', 'command -v nft']).stat
 
 const logs = new WeakMap<ChildProcess, string[]>();
 
-function startDataplane(lab: Lab, policy: string, fail: 'open' | 'closed'): ChildProcess {
+function startDataplane(lab: Lab, policy: string, fail: 'open' | 'closed', extra: string[] = []): ChildProcess {
   rmSync(lab.statsFile, { force: true });
   const child = lab.spawn(lab.appliance, [process.execPath, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
-    '--policy', policy, '--name', `lab-${lab.id}`, '--stats-file', lab.statsFile, '--fail', fail]);
+    '--policy', policy, '--name', `lab-${lab.id}`, '--stats-file', lab.statsFile, '--fail', fail, ...extra]);
   const lines: string[] = [];
   logs.set(child, lines);
   child.stderr?.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
@@ -140,4 +140,27 @@ t.test('fail-closed: no bridge, and a dead dataplane forwards nothing', { skip }
   dataplane.kill('SIGKILL');
   await sleep(300);
   t.not(lab.exec(lab.client, ['ping', '-c', '3', '-i', '0.2', '-W', '1', A.server4]).status, 0, 'nothing passes while it is down');
+});
+
+t.test('link-fault pass-through: a cut on one side is seen on the other, and healed with it', { skip }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  lab.create();
+  const policy = join(lab.dir, 'policy.yaml');
+  writeFileSync(policy, POLICY);
+  const dataplane = startDataplane(lab, policy, 'closed', ['--link-fault-pass-through']);
+  await forwarding(lab, dataplane);
+  const carrier = () => lab.exec(lab.client, ['cat', '/sys/class/net/eth0/carrier']).stdout.trim();
+  const until = async (want: string) => {
+    const deadline = Date.now() + 3000;
+    while (carrier() !== want && Date.now() < deadline) await sleep(20);
+    return carrier();
+  };
+  t.equal(await until('1'), '1', 'the client has carrier');
+  const cutAt = Date.now();
+  lab.exec(lab.server, ['ip', 'link', 'set', 'eth0', 'down']); // the asset's cable is pulled
+  t.equal(await until('0'), '0', `the client (switch side) sees the cut too (${Date.now() - cutAt} ms)`);
+  lab.exec(lab.server, ['ip', 'link', 'set', 'eth0', 'up']);
+  t.equal(await until('1'), '1', 'and the carrier comes back with the asset\'s');
+  t.equal(lab.exec(lab.client, ['ping', '-c', '2', '-i', '0.2', '-W', '1', A.server4]).status, 0, 'traffic flows again');
 });

@@ -318,7 +318,17 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
 
   static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
     BatchPort* self = static_cast<BatchPort*>(handle->data);
-    if (status < 0 || self->closing_) return;
+    if (self->closing_) return;
+    if (status < 0) {
+      // A port taken down (ip link set down, a link-fault mirror, a NIC reset) leaves ENETDOWN on the
+      // socket; libuv then stops the poll. Reading SO_ERROR clears it, and the socket receives again
+      // once the port is back up, so polling resumes instead of the port going deaf for good.
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+      uv_poll_start(handle, UV_READABLE, OnReadable);
+      return;
+    }
     Napi::Env env(self->env_);
     Napi::HandleScope scope(env);
     InWakeup() = true;
