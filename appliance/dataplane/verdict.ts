@@ -1,5 +1,5 @@
 // The vocabulary the pipeline's stages share: verdicts, appliance ports, and the result of one frame.
-// A leaf of dataplane/: imports nothing, so every stage may use it.
+// A leaf of dataplane/: must import nothing, so every stage may use it; holds no logic.
 
 export const Verdict = { Forward: 0, Drop: 1, Reject: 2 } as const;
 export type Verdict = (typeof Verdict)[keyof typeof Verdict];

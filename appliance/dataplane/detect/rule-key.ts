@@ -1,6 +1,6 @@
 // The key a rule's service is matched on, for a packet and for a tracked flow. The same signatures as
 // the policy's one definition (policy/match.ts on the policy branch): when that lands, this file goes
-// and detect/ imports it from there.
+// and detect/ imports it from there. Must not grow a second meaning: explain and dry-run use the same.
 
 import { Proto } from '../../wire/protocols';
 

@@ -1,5 +1,6 @@
 // The clock the flow and fragment tables age their entries by. Live, a coarse monotonic clock;
 // offline replay passes one that runs on the capture's record times, so idle timeouts fire there too.
+// Must not allocate per read: lru-cache reads it on every lookup.
 
 export interface Clock {
   /** Milliseconds; only differences matter. */

@@ -1,5 +1,6 @@
 // Idle timeouts of tracked flows and fragments, as lru-cache option objects made once per policy
-// (lru-cache's methods would otherwise default to a fresh `{}` per call).
+// (lru-cache's methods would otherwise default to a fresh `{}` per call). Made when a policy is
+// installed; must not be built on the packet path.
 
 import type { CompiledPolicy } from '../../policy/types';
 import { TcpState } from './flow';

@@ -1,5 +1,6 @@
 // How many rejects are answered: at most REJECT_RATE per second of the engine's `now` (the rest are
-// dropped silently and counted), so a flood of refused packets is never amplified.
+// dropped silently and counted), so a flood of refused packets is never amplified. Must not read a
+// clock of its own: replay runs it on capture time.
 
 /** Rejects answered per second at most. */
 const REJECT_RATE = 100;
