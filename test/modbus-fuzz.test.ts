@@ -8,7 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { decodeFrame } from '../appliance/dataplane/decode/decoder';
 import { Packet } from '../appliance/dataplane/decode/packet';
-import { readPcap } from '../appliance/dataplane/port/pcap-file';
+import { readPcap } from '../appliance/dataplane/offline/pcap-file';
 import { InspectOutcome, InspectVerdict, ModbusInspector, holdReasons, modbusReasons } from '../appliance/dataplane/inspect/modbus/modbus';
 import { ModbusParser, ParseStatus, malformedReasons } from '../appliance/dataplane/inspect/modbus/parser';
 import { compileModbusBlock, decide, policyReasons, type ModbusPolicy } from '../appliance/dataplane/inspect/modbus/policy';

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prng } from '../appliance/policy/generate';
-import { Diagnostic, formatDiagnostic, loadPolicyFile, loadPolicyText } from '../appliance/policy/load';
+import { type Diagnostic, formatDiagnostic } from '../appliance/policy/diagnostics';
+import { loadPolicyFile, loadPolicyText } from '../appliance/policy/load';
 import { groupNamesFor4, groupNamesFor6 } from '../appliance/policy/model';
 import { policySchema } from '../appliance/policy/schema';
 

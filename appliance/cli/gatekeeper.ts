@@ -10,7 +10,8 @@ import { parseInside, replayPcap } from '../dataplane/offline/replay';
 import { runLab } from '../lab/lab-command';
 import { registerMgmtCommands } from './mgmt-commands';
 import { explainDecision } from '../policy/analysis/explain';
-import { formatDiagnostic, loadPolicyFile, type LoadResult } from '../policy/load';
+import { formatDiagnostic } from '../policy/diagnostics';
+import { loadPolicyFile, type LoadResult } from '../policy/load';
 
 // A reader that stops early (`| head`, quitting `less`) closes the pipe. Tools that keep SIGPIPE's
 // default die of it silently, status 141 in the shell; Node ignores SIGPIPE, so the write fails with

@@ -22,7 +22,7 @@ import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
 import { Port } from './port/port';
 import { FIRST_GENERATION, RunningPolicy, type PolicyVersion } from './running-policy';
 import { Side } from './verdict';
-import { formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from '../policy/load';
+import { formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from '../policy/diagnostics';
 import { loadPolicyInBackground, type BackgroundLoad } from '../policy/load-worker';
 import { actionNames } from '../policy/types';
 import type { DataplaneStats, EventStats } from '../ipc/stats';

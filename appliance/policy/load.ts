@@ -12,7 +12,6 @@ import { DURATION_PATTERN, PolicyDocument, policySchema } from './schema';
 import { CompiledPolicy, PolicyTables } from './types';
 import { readPolicyFile, type Diagnostic, type LoadFailure } from './diagnostics';
 
-export { fileFailure, formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from './diagnostics';
 
 export type LoadResult =
   | { ok: true; policy: CompiledPolicy; model: PolicyModel; document: PolicyDocument; warnings: Diagnostic[] }

@@ -5,7 +5,7 @@ import type { Packet } from '../decode/packet';
 import type { Flow } from '../flow/flow';
 import { Action, type CompiledPolicy } from '../../policy/types';
 import { Family } from '../../wire/protocols';
-import { flowRuleKeyOf, ruleKeyOf } from './rule-key';
+import { flowRuleKeyOf, ruleKeyOf } from '../../policy/match';
 
 /** First matching rule for `pkt`; `reversed` asks as if it travelled the other way. */
 export function matchPacket(policy: CompiledPolicy, pkt: Packet, reversed: boolean): number {

@@ -22,7 +22,7 @@ import { decodeFrame } from '../decode/decoder';
 import { Packet } from '../decode/packet';
 import { EtherType, Proto, TcpFlag } from '../../wire/protocols';
 import { DecodeError } from '../decode/errors';
-import { LINKTYPE_ETHERNET, readPcap } from '../port/pcap-file';
+import { LINKTYPE_ETHERNET, readPcap } from './pcap-file';
 import { ModbusParser, ParseStatus } from '../inspect/modbus/parser';
 
 export const MODBUS_PORT = 502;

@@ -6,7 +6,7 @@
 // diff-worker.ts): a 10k-rule policy takes seconds, and the event loop also serves the API, the
 // dataplane hub and the SIEM export. Must not import routes.
 
-import type { Diagnostic } from '../../policy/load';
+import type { Diagnostic } from '../../policy/diagnostics';
 import { loadPolicyInBackground } from '../../policy/load-worker';
 import type { DataplaneHub, DryRunResult } from '../dataplanes/types';
 import { HttpError } from '../http-error';
