@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { pcapOtMessages } from '../appliance/dataplane/offline/ot-messages';
+import { cliPath } from '../appliance/paths';
 
 const conformanceDir = path.resolve(__dirname, '../../shared/conformance');
 const otDir = path.join(conformanceDir, 'ot');
@@ -67,9 +68,14 @@ for (const file of pcaps) {
     t.ok(lines.length > 0, 'the capture has messages');
     t.same(differences(want, lines), [], 'no missing, extra or different messages');
 
+    // The command a user runs prints the same lines.
+    const cli = spawnSync(process.execPath, [cliPath, 'replay', '--ot', path.join(otDir, file)], { encoding: 'utf8' });
+    t.equal(cli.status, 0, '`gatekeeper replay --ot` exits 0');
+    t.same(cli.stdout.split('\n').filter(Boolean), lines, '`gatekeeper replay --ot` prints the same messages');
+
     if (python && fs.existsSync(compareScript)) {
       const ours = path.join(workDir, `${name}.tsv`);
-      fs.writeFileSync(ours, lines.join('\n') + '\n');
+      fs.writeFileSync(ours, cli.stdout);
       const compare = spawnSync('python3', [compareScript, reference, ours], { encoding: 'utf8' });
       t.comment(`${name}: ${compare.stdout.split('\n')[0] ?? ''}`);
       t.equal(compare.status, 0, 'compare_ot.py exits 0', { output: compare.stdout + compare.stderr });

@@ -5,6 +5,7 @@ import { constants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDataplane } from '../dataplane/dataplane';
 import { FAIL_MODES, type FailMode } from '../dataplane/failsafe/kernel-bridge';
+import { pcapOtMessages } from '../dataplane/offline/ot-messages';
 import { pcapTuples } from '../dataplane/offline/tuples';
 import { parseInside, replayPcap } from '../dataplane/offline/replay';
 import { runLab } from '../lab/lab-command';
@@ -52,18 +53,23 @@ program
 
 program
   .command('replay')
-  .description('Run a capture through the engine offline: a verdict per frame, or tuples with --tuples.')
+  .description('Run a capture through the engine offline: a verdict per frame, tuples with --tuples, OT messages with --ot.')
   .argument('<pcap>', 'capture file (pcap)')
   .option('--policy <file>', 'policy to judge the frames with')
   .option('--tuples', "print each frame's decoded 5-tuple in the conformance format instead of verdicts")
+  .option('--ot', 'print the industrial-protocol messages (Modbus/TCP) the parser sees, in the conformance format')
   .option('--summary', 'print only the totals and the per-rule counts')
   .option('--json', 'print the summary as JSON')
   .option('--inside <cidr|mac>', 'what is behind the inside port (address, CIDR or MAC; repeatable): a frame from it came ' +
     'in on the inside port, every other frame on the outside; without it, ports are learned from MAC addresses',
   (value: string, list: string[]) => [...list, value], [] as string[])
-  .action(async (pcap: string, o: { policy?: string; tuples?: boolean; summary?: boolean; json?: boolean; inside: string[] }) => {
+  .action(async (pcap: string, o: { policy?: string; tuples?: boolean; ot?: boolean; summary?: boolean; json?: boolean; inside: string[] }) => {
     if (o.tuples) {
       for await (const line of pcapTuples(pcap)) process.stdout.write(`${line}\n`);
+      return;
+    }
+    if (o.ot) {
+      for await (const line of pcapOtMessages(pcap)) process.stdout.write(`${line}\n`);
       return;
     }
     if (!o.policy) fail('replay needs --policy FILE (or --tuples)');
