@@ -103,7 +103,9 @@ t.test('a real dataplane in a lab, managed through the API', { skip: labUnavaila
   await lab.startDataplane(policyPath, 15_000, mgmt.socketPath);
   const ping = () => lab.exec(lab.client, ['ping', '-c', '2', '-i', '0.2', '-W', '1', labAddresses.server4]).status;
 
-  const status = await until(mgmt, admin, '/api/v1/status', (b) => b.pairs.length === 1 && b.pairs[0].connected);
+  // Connected comes with the hello, the counters (and the link state) with the first stats just after.
+  const status = await until(mgmt, admin, '/api/v1/status', (b) => b.pairs.length === 1 && b.pairs[0].connected &&
+    b.pairs[0].ports.inside.link !== 'unknown');
   const pair = status.pairs[0];
   t.equal(pair.policyVersion, 1, 'the pair runs stored version 1 (same hash)');
   t.equal(pair.ports.inside.link, 'up');

@@ -258,6 +258,26 @@ t.test('hello: version mismatch gets an error and is closed; welcome and connect
   second.end();
 });
 
+t.test('a fail-open pair whose dataplane is gone is in bypass: bypass.on, status and metric say so', async (t) => {
+  const { hub, socketPath, events } = await startHub(t);
+  const closed = await FakeDataplane.connect(socketPath, 'closed-pair');
+  const open = await FakeDataplane.connect(socketPath, 'open-pair', { failMode: 'open' });
+  t.match(hub.pairs().find((p) => p.pair === 'open-pair'), { connected: true, bypass: false });
+  closed.end();
+  open.end();
+  await until(() => events.filter((e) => e.type === 'dataplane.disconnected').length === 2, 'both disconnected');
+  const bypass = events.filter((e) => e.type === 'bypass.on');
+  t.match(bypass, [{ type: 'bypass.on', pair: 'open-pair', severity: 'critical', reason: /kernel bridges/ }], 'bypass.on for the fail-open pair only');
+  t.match(hub.pairs().find((p) => p.pair === 'open-pair'), { connected: false, bypass: true });
+  t.match(hub.pairs().find((p) => p.pair === 'closed-pair'), { connected: false, bypass: false });
+  const metrics = await hub.metrics();
+  t.match(metrics, /gatekeeper_bypass\{pair="open-pair"\} 1/);
+  t.match(metrics, /gatekeeper_bypass\{pair="closed-pair"\} 0/);
+  const back = await FakeDataplane.connect(socketPath, 'open-pair', { failMode: 'open' });
+  t.match(hub.pairs().find((p) => p.pair === 'open-pair'), { connected: true, bypass: false }, 'a returning dataplane ends it');
+  back.end();
+});
+
 t.test('bad input closes that connection only, is counted, and never crashes the hub', async (t) => {
   const { hub, socketPath } = await startHub(t);
   const cases: [string, (dp: FakeDataplane) => void, string][] = [

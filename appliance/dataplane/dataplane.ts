@@ -135,7 +135,8 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     socketPath: mgmt.socketPath,
     status: mgmt.status,
     hello: () => ({ pair: name, pid: process.pid, inside: options.inside, outside: options.outside,
-      generation: running.current.generation, policyHash: running.current.policy.sourceHash, startedAt }),
+      generation: running.current.generation, policyHash: running.current.policy.sourceHash, startedAt,
+      failMode: options.failMode ?? 'closed' }),
     stats,
     collect: (final) => mgmt.events.collect(Date.now(), final),
     requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
@@ -156,6 +157,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     const { since, reason } = failSafe.endedBypass;
     log.warn({ since: new Date(since).toISOString(), bypassMs: Date.now() - since, reason },
       'bypass ended: the ports were bridged by the kernel without enforcement; this dataplane enforces again');
+    mgmt?.events.bypassEnded(since, reason);
   }
   const linkFault = options.linkFaultPassThrough ? new LinkFaultMirror(
     [kernelLink(options.inside), kernelLink(options.outside)],

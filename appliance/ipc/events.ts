@@ -80,6 +80,19 @@ export interface DataplaneLifecycleEvent extends EventBase {
   detail?: string;
 }
 
+/**
+ * A fail-open pair is bridged by the kernel without enforcement (bypass.on: its dataplane ended;
+ * sent by management when the connection closes) or enforced again (bypass.off: sent by the
+ * dataplane that took the ports back, with when bypass began and why).
+ */
+export interface BypassEvent extends EventBase {
+  type: 'bypass.on' | 'bypass.off';
+  reason: string;
+  /** bypass.off: ISO time bypass began, and how long it lasted. */
+  since?: string;
+  durationMs?: number;
+}
+
 /** Events the dataplane could not deliver (queue full while management was away). */
 export interface EventsDroppedEvent extends EventBase {
   type: 'events.dropped';
@@ -129,6 +142,7 @@ export type GatekeeperEvent =
   | DenySummaryEvent
   | LinkEvent
   | DataplaneLifecycleEvent
+  | BypassEvent
   | EventsDroppedEvent
   | PolicyEvent
   | ModeChangeEvent
@@ -139,7 +153,7 @@ export type EventType = GatekeeperEvent['type'];
 
 export const eventTypes: readonly EventType[] = [
   'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down',
-  'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'events.dropped',
+  'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'bypass.on', 'bypass.off', 'events.dropped',
   'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
   'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',
 ];

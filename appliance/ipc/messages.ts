@@ -36,6 +36,8 @@ export interface HelloMessage {
   policyHash: string;
   /** Epoch ms the process started. */
   startedAt: number;
+  /** What the pair does while no dataplane runs it (fail-open: management reports bypass.on); absent: closed. */
+  failMode?: 'open' | 'closed';
 }
 
 /** Sent every second. */

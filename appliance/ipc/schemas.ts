@@ -107,7 +107,8 @@ export const dataplaneMessageSchemas = {
     generation: count,
     policyHash: string,
     startedAt: count,
-  }),
+    failMode: { type: 'string', enum: ['open', 'closed'] },
+  }, ['failMode']),
   stats: object({ type: constant('stats'), stats: dataplaneStatsSchema }),
   // The events themselves are checked one by one (isDataplaneEvent): a bad one is skipped, not fatal.
   events: object({ type: constant('events'), events: { type: 'array' }, dropped: count }),
@@ -148,7 +149,8 @@ export const managementMessageSchemas = {
  * one that sends them is not believed.
  */
 export const dataplaneEventTypes: readonly EventType[] = [
-  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'counters.snapshot',
+  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'bypass.off',
+  'counters.snapshot',
 ];
 
 /**

@@ -37,6 +37,16 @@ function validatorOf(schema: object): ValidateFunction {
 }
 
 /**
+ * Compile every validator for what `from` sends now, not at the first message: management does it
+ * at start, so a dataplane's first stats are not held up by a compile (status would show the pair
+ * connected with no counters meanwhile).
+ */
+export function prepareValidators(from: Sender): void {
+  for (const schema of schemas[from].values()) validatorOf(schema);
+  if (from === 'dataplane') validatorOf(dataplaneEventSchema);
+}
+
+/**
  * Null when `raw` is a well-formed message from `from`, else what is wrong with it ("unknown message
  * type ..." or "malformed <type> message"). Events inside an `events` message are checked one by one
  * by the caller (isDataplaneEvent: a bad event is skipped, not fatal).

@@ -93,7 +93,7 @@ const portStatus = obj({
   droppedByReason: typed<Record<string, number>>({ type: 'object', additionalProperties: num }), rxPps: num, rxBps: num,
 });
 const pairStatus = obj({
-  pair: str, connected: bool, pid: int, generation: int, policyHash: str, policyVersion: nullable(int),
+  pair: str, connected: bool, bypass: bool, pid: int, generation: int, policyHash: str, policyVersion: nullable(int),
   mode, uptimeMs: num, lastSeen: num,
   ports: obj({ inside: portStatus, outside: portStatus }),
   flows: obj({ active: num, capacity: num, created: num, evicted: num }),

@@ -157,7 +157,7 @@ export class FakeHub implements DataplaneHub {
   readonly flowQueries: { filter: FlowFilter & { pair?: string }; limit: number }[] = [];
   private readonly listeners: ((e: GatekeeperEvent) => void)[] = [];
   pairStatus: PairStatus = {
-    pair: 'pair0', connected: true, pid: 1234, generation: 1, policyHash: 'unknown', mode: 'enforce', uptimeMs: 5000,
+    pair: 'pair0', connected: true, bypass: false, pid: 1234, generation: 1, policyHash: 'unknown', mode: 'enforce', uptimeMs: 5000,
     lastSeen: Date.now(), ports: { inside: port('inside0'), outside: port('outside0') },
     flows: { active: 1, capacity: 1000, created: 3, evicted: 0 }, rates: { allowedPps: 1, deniedPps: 0, rxPps: 1, rxBps: 100 },
   };

@@ -177,6 +177,12 @@ export class TrafficEvents implements TrafficObserver {
     this.ready.push({ type, time: new Date().toISOString(), severity: 'notice', pair: this.options.pair, pid: process.pid, detail });
   }
 
+  /** This dataplane took back ports the kernel bridged (fail-open) since `since`, after `reason`. */
+  bypassEnded(since: number, reason: string, now = Date.now()): void {
+    this.ready.push({ type: 'bypass.off', time: new Date(now).toISOString(), severity: 'warning', pair: this.options.pair,
+      reason, since: new Date(since).toISOString(), durationMs: Math.max(0, now - since) });
+  }
+
   /** `next` replaces the policy in use: the deny summaries so far are reported now, while its rule names apply. */
   policyChanging(next: PolicyInUse, now = Date.now()): void {
     this.drainDeny(this.running, now);

@@ -67,9 +67,13 @@ export class KernelBridge {
     this.run('ip', ['link', 'set', 'dev', this.bridge, 'up']);
   }
 
-  /** Fail-closed start: no bridge of this pair may forward, so one left by a fail-open run goes. */
+  /**
+   * Fail-closed start: no bridge of this pair may forward, so one left by a fail-open run goes, with
+   * its block. Without a bridge nothing runs (a start must not pay for nft when there is nothing to undo).
+   */
   removeLeftovers(): void {
-    if (existsSync(`/sys/class/net/${this.bridge}`)) this.run('ip', ['link', 'del', this.bridge]);
+    if (!existsSync(`/sys/class/net/${this.bridge}`)) return;
+    this.run('ip', ['link', 'del', this.bridge]);
     this.unblock();
   }
 

@@ -192,6 +192,16 @@ class Hub implements DataplaneHub {
       pair,
       pid: connection.hello?.pid,
     });
+    // A fail-open pair whose dataplane is gone is bridged by the kernel now: say so at once.
+    if (connection.hello?.failMode === 'open') {
+      this.emit({
+        type: 'bypass.on',
+        time: new Date(this.clock()).toISOString(),
+        severity: 'critical',
+        pair,
+        reason: 'the dataplane ended (its connection closed): the kernel bridges the ports without enforcement',
+      });
+    }
   }
 
   private report(connection: DataplaneConnection, message: DataplaneReport): void {

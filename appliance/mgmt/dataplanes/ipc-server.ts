@@ -8,7 +8,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import { LineReader } from '../../ipc/framing';
 import { IPC_VERSION, type DataplaneMessage, type HelloMessage } from '../../ipc/messages';
-import { messageProblem } from '../../ipc/validate';
+import { messageProblem, prepareValidators } from '../../ipc/validate';
 import { DataplaneConnection } from './connection';
 
 /** The logger management hands the hub (pino's Logger fits). */
@@ -51,6 +51,7 @@ export class IpcServer {
   ) {}
 
   async listen(): Promise<void> {
+    prepareValidators('dataplane');
     await mkdir(dirname(this.socketPath), { recursive: true, mode: 0o750 });
     await removeStaleSocket(this.socketPath);
     const server = createServer((socket) => this.accept(socket));

@@ -50,6 +50,11 @@ export class PairTracker {
     this.rates = noRates();
   }
 
+  /** A fail-open pair whose dataplane is gone: the kernel bridges its ports without enforcement. */
+  get bypass(): boolean {
+    return !this.connected && this.hello.failMode === 'open';
+  }
+
   disconnected(): void {
     this.connected = false;
     this.rates = noRates();
@@ -98,6 +103,7 @@ export class PairTracker {
     return {
       pair: hello.pair,
       connected: this.connected,
+      bypass: this.bypass,
       pid: hello.pid,
       generation: this.generation,
       policyHash: this.policyHash,

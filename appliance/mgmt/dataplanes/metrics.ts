@@ -78,6 +78,10 @@ export class HubMetrics {
     dataplaneGauge('gatekeeper_dataplane_connected', '1 while the pair\'s dataplane is connected to management', ['pair'], (set) => {
       for (const t of pairs()) set({ pair: t.pair }, t.connected ? 1 : 0);
     });
+    dataplaneGauge('gatekeeper_bypass', '1 while a fail-open pair is bridged by the kernel without enforcement (its dataplane is gone)',
+      ['pair'], (set) => {
+        for (const t of pairs()) set({ pair: t.pair }, t.bypass ? 1 : 0);
+      });
     dataplaneGauge('gatekeeper_policy_generation', 'Policy generation the dataplane runs', ['pair'], (set) => {
       for (const t of pairs()) set({ pair: t.pair }, t.generation);
     });

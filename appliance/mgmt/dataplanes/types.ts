@@ -22,6 +22,8 @@ export interface PortStatus {
 export interface PairStatus {
   pair: string;
   connected: boolean;
+  /** Fail-open pair whose dataplane is gone: the kernel bridges its ports without enforcement. */
+  bypass: boolean;
   pid: number;
   generation: number;
   policyHash: string;

@@ -26,6 +26,8 @@ export const eventNames: Record<ExportRecord['type'], string> = {
   'dataplane.stop': 'Dataplane stopped',
   'dataplane.connected': 'Dataplane connected',
   'dataplane.disconnected': 'Dataplane disconnected',
+  'bypass.on': 'Bypass on',
+  'bypass.off': 'Bypass off',
   'events.dropped': 'Events dropped',
   'policy.applied': 'Policy applied',
   'policy.refused': 'Policy refused',
@@ -123,6 +125,11 @@ function describeLoose(e: Loose): string {
       const detail = e.detail ? `: ${text(e.detail)}` : '';
       return `Dataplane${pairText(e).replace(' on pair', ' for pair')} ${what}${pid}${detail}`;
     }
+    case 'bypass.on':
+      return `BYPASS: pair ${text(e.pair)} is bridged by the kernel without enforcement: ${text(e.reason)}`;
+    case 'bypass.off':
+      return `Bypass ended on pair ${text(e.pair)} after ${duration(Number(e.durationMs))}: enforcing again` +
+        ` (bypass began ${text(e.since ?? '?')}: ${text(e.reason)})`;
     case 'events.dropped':
       return `Dataplane${pairText(e).replace(' on pair', ' for pair')} dropped ${plural(e.count, 'event')} while management was unreachable`;
     case 'policy.applied': {

@@ -163,6 +163,7 @@ function updateCard(card, pair, policy) {
     pair.connected
       ? badge(stale ? `no report for ${formatDuration(Date.now() - pair.lastSeen)}` : 'connected', stale ? 'warn' : 'ok')
       : badge('disconnected', 'bad', `last seen ${formatTime(pair.lastSeen)}`),
+    pair.bypass ? badge('BYPASS: bridged without enforcement', 'bad', 'Fail-open: the dataplane is gone and the kernel bridges the ports') : null,
     pair.mode === 'monitor'
       ? badge('monitor mode: nothing blocked', 'warn', 'Would-be drops are counted and forwarded')
       : badge('enforcing', 'ok'),

@@ -155,6 +155,10 @@ function describe(e) {
     case 'dataplane.connected':
     case 'dataplane.disconnected':
       return `dataplane ${e.type.split('.')[1]}${e.pid ? ` (pid ${e.pid})` : ''}${e.detail ? `: ${e.detail}` : ''}`;
+    case 'bypass.on':
+      return h('span', null, badge('BYPASS', 'bad'), ` the kernel bridges the ports without enforcement: ${e.reason}`);
+    case 'bypass.off':
+      return h('span', null, badge('bypass ended', 'warn'), ` after ${formatDuration(e.durationMs ?? 0)}, enforcing again (${e.reason})`);
     case 'events.dropped':
       return `${formatCount(e.count)} events were lost (queue full while management was away)`;
     case 'policy.applied':
