@@ -6,9 +6,10 @@
 // SYNs) must not push out the flows already running. Every flow starts embryonic, on an intrusive
 // list through its record, oldest first; the engine promotes it (assure) once it was answered. The
 // embryonic flows are held to a budget: a new flow at the budget first ends the oldest embryonic one.
-// lru-cache's own bound is max-flows + that budget, so its least-recently-used eviction only strikes
-// when answered flows alone exceed max-flows. Must not decide when a flow is answered (the engine and
-// tcp-state.ts do) and must not allocate per packet: the list costs O(1) field writes per flow.
+// lru-cache's own bound is max-flows + that budget: answered flows may use the budget's free slots,
+// but once a flood fills the budget they keep max-flows, and lru-cache's least-recently-used eviction
+// only strikes when answered flows alone exceed that. Must not decide when a flow is answered (the
+// engine and tcp-state.ts do) and must not allocate per packet: the list costs O(1) field writes.
 
 import { LRUCache } from 'lru-cache';
 import { Family } from '../../wire/protocols';

@@ -22,8 +22,9 @@ export function isNewSynOnClosedFlow(flow: Flow, tcpFlags: number): boolean {
 }
 
 /**
- * Advance `flow` by one segment's flags. Returns true when the flow's state changed so that its idle
- * timeout is another one (FlowTimeouts.tcp(flow.tcpState)).
+ * Advance `flow` by one segment's flags (and remember the responder's SYN-ACK `seq` for
+ * handshakeDone). Returns true when the flow's state changed so that its idle timeout is another one
+ * (FlowTimeouts.tcp(flow.tcpState)).
  */
 export function trackTcp(flow: Flow, flags: number, seq: number, fromInitiator: boolean): boolean {
   // After a RST the connection is over; segments already in flight may still pass until the closing timeout.
