@@ -16,7 +16,7 @@ import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { PolicyModel } from '../appliance/policy/model';
 import type { CompiledPolicy } from '../appliance/policy/types';
-import { frameSet, PROTO_TCP, PROTO_UDP, TCP_ACK, type FlowSpec } from './frames';
+import { frameSet, PROTO_TCP, PROTO_UDP, setTcpAck, TCP_ACK, TCP_SYN, type FlowSpec } from './frames';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -26,7 +26,7 @@ const SEED = 42;
 /** Established flows the cache-hit runs cycle through (both directions of each). */
 const HIT_FLOWS = 32_768;
 /** Distinct new flows cycled through by the first-packet runs: well above max-flows (100k by default),
- * so a flow has always been evicted before its frame comes round again. */
+ * so a flow has always been dropped before its frame comes round again. */
 const FIRST_FLOWS = 262_144;
 /** First packets per timed run. */
 const FIRST_PER_RUN = 65_536;
@@ -138,8 +138,9 @@ function benchSize(rules: number): SizeResult {
   const { policy, model, loadMs } = load(rules);
   const now = Date.now();
 
-  // First packets, steady state: the flow table is full, so every new flow evicts the oldest one
-  // (and reuses its record), as under a flood of new connections.
+  // First packets, steady state: the flow table is full, so every new flow ends the oldest one (and
+  // reuses its record), as under a flood of new connections. None is answered, so that is the early
+  // drop of the oldest embryonic flow (flow-table.ts), with the embryonic budget full.
   const firstFlows = distinct(flowsFromRules(model, FIRST_FLOWS, SEED + 1));
   const firstFrames = frameSet(firstFlows);
   const steady = new Engine(policy, 1);
@@ -154,7 +155,7 @@ function benchSize(rules: number): SizeResult {
     }
     return FIRST_PER_RUN;
   }, firstPacketRuns);
-  if (steady.flows.counters.evicted === 0) throw new Error('first-packet runs never filled the flow table');
+  if (steady.flows.counters.evicted + steady.flows.counters.earlyDropped === 0) throw new Error('first-packet runs never filled the flow table');
 
   // First packets into an empty table: each run starts afresh, so every tracked flow allocates a record.
   const emptyTablePps = measure(() => new Engine(policy, 1), (engine) => {
@@ -186,13 +187,22 @@ function benchSize(rules: number): SizeResult {
     else if (result.rule !== NO_RULE) decided.push(result.rule);
   }
 
-  // Cache hits: the allowed flows are opened once, then their established packets go both ways.
+  // Cache hits: the allowed flows are opened once, then their established packets go both ways. Each
+  // handshake completes (SYN, the server's SYN-ACK with seq 0, the client's ACK of it: ack 1) before
+  // the next flow opens, so the flows are answered (flow-table.ts) like real connections and the
+  // embryonic budget never drops one.
   const hitEngine = new Engine(policy, 1);
   const allowed: FlowSpec[] = [];
   for (const flow of distinct(flowsFromRules(model, HIT_FLOWS * 2, SEED + 2))) {
     if (allowed.length === HIT_FLOWS) break;
     const [syn] = frameSet([flow]);
-    if (hitEngine.process(syn, syn.length, Side.Outside, now).verdict === Verdict.Forward) allowed.push(flow);
+    if (hitEngine.process(syn, syn.length, Side.Outside, now).verdict !== Verdict.Forward) continue;
+    allowed.push(flow);
+    const [synAck] = frameSet([flow], true, TCP_SYN | TCP_ACK);
+    hitEngine.process(synAck, synAck.length, Side.Inside, now);
+    const [ack] = frameSet([flow], false, TCP_ACK);
+    if (flow.proto === PROTO_TCP) setTcpAck(ack, 1);
+    hitEngine.process(ack, ack.length, Side.Outside, now);
   }
   const requests = frameSet(allowed, false, TCP_ACK);
   const replies = frameSet(allowed, true, TCP_ACK);
@@ -245,8 +255,12 @@ function decodeOnlyPps(): number {
   });
 }
 
-/** Heap growth per tracked flow with MEMORY_FLOWS flows (including the flow table's own arrays). */
-function bytesPerFlow(): { bytesPerFlow: number; flows: number } {
+/**
+ * Heap growth per tracked flow with MEMORY_FLOWS answered flows (including the flow table's own
+ * arrays), then the heap at the table's bound: a flood of unanswered flows on top fills the embryonic
+ * budget as well (flow-table.ts), and the table holds max-flows + budget records.
+ */
+function bytesPerFlow(): { bytesPerFlow: number; flows: number; boundBytes: number; boundFlows: number } {
   const text = ['version: 1', 'default: deny', 'flows:', `  max-flows: ${MEMORY_FLOWS}`, 'rules:',
     '  - name: all', '    from: any', '    to: any', '    service: any', '    action: allow', ''].join('\n');
   const result = loadPolicyText(text, 'memory.yaml');
@@ -256,20 +270,39 @@ function bytesPerFlow(): { bytesPerFlow: number; flows: number } {
     flows.push({ src: 0x0a000000 + i, dst: 0x0a800000 + (i % 250), proto: PROTO_UDP, sport: 1024 + (i % 60000), dport: 502 });
   }
   const frames = frameSet(flows);
+  // Each answered by a reply, so all are held (an unanswered flow counts against the embryonic budget).
+  const replies = frameSet(flows, true);
+  const flood: FlowSpec[] = [];
+  for (let i = 0; i < MEMORY_FLOWS; i++) {
+    flood.push({ src: 0x0b000000 + i, dst: 0x0a800000 + (i % 250), proto: PROTO_UDP, sport: 1024 + (i % 60000), dport: 502 });
+  }
+  const floodFrames = frameSet(flood);
   const now = Date.now();
   gc();
   gc();
   const before = process.memoryUsage();
   const engine = new Engine(result.policy, 1);
-  for (const frame of frames) engine.process(frame, frame.length, Side.Outside, now);
+  for (let i = 0; i < MEMORY_FLOWS; i++) {
+    engine.process(frames[i], frames[i].length, Side.Outside, now);
+    engine.process(replies[i], replies[i].length, Side.Inside, now);
+  }
   gc();
   gc();
   const after = process.memoryUsage();
   const grown = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
-  // The frames stay reachable until here: freed before `after`, they would count as negative growth.
-  if (frames.length !== MEMORY_FLOWS) throw new Error('unreachable');
-  const tracked = engine.flows.counters.created;
-  return { bytesPerFlow: grown / tracked, flows: tracked };
+  const tracked = engine.flows.size;
+  for (const frame of floodFrames) engine.process(frame, frame.length, Side.Outside, now);
+  gc();
+  gc();
+  const atBound = process.memoryUsage();
+  // The frames stay reachable until here: freed before a reading, they would count as negative growth.
+  if (frames.length + replies.length + floodFrames.length !== 3 * MEMORY_FLOWS) throw new Error('unreachable');
+  return {
+    bytesPerFlow: grown / tracked,
+    flows: tracked,
+    boundBytes: atBound.heapUsed - before.heapUsed + (atBound.arrayBuffers - before.arrayBuffers),
+    boundFlows: engine.flows.size,
+  };
 }
 
 function main(): void {
@@ -307,6 +340,7 @@ function main(): void {
     log(`spread of the ${RUNS} timed runs, ${r.rules} rules: hit ${spread(r.cacheHitRuns)} Mpps, first ${spread(r.firstPacketRuns)} Mpps`);
   }
   log(`memory: ${memory.bytesPerFlow.toFixed(0)} bytes per tracked flow (heap growth with ${memory.flows} flows, flow table arrays included)`);
+  log(`memory at the bound: ${(memory.boundBytes / 2 ** 20).toFixed(1)} MiB for ${memory.boundFlows} flows (max-flows ${MEMORY_FLOWS} + embryonic budget, flooded)`);
 
   const at = (rules: number) => results.find((r) => r.rules === rules);
   const reference = at(10_000) ?? results[results.length - 1];
@@ -325,7 +359,7 @@ function main(): void {
       ...Object.fromEntries(results.map((r) => [`ms${r.rules >= 1000 ? `${r.rules / 1000}k` : r.rules}`, +r.compileMs.toFixed(1)])),
       ...byRules((r) => r.loadMs, 'loadMs'),
     },
-    memory: { bytesPerFlow: Math.round(memory.bytesPerFlow), flows: memory.flows },
+    memory: { bytesPerFlow: Math.round(memory.bytesPerFlow), flows: memory.flows, boundBytes: memory.boundBytes, boundFlows: memory.boundFlows },
     traffic: Object.fromEntries(results.map((r) => [r.rules, { forwardedShare: +r.forwardedShare.toFixed(3),
       defaultShare: +r.defaultShare.toFixed(3), medianRule: r.medianRule }])),
     spread: Object.fromEntries(results.map((r) => [r.rules, {

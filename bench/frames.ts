@@ -6,7 +6,7 @@ export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
 export const FRAME_BYTES = 60;
 
-const TCP_SYN = 0x02;
+export const TCP_SYN = 0x02;
 export const TCP_ACK = 0x10;
 
 export interface FlowSpec {
@@ -48,6 +48,11 @@ export function writeFrame(buf: Buffer, off: number, flow: FlowSpec, reply = fal
   } else {
     buf.writeUInt16BE(8, l4 + 4);
   }
+}
+
+/** Sets the acknowledgment number of a TCP frame written by writeFrame. */
+export function setTcpAck(frame: Buffer, ack: number): void {
+  frame.writeUInt32BE(ack >>> 0, 14 + 20 + 8);
 }
 
 function ipChecksum(buf: Buffer, ip: number): number {

@@ -352,3 +352,29 @@ t.test('application-layer slot: a claimed flow\'s payload reaches its inspector,
   e.flows.purgeIdle();
   t.equal(closed, 1, 'its state is closed when the flow ends');
 });
+
+t.test('flow table: new flows beyond the embryonic budget early-drop the oldest unanswered one, never an answered one', async (t) => {
+  const e = new Engine(policy('', 'enforce', 'flows:\n  max-flows: 1000\n'), 1);
+  const budget = e.flows.embryonicBudget;
+  t.equal(budget, 1024, 'the floor: a quarter of 1000 would leave too little room for handshakes');
+  run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside);
+  run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside);
+  t.equal(e.flows.counters.embryonic, 0, 'the answered UDP flow is not embryonic');
+  for (let i = 0; i < budget + 10; i++) run(e, out({ sport: 10_000 + i, dport: 8080, flags: 'S' }), Side.Outside);
+  t.equal(e.flows.counters.earlyDropped, 10, 'the SYNs beyond the budget each dropped one');
+  t.equal(e.flows.counters.embryonic, budget);
+  t.equal(e.flows.counters.evicted, 0, 'no least-recently-used eviction');
+  t.equal(run(e, back({ sport: 8080, dport: 10_000, flags: 'SA' }), Side.Inside), Verdict.Drop, 'the oldest SYN was dropped');
+  t.equal(last.reason, DropReason.TcpNoFlow);
+  t.equal(run(e, back({ sport: 8080, dport: 10_010, flags: 'SA' }), Side.Inside), Verdict.Forward, 'the next one is kept');
+  t.equal(run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside), Verdict.Forward, 'the answered flow is kept');
+});
+
+t.test('flow table: a picked-up flow is answered once both directions were seen', async (t) => {
+  const e = new Engine(policy('', 'enforce', 'flows:\n  pickup-established: true\n'), 1);
+  run(e, back({ sport: 8080, dport: 40000, flags: 'PA' }), Side.Inside);
+  run(e, back({ sport: 8080, dport: 40000, flags: 'PA' }), Side.Inside);
+  t.equal(e.flows.counters.embryonic, 1, 'one direction only: still embryonic');
+  t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Forward);
+  t.equal(e.flows.counters.embryonic, 0, 'both directions: answered');
+});

@@ -83,7 +83,7 @@ const port = (name: string): PortStats => ({
 const stats: DataplaneStats = {
   pair: 'p1', pid: 1234, uptimeMs: 5000, generation: 2, policyHash: 'abc', mode: 'enforce',
   ports: { inside: port('in0'), outside: port('out0') },
-  flows: { active: 3, capacity: 1000, created: 9, evicted: 0, expired: 6, closed: 0, cut: 0, chained: 0 },
+  flows: { active: 3, capacity: 1000, created: 9, evicted: 0, expired: 6, closed: 0, cut: 0, chained: 0, earlyDropped: 0, embryonic: 0 },
   fragments: { tracked: 0 },
   rules: [{ name: 'web', action: 'allow', packets: 5, bytes: 500, flows: 1 }, { name: 'default', action: 'deny', packets: 2, bytes: 120, flows: 0 }],
   events: { connected: true, queued: 0, sent: 4, dropped: 0, denyOverflow: 0 },

@@ -138,7 +138,7 @@ function stats(pair: string, uptimeMs: number, rx: number, rules: { allow: numbe
   return {
     pair, pid: 1000 + pair.length, uptimeMs, generation: 1, policyHash: 'initial-hash', mode: 'enforce',
     ports: { inside: port(`${pair}-in`, rx, rx * 100, { policy: rules.deny }), outside: port(`${pair}-out`, rx * 2, rx * 200) },
-    flows: { active: 7, capacity: 1000, created: 20, evicted: 0, expired: 13, closed: 0, cut: 0, chained: 0 },
+    flows: { active: 7, capacity: 1000, created: 20, evicted: 0, expired: 13, closed: 0, cut: 0, chained: 0, earlyDropped: 0, embryonic: 0 },
     fragments: { tracked: 0 },
     rules: [
       { name: 'web', action: 'allow', packets: rules.allow, bytes: rules.allow * 100, flows: 3 },

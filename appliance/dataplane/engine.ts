@@ -18,7 +18,7 @@ import { Flow, TcpState } from './flow/flow';
 import { FlowKey, keyFromPacket, keyFromQuoted } from './flow/flow-key';
 import { FlowTable } from './flow/flow-table';
 import { FragmentTable } from './flow/fragment-table';
-import { isNewSynOnClosedFlow, isOpeningSyn, mayPickUp, trackTcp } from './flow/tcp-state';
+import { handshakeDone, isNewSynOnClosedFlow, isOpeningSyn, mayPickUp, trackTcp } from './flow/tcp-state';
 import { FlowTimeouts, type TtlOption } from './flow/timeouts';
 import { InspectOutcome, InspectVerdict, Segment, type AppInspector } from './inspect/inspector';
 import { inspectorsFor } from './inspect/registry';
@@ -217,8 +217,13 @@ export class Engine {
       flow.bytesIn += length;
     }
     r.rule = flow.ruleIndex;
-    if (flow.proto === Proto.TCP && trackTcp(flow, this.pkt.tcpFlags, fromInitiator)) {
-      this.flows.retime(flow, this.timeouts.tcp(flow.tcpState));
+    const pkt = this.pkt;
+    if (flow.proto === Proto.TCP) {
+      if (trackTcp(flow, pkt.tcpFlags, pkt.tcpSeq, fromInitiator)) this.flows.retime(flow, this.timeouts.tcp(flow.tcpState));
+      if (flow.embryonic && handshakeDone(flow, pkt.tcpFlags, pkt.tcpAck, fromInitiator)) this.flows.assure(flow);
+    } else if (flow.embryonic && flow.packetsIn > 0) {
+      // UDP, ICMP echo, other: answered once the responder sent something.
+      this.flows.assure(flow);
     }
     if (flow.wouldDrop) {
       if (this.observer !== null) this.observer.deniedInFlow(flow, length, now);
@@ -296,6 +301,7 @@ export class Engine {
     flow.generation = this.generation;
     flow.wouldDrop = !allows(policy, rule);
     flow.tcpState = tcpState;
+    flow.pickedUp = tcpState === TcpState.Established;
     if (initiatorIsSource) {
       flow.packetsOut = 1;
       flow.bytesOut = length;

@@ -64,7 +64,7 @@ export const dataplaneStatsSchema = object(
     policyHash: string,
     mode: enumOf(['enforce', 'monitor']),
     ports: object({ inside: portStatsSchema, outside: portStatsSchema }),
-    flows: object(counts(['created', 'evicted', 'expired', 'closed', 'cut', 'chained', 'active', 'capacity'])),
+    flows: object(counts(['created', 'evicted', 'expired', 'closed', 'cut', 'chained', 'earlyDropped', 'embryonic', 'active', 'capacity'])),
     fragments: object({ tracked: count }),
     rules: { type: 'array', items: ruleStatsSchema },
     events: eventStatsSchema,

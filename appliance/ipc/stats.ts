@@ -31,6 +31,10 @@ export interface FlowTableCounters {
   cut: number;
   /** Flows that share a bucket with another flow (hash collisions). */
   chained: number;
+  /** Unanswered flows ended early to make room for new ones (a flood of new flows; flow-end reason 'evicted'). */
+  earlyDropped: number;
+  /** Gauge: flows not answered yet (TCP handshake not complete, no reply), held to a budget. */
+  embryonic: number;
 }
 
 

@@ -1,6 +1,15 @@
 // The flow cache: an lru-cache keyed by the 32-bit flow hash, whose value is the head of a short chain
 // of flows sharing that hash. lru-cache bounds the size (evicting the least recently used) and ages
 // entries by per-protocol idle timeouts; the chain keeps a rare hash collision from mixing two flows.
+//
+// Early drop (issue 12; Linux conntrack's early_drop is the model): a flood of new flows (spoofed
+// SYNs) must not push out the flows already running. Every flow starts embryonic, on an intrusive
+// list through its record, oldest first; the engine promotes it (assure) once it was answered. The
+// embryonic flows are held to a budget: a new flow at the budget first ends the oldest embryonic one.
+// lru-cache's own bound is max-flows + that budget: answered flows may use the budget's free slots,
+// but once a flood fills the budget they keep max-flows, and lru-cache's least-recently-used eviction
+// only strikes when answered flows alone exceed that. Must not decide when a flow is answered (the
+// engine and tcp-state.ts do) and must not allocate per packet: the list costs O(1) field writes.
 
 import { LRUCache } from 'lru-cache';
 import { Family } from '../../wire/protocols';
@@ -10,24 +19,44 @@ import type { FlowTableCounters } from '../../ipc/stats';
 import { coarseClock, type Clock } from './clock';
 import type { TtlOption } from './timeouts';
 
-/** Why a flow left the table, as flow-end records report it. */
+/**
+ * Embryonic flows held at most, as a share of max-flows (floor below). Under a flood at R new flows/s
+ * an unanswered flow lives budget / R before the early drop takes it: 25,000 / 100k/s = 250 ms, far
+ * longer than a handshake takes on a plant network, so legitimate connections still complete. It
+ * costs a quarter more records at most (bench/README.md "flood": bytes per record).
+ */
+const EMBRYONIC_SHARE = 0.25;
+/** So that a small table (max-flows 4096 in the fuzz test) still has room for handshakes in flight. */
+const EMBRYONIC_FLOOR = 1024;
+
+export function embryonicBudget(maxFlows: number): number {
+  return Math.max(EMBRYONIC_FLOOR, Math.ceil(maxFlows * EMBRYONIC_SHARE));
+}
+
+/** Why a flow left the table, as flow-end records report it (an early drop reports 'evicted'). */
 export type FlowEndReason = 'evicted' | 'idle' | 'closed' | 'cut';
 
 export class FlowTable {
-  readonly counters: FlowTableCounters = { created: 0, evicted: 0, expired: 0, closed: 0, cut: 0, chained: 0 };
+  readonly counters: FlowTableCounters = {
+    created: 0, evicted: 0, expired: 0, closed: 0, cut: 0, chained: 0, earlyDropped: 0, embryonic: 0,
+  };
   /** Random per process: an outside host cannot predict which keys collide. */
   readonly seed = (Math.random() * 0x7fffffff) | 0;
   private cache: LRUCache<number, Flow>;
   private readonly pool: Flow[] = [];
   private readonly getOptions = {};
   private readonly peekOptions = {};
+  private budget: number;
+  private oldestEmbryonic: Flow | null = null;
+  private newestEmbryonic: Flow | null = null;
 
   constructor(
     private maxFlows: number,
     private readonly onEnd: ((flow: Flow, reason: FlowEndReason) => void) | null = null,
     private readonly clock: Clock = coarseClock,
   ) {
-    this.cache = this.newCache(maxFlows);
+    this.budget = embryonicBudget(maxFlows);
+    this.cache = this.newCache(maxFlows + this.budget);
   }
 
   private newCache(max: number): LRUCache<number, Flow> {
@@ -53,6 +82,11 @@ export class FlowTable {
     return this.maxFlows;
   }
 
+  /** Unanswered flows held at most; the table holds at most capacity + this many. */
+  get embryonicBudget(): number {
+    return this.budget;
+  }
+
   /** The flow for `key`, or null. Refreshes the flow's idle timer. */
   find(key: FlowKey): Flow | null {
     let flow = this.cache.get(key.hash, this.getOptions) ?? null;
@@ -62,6 +96,8 @@ export class FlowTable {
 
   /** Start tracking a flow for `key`; the caller fills orientation and decision fields. */
   insert(key: FlowKey, ttl: TtlOption, now: number): Flow {
+    // First, so that the dropped record is the one reused and its bucket is gone before we chain.
+    if (this.counters.embryonic >= this.budget) this.earlyDrop();
     const flow = this.pool.pop() ?? new Flow();
     flow.hash = key.hash;
     flow.family = key.family;
@@ -82,6 +118,8 @@ export class FlowTable {
     flow.tcpState = 0;
     flow.finFromInitiator = false;
     flow.finFromResponder = false;
+    flow.pickedUp = false;
+    flow.handshakeAck = -1;
     flow.wouldDrop = false;
     flow.inspected = false;
     flow.packetsOut = flow.packetsIn = flow.bytesOut = flow.bytesIn = 0;
@@ -92,7 +130,13 @@ export class FlowTable {
     if (head !== null) this.counters.chained++;
     this.cache.set(key.hash, flow, ttl);
     this.counters.created++;
+    this.pushEmbryonic(flow);
     return flow;
+  }
+
+  /** The flow was answered: from now on only idle time or lru-cache's bound end it. */
+  assure(flow: Flow): void {
+    if (flow.embryonic) this.unlinkEmbryonic(flow);
   }
 
   /** Change the idle timeout of the flow's bucket (e.g. when a TCP handshake completes). */
@@ -103,20 +147,58 @@ export class FlowTable {
 
   /** End one flow now (TCP close, or cut by a policy reload). */
   remove(flow: Flow, reason: 'closed' | 'cut'): void {
+    if (!this.unchain(flow)) return;
+    if (reason === 'closed') this.counters.closed++;
+    else this.counters.cut++;
+    this.release(flow, reason);
+  }
+
+  /** Take `flow` out of its bucket; false if it is not in the table. */
+  private unchain(flow: Flow): boolean {
     const head = this.cache.peek(flow.hash, this.peekOptions);
-    if (head === undefined) return;
+    if (head === undefined) return false;
     if (head === flow) {
       if (flow.next === null) this.cache.delete(flow.hash);
       else this.cache.set(flow.hash, flow.next, this.remainingTtl(flow.hash));
     } else {
       let prev = head;
       while (prev.next !== null && prev.next !== flow) prev = prev.next;
-      if (prev.next !== flow) return;
+      if (prev.next !== flow) return false;
       prev.next = flow.next;
     }
-    if (reason === 'closed') this.counters.closed++;
-    else this.counters.cut++;
-    this.release(flow, reason);
+    return true;
+  }
+
+  /** End the oldest unanswered flow to make room for a new one. */
+  private earlyDrop(): void {
+    const victim = this.oldestEmbryonic;
+    if (victim === null) return;
+    // Not in a bucket any more (expired, but not yet purged): it only leaves the list.
+    if (!this.unchain(victim)) return this.unlinkEmbryonic(victim);
+    this.counters.earlyDropped++;
+    this.release(victim, 'evicted');
+  }
+
+  private pushEmbryonic(flow: Flow): void {
+    flow.embryonic = true;
+    flow.newerEmbryonic = null;
+    flow.olderEmbryonic = this.newestEmbryonic;
+    if (this.newestEmbryonic === null) this.oldestEmbryonic = flow;
+    else this.newestEmbryonic.newerEmbryonic = flow;
+    this.newestEmbryonic = flow;
+    this.counters.embryonic++;
+  }
+
+  private unlinkEmbryonic(flow: Flow): void {
+    const older = flow.olderEmbryonic;
+    const newer = flow.newerEmbryonic;
+    if (older === null) this.oldestEmbryonic = newer;
+    else older.newerEmbryonic = newer;
+    if (newer === null) this.newestEmbryonic = older;
+    else newer.olderEmbryonic = older;
+    flow.olderEmbryonic = flow.newerEmbryonic = null;
+    flow.embryonic = false;
+    this.counters.embryonic--;
   }
 
   /** Drop idle flows now (lru-cache otherwise expires them lazily, when touched). */
@@ -129,12 +211,14 @@ export class FlowTable {
     if (maxFlows === this.maxFlows) return;
     const old = this.cache;
     this.maxFlows = maxFlows;
-    this.cache = this.newCache(maxFlows);
+    this.budget = embryonicBudget(maxFlows);
+    this.cache = this.newCache(maxFlows + this.budget);
     // rkeys() walks from least to most recently used, so the newest survive a shrink.
     for (const hash of old.rkeys()) {
       const head = old.peek(hash);
       if (head !== undefined) this.cache.set(hash, head, { ttl: Math.max(1, old.getRemainingTTL(hash)) });
     }
+    while (this.counters.embryonic > this.budget) this.earlyDrop();
   }
 
   /** Every tracked flow (management views, reload checks): allocates, never on the packet path. */
@@ -163,6 +247,7 @@ export class FlowTable {
   }
 
   private release(flow: Flow, reason: FlowEndReason): void {
+    if (flow.embryonic) this.unlinkEmbryonic(flow);
     if (this.onEnd !== null) this.onEnd(flow, reason);
     flow.next = null;
     if (this.pool.length < this.maxFlows) this.pool.push(flow);

@@ -12,6 +12,12 @@ export class Flow extends FlowTuple {
   /** Next record whose key hashes to the same bucket (hash collisions are chained). */
   next: Flow | null = null;
 
+  // --- early drop (flow-table.ts): flows nobody has answered yet, oldest first
+  /** Not yet answered (see Engine.continueFlow): the first to go when too many new flows arrive. */
+  embryonic = false;
+  olderEmbryonic: Flow | null = null;
+  newerEmbryonic: Flow | null = null;
+
   // --- orientation and decision
   /** True when the initiator (the "from" side of the rule) is endpoint a. */
   initiatorIsA = true;
@@ -25,6 +31,10 @@ export class Flow extends FlowTuple {
   tcpState = 0;
   finFromInitiator = false;
   finFromResponder = false;
+  /** Started mid-stream (pickup-established): answered once both directions were seen. */
+  pickedUp = false;
+  /** The ack number that completes the handshake (the responder's SYN-ACK seq + 1); -1 before that SYN-ACK. */
+  handshakeAck = -1;
   /** An application-layer inspector (inspect/) claimed this flow; false costs its packets nothing more. */
   inspected = false;
 

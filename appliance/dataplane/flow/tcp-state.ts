@@ -1,6 +1,7 @@
-// TCP progress of a tracked flow, from the flags of its segments: it picks the flow's idle timeout
-// and ends the flow after FIN both ways or a RST. Plain functions on the flow record; must not
-// decide policy (detect/) or touch the flow table (the engine retimes the flow when told to).
+// TCP progress of a tracked flow, from the flags of its segments: it picks the flow's idle timeout,
+// ends the flow after FIN both ways or a RST, and says when the handshake really completed (the flow
+// table keeps such flows through a SYN flood). Plain functions on the flow record; must not decide
+// policy (detect/) or touch the flow table (the engine retimes or promotes the flow when told to).
 
 import { Proto, TcpFlag } from '../../wire/protocols';
 import { TcpState, type Flow } from './flow';
@@ -21,13 +22,15 @@ export function isNewSynOnClosedFlow(flow: Flow, tcpFlags: number): boolean {
 }
 
 /**
- * Advance `flow` by one segment's flags. Returns true when the flow's state changed so that its idle
- * timeout is another one (FlowTimeouts.tcp(flow.tcpState)).
+ * Advance `flow` by one segment's flags (and remember the responder's SYN-ACK `seq` for
+ * handshakeDone). Returns true when the flow's state changed so that its idle timeout is another one
+ * (FlowTimeouts.tcp(flow.tcpState)).
  */
-export function trackTcp(flow: Flow, flags: number, fromInitiator: boolean): boolean {
+export function trackTcp(flow: Flow, flags: number, seq: number, fromInitiator: boolean): boolean {
   // After a RST the connection is over; segments already in flight may still pass until the closing timeout.
   if ((flags & TcpFlag.RST) !== 0) return close(flow);
   let changed = false;
+  if (!fromInitiator && (flags & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK)) flow.handshakeAck = (seq + 1) >>> 0;
   if (flow.tcpState === TcpState.Opening && fromInitiator && (flags & (TcpFlag.ACK | TcpFlag.SYN)) === TcpFlag.ACK) {
     flow.tcpState = TcpState.Established;
     changed = true;
@@ -44,4 +47,15 @@ function close(flow: Flow): boolean {
   if (flow.tcpState === TcpState.Closing) return false;
   flow.tcpState = TcpState.Closing;
   return true;
+}
+
+/**
+ * Has the connection been answered, after trackTcp saw this segment? Not at the responder's SYN-ACK:
+ * a server answers every spoofed SYN to an open port. At the initiator's ACK of that SYN-ACK (its ack
+ * number, which a blind spoofer cannot know), or for a picked-up flow once both directions were seen.
+ */
+export function handshakeDone(flow: Flow, flags: number, ack: number, fromInitiator: boolean): boolean {
+  if (flow.tcpState !== TcpState.Established) return false;
+  if (flow.pickedUp) return flow.packetsOut > 0 && flow.packetsIn > 0;
+  return fromInitiator && (flags & TcpFlag.ACK) !== 0 && ack === flow.handshakeAck;
 }

@@ -75,6 +75,12 @@ export class HubMetrics {
     dataplaneGauge('gatekeeper_flows_active', 'Flows in the flow table', ['pair'], (set) => {
       for (const t of pairs()) if (t.stats !== null) set({ pair: t.pair }, t.stats.flows.active);
     });
+    dataplaneGauge('gatekeeper_flows_embryonic', 'Flows in the flow table not answered yet (held to a budget)', ['pair'], (set) => {
+      for (const t of pairs()) if (t.stats !== null) set({ pair: t.pair }, t.stats.flows.embryonic);
+    });
+    dataplaneCounter('gatekeeper_flows_early_dropped_total', 'Unanswered flows ended early to make room for new ones (a flood of new flows)', ['pair'], (set) => {
+      for (const t of pairs()) if (t.stats !== null) set({ pair: t.pair }, t.stats.flows.earlyDropped);
+    });
     dataplaneGauge('gatekeeper_dataplane_connected', '1 while the pair\'s dataplane is connected to management', ['pair'], (set) => {
       for (const t of pairs()) set({ pair: t.pair }, t.connected ? 1 : 0);
     });
