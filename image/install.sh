@@ -16,9 +16,9 @@ fi
 
 # libpcap-dev and a compiler for the native addons; ip and ethtool, which the dataplane calls; openssl;
 # and the real tools the lab, tests and benchmarks drive: hosts (ping, nc, iperf3, nmap, tcpdump,
-# tshark, trafgen), a SIEM receiver (rsyslog with TLS), a browser (chromium) and systemd-analyze.
+# tshark, trafgen), a SIEM receiver (rsyslog with TLS and RELP), a browser (chromium) and systemd-analyze.
 packages=(libpcap-dev g++ make python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
-  iperf3 nmap tcpdump tshark netsniff-ng procps openssl rsyslog rsyslog-gnutls gnutls-bin chromium
+  iperf3 nmap tcpdump tshark netsniff-ng procps openssl rsyslog rsyslog-gnutls rsyslog-relp gnutls-bin chromium
   systemd)
 missing=()
 for p in "${packages[@]}"; do
