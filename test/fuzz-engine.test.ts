@@ -10,6 +10,7 @@ import { Engine } from '../appliance/dataplane/engine';
 import { Verdict } from '../appliance/dataplane/verdict';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
+import { prng } from '../appliance/policy/generate';
 
 const SEED = Number(process.env.GATEKEEPER_FUZZ_SEED ?? 20261201);
 const FRAMES = Number(process.env.GATEKEEPER_FUZZ_FRAMES ?? 1_000_000);
@@ -33,16 +34,6 @@ function pcapFrames(path: string): Uint8Array[] {
     at += length;
   }
   return frames;
-}
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function policy(mode: 'enforce' | 'monitor'): CompiledPolicy {
@@ -72,7 +63,7 @@ const seeds = readdirSync(pcapDir).filter((f) => f.endsWith('.pcap')).sort().fla
 
 t.test(`mutated frames through the engine (seed ${SEED})`, async (t) => {
   t.ok(seeds.length > 100, `seed frames from the shared captures: ${seeds.length}`);
-  const rnd = random(SEED);
+  const rnd = prng(SEED);
   const engines = [new Engine(policy('enforce'), 1), new Engine(policy('monitor'), 1)];
   const buffer = new Uint8Array(9216);
   const verdicts = [0, 0, 0];

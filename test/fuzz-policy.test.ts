@@ -7,22 +7,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyText } from '../appliance/policy/load';
 import { projectRoot } from '../appliance/paths';
+import { prng } from '../appliance/policy/generate';
 
 const SEED = Number(process.env.GATEKEEPER_FUZZ_SEED ?? 20261201);
 const CASES = Number(process.env.GATEKEEPER_FUZZ_POLICIES ?? 3000);
 /** Bounded time: the loop stops early rather than let a slow machine run over. */
 const BUDGET_MS = 60_000;
-
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOSTILE = [
   '', '-', ':', '[', ']', '{', '}', '*', '&a', '*a', '!!binary', '~', 'null', '0x', '999999999999999999999',
@@ -67,7 +57,7 @@ function mutate(text: string, rnd: () => number): string {
 const seeds = ['lab.yaml', 'plant.yaml'].map((name) => readFileSync(join(projectRoot, 'docs', 'examples', name), 'utf8'));
 
 t.test(`mutated policies: always diagnostics, never a throw (seed ${SEED})`, async (t) => {
-  const rnd = random(SEED);
+  const rnd = prng(SEED);
   const started = Date.now();
   let refused = 0;
   let accepted = 0;

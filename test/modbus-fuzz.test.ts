@@ -14,23 +14,12 @@ import { ModbusParser, ParseStatus, malformedReasons } from '../appliance/datapl
 import { compileModbusBlock, decide, policyReasons, type ModbusPolicy } from '../appliance/dataplane/inspect/modbus/policy';
 import type { TcpSegment } from '../appliance/dataplane/inspect/tcp-stream';
 import { Proto, TcpFlag } from '../appliance/wire/protocols';
+import { prng } from '../appliance/policy/generate';
 
 const otDir = path.resolve(__dirname, '../../shared/conformance/ot');
 const SEED = 0x6d6f6462;
 const CHUNKS = 200_000;
 const TIME_LIMIT_MS = 60_000;
-
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Per capture and direction, the TCP payload bytes of port 502 flows, concatenated in file order. */
 async function captureStreams(): Promise<Array<{ request: boolean; bytes: Uint8Array }>> {
@@ -77,7 +66,7 @@ t.test('mutated streams and random bytes: never a throw, always progress', async
   const compiled = compileModbusBlock({ functions: ['read', 'write', 'diagnostics', 43], units: ['0-10'], addresses: { 'holding-registers': ['0-999'], coils: ['0-99'] }, 'max-length': 200 });
   if (compiled.errors) throw new Error('policy');
   const policy: ModbusPolicy = compiled.policy;
-  const rand = rng(SEED);
+  const rand = prng(SEED);
   const parsers = [new ModbusParser(true), new ModbusParser(false)];
   const inspector = new ModbusInspector([policy]);
   const out = new InspectOutcome();

@@ -14,7 +14,7 @@ import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
 import { RelpParser } from '../appliance/mgmt/siem/transport-relp';
 import type { SyslogTarget } from '../appliance/mgmt/state/settings';
-import { freePort, parse5424, Rsyslog, sleep } from './lib/rsyslog';
+import { freePort, parse5424, Rsyslog, sleep, until } from './lib/rsyslog';
 
 const log = pino({ level: 'error' });
 
@@ -33,15 +33,6 @@ const relpTarget = (port: number): SyslogTarget => ({
 
 function counts(lines: string[]): number[] {
   return lines.map(parse5424).filter((p) => p.msgId === 'deny.summary').map((p) => Number(p.sd.get('gk@32473')!.get('count')));
-}
-
-async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
 }
 
 function stateDir(t: Test): string {

@@ -11,7 +11,7 @@ import pino from 'pino';
 import type { GatekeeperEvent, Severity } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
 import type { SyslogTarget } from '../appliance/mgmt/state/settings';
-import { freePort, makeTlsFiles, parse3164, parse5424, parseCef, Rsyslog, sleep } from './lib/rsyslog';
+import { freePort, makeTlsFiles, parse3164, parse5424, parseCef, Rsyslog, sleep, until } from './lib/rsyslog';
 import type { Input, TlsFiles } from './lib/rsyslog';
 
 const log = pino({ level: 'error' });
@@ -63,15 +63,6 @@ function exporter(t: Test, dir: string, maxSpoolBytes?: number): EventExporter {
 /** The gk@32473 count field of each RFC 5424 line with the given MSGID. */
 function counts(lines: string[], type = 'deny.summary'): number[] {
   return lines.map(parse5424).filter((p) => p.msgId === type).map((p) => Number(p.sd.get('gk@32473')!.get('count')));
-}
-
-async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
 }
 
 t.test('UDP, TCP and TLS deliver RFC 5424, and CEF and RFC 3164 targets, with the right fields', async (t) => {

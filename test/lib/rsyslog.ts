@@ -31,6 +31,16 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Polls `condition` every 50 ms; false when it still does not hold after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
 /** A free loopback port (picked unused for TCP; good enough for the UDP inputs too). */
 export { freePort } from './mgmt-fixture';
 
