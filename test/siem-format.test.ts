@@ -35,7 +35,7 @@ export const samples: Record<EventType, GatekeeperEvent> = {
   'dataplane.connected': { type: 'dataplane.connected', time: '2026-03-01T10:00:00.000Z', severity: 'info', pair: 'cell1', pid: 4242 },
   'dataplane.disconnected': { type: 'dataplane.disconnected', time: '2026-03-01T10:00:00.000Z', severity: 'warning', pair: 'cell1' },
   'bypass.on': { type: 'bypass.on', time: '2026-03-01T10:00:00.000Z', severity: 'critical', pair: 'cell1',
-    reason: 'the dataplane ended (its connection closed): the kernel bridges the ports without enforcement' },
+    reason: 'the dataplane ended (its connection to management closed)' },
   'bypass.off': { type: 'bypass.off', time: '2026-03-01T10:00:02.000Z', severity: 'warning', pair: 'cell1',
     reason: 'exception: boom', since: '2026-03-01T10:00:00.000Z', durationMs: 2000 },
   'events.dropped': { type: 'events.dropped', time: '2026-03-01T10:00:00.000Z', severity: 'warning', pair: 'cell1', count: 42 },

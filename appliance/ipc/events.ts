@@ -6,7 +6,7 @@
 export const severityNames = ['emergency', 'alert', 'critical', 'error', 'warning', 'notice', 'info', 'debug'] as const;
 export type Severity = (typeof severityNames)[number];
 
-/** Transport protocol as a name ("tcp", "udp", "icmp", "icmpv6", "sctp") or "ip-N" for others. */
+/** Protocol as the policy language names it (wire/protocols.ts): "tcp", "udp", "gre", ... or "proto/N". */
 export type ProtoName = string;
 
 /** The two ends of a connection, each with the names of the policy groups that contain it. */

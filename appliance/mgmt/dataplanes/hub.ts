@@ -199,7 +199,7 @@ class Hub implements DataplaneHub {
         time: new Date(this.clock()).toISOString(),
         severity: 'critical',
         pair,
-        reason: 'the dataplane ended (its connection closed): the kernel bridges the ports without enforcement',
+        reason: 'the dataplane ended (its connection to management closed)',
       });
     }
   }
