@@ -3,6 +3,7 @@
 // enforces again. Gaps are measured from a ping stream through the box (timestamps of the replies).
 
 import t from 'tap';
+import type { Test } from 'tap';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,6 +51,16 @@ async function forwarding(lab: Lab, child: ChildProcess): Promise<void> {
   }
 }
 
+/** A lab, always destroyed, with POLICY written in its scratch directory. */
+function policyLab(t: Test): { lab: Lab; policy: string } {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  lab.create();
+  const policy = join(lab.dir, 'policy.yaml');
+  writeFileSync(policy, POLICY);
+  return { lab, policy };
+}
+
 /** A ping stream client → server every 10 ms; returns a function that stops it and gives reply times (ms). */
 function pingStream(lab: Lab): () => Promise<number[]> {
   const child = lab.spawn(lab.client, ['ping', '-D', '-n', '-i', '0.01', '-W', '1', A.server4]);
@@ -81,11 +92,7 @@ function deniedServiceAnswers(lab: Lab): boolean {
 }
 
 t.test('fail-open: SIGKILL bridges the ports in the kernel; a new dataplane takes them back', { skip }, async (t) => {
-  const lab = new Lab();
-  t.teardown(() => lab.destroy());
-  lab.create();
-  const policy = join(lab.dir, 'policy.yaml');
-  writeFileSync(policy, POLICY);
+  const { lab, policy } = policyLab(t);
   lab.spawn(lab.server, ['sh', '-c', 'while true; do echo ok | nc -l -N 2323; done']);
   // The record lives in the stats file's directory: the lab's scratch directory.
   const since = join(lab.dir, 'bypass-since');
@@ -123,11 +130,7 @@ t.test('fail-open: SIGKILL bridges the ports in the kernel; a new dataplane take
 });
 
 t.test('fail-closed: no bridge, and a dead dataplane forwards nothing', { skip }, async (t) => {
-  const lab = new Lab();
-  t.teardown(() => lab.destroy());
-  lab.create();
-  const policy = join(lab.dir, 'policy.yaml');
-  writeFileSync(policy, POLICY);
+  const { lab, policy } = policyLab(t);
   // A fail-open run first leaves its bridge behind; the fail-closed start must remove it.
   let dataplane = startDataplane(lab, policy, 'open');
   await forwarding(lab, dataplane);
@@ -143,11 +146,7 @@ t.test('fail-closed: no bridge, and a dead dataplane forwards nothing', { skip }
 });
 
 t.test('link-fault pass-through: a cut on one side is seen on the other, and healed with it', { skip }, async (t) => {
-  const lab = new Lab();
-  t.teardown(() => lab.destroy());
-  lab.create();
-  const policy = join(lab.dir, 'policy.yaml');
-  writeFileSync(policy, POLICY);
+  const { lab, policy } = policyLab(t);
   const dataplane = startDataplane(lab, policy, 'closed', ['--link-fault-pass-through']);
   await forwarding(lab, dataplane);
   const carrier = () => lab.exec(lab.client, ['cat', '/sys/class/net/eth0/carrier']).stdout.trim();

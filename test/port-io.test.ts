@@ -3,14 +3,12 @@
 // Python raw sockets send frames into p0 and read what comes out of q0.
 
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { projectRoot } from '../appliance/paths';
 import { batchPortAddonPath } from '../appliance/dataplane/port/batch-port';
+import { portNamespace } from './lib/port-namespace';
 
 /** Frame sizes: p0/p1 take jumbo frames, q0/q1 only 1500 bytes, so a 2000-byte frame cannot leave q1. */
 const P_MTU = 9000;
@@ -104,12 +102,6 @@ function bytesOf(hexFrames: string[]): number {
   return hexFrames.reduce((sum, hex) => sum + hex.length / 2, 0);
 }
 
-function must(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
-  return r.stdout;
-}
-
 function unavailable(): string | false {
   if (process.getuid?.() !== 0) return 'port I/O tests need root';
   for (const tool of ['ip', 'ethtool', 'python3']) {
@@ -120,17 +112,7 @@ function unavailable(): string | false {
 }
 
 t.test('port I/O', { skip: unavailable() }, async (t) => {
-  const ns = `gk-${randomBytes(3).toString('hex')}-port`;
-  const scratch = mkdtempSync(join(tmpdir(), 'gatekeeper-port-io-'));
-  const children: ChildProcess[] = [];
-  t.teardown(() => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    spawnSync('ip', ['netns', 'del', ns]);
-    rmSync(scratch, { recursive: true, force: true });
-  });
-  must('ip', ['netns', 'add', ns]);
-  const inNs = (argv: string[]) => must('ip', ['netns', 'exec', ns, ...argv]);
-  inNs(['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  const { scratch, inNs, startForwarder } = portNamespace(t, 'port-io');
   inNs(['ip', 'link', 'add', 'p0', 'mtu', String(P_MTU), 'type', 'veth', 'peer', 'name', 'p1', 'mtu', String(P_MTU)]);
   inNs(['ip', 'link', 'add', 'q0', 'type', 'veth', 'peer', 'name', 'q1']);
   for (const dev of ['p0', 'p1', 'q0', 'q1']) inNs(['ip', 'link', 'set', dev, 'up']);
@@ -141,18 +123,7 @@ t.test('port I/O', { skip: unavailable() }, async (t) => {
   async function forwardTraffic(root: string, io: string, frames: number, sender: 'inline' | 'send-thread' = 'inline',
     afterTraffic: (child: ChildProcess) => Promise<unknown> = async () => undefined) {
     for (const dev of ['p0', 'p1']) inNs(['ip', 'link', 'set', dev, 'mtu', String(P_MTU)]);
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', FORWARDER, root, io, 'p1', 'q1', sender],
-      { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const next = async (what: string): Promise<string> => {
-      const line = await Promise.race([lines.next(), exited.then(() => undefined)]);
-      if (line === undefined || line.done) throw new Error(`forwarder ended before ${what}: ${stderr}`);
-      return line.value;
-    };
+    const { child, next, exited, stderr } = startForwarder(FORWARDER, [root, io, 'p1', 'q1', sender]);
     const opened = JSON.parse(await next('opening the ports')) as { io: string[]; sendThread: boolean; fallback: string | null };
     for (const dev of ['p0', 'p1']) inNs(['ip', 'link', 'set', dev, 'mtu', String(P_MTU_RAISED)]);
     const traffic = JSON.parse(inNs(['python3', trafficScript, String(frames)])) as { sent: string[]; received: string[] };
@@ -160,7 +131,7 @@ t.test('port I/O', { skip: unavailable() }, async (t) => {
     child.stdin!.end();
     const summary = JSON.parse(await next('its summary')) as ForwarderSummary;
     const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 5000))]);
-    return { opened, traffic, summary, code, stderr, linkGone };
+    return { opened, traffic, summary, code, stderr: stderr(), linkGone };
   }
 
   for (const sender of ['inline', 'send-thread'] as const) {

@@ -8,14 +8,12 @@
 // Not for cap: it never sees the metadata (test/port-io.test.ts covers its refusal of large frames).
 
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { projectRoot } from '../appliance/paths';
 import { batchPortAddonPath } from '../appliance/dataplane/port/batch-port';
+import { portNamespace } from './lib/port-namespace';
 
 // Runs in the namespace: forwards p1 → q1 and reports, when stdin ends, every frame it received:
 // [captured length, wire length, segments].
@@ -190,12 +188,6 @@ function frameBytes(c: Case): number {
   return 14 + (c.vlan ? 4 : 0) + (c.v6 ? 40 : 20) + 20 + MSS * c.segs;
 }
 
-function must(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
-  return r.stdout;
-}
-
 function unavailable(): string | false {
   if (process.getuid?.() !== 0) return 'port offload tests need root';
   for (const tool of ['ip', 'ethtool', 'python3']) {
@@ -206,17 +198,7 @@ function unavailable(): string | false {
 }
 
 t.test('port offload metadata', { skip: unavailable() }, async (t) => {
-  const ns = `gk-${randomBytes(3).toString('hex')}-port`;
-  const scratch = mkdtempSync(join(tmpdir(), 'gatekeeper-port-offload-'));
-  const children: ChildProcess[] = [];
-  t.teardown(() => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    spawnSync('ip', ['netns', 'del', ns]);
-    rmSync(scratch, { recursive: true, force: true });
-  });
-  must('ip', ['netns', 'add', ns]);
-  const inNs = (argv: string[]) => must('ip', ['netns', 'exec', ns, ...argv]);
-  inNs(['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  const { scratch, inNs, startForwarder } = portNamespace(t, 'port-offload');
   inNs(['ip', 'link', 'add', 'name', 'p0', 'type', 'veth', 'peer', 'name', 'p1']);
   inNs(['ip', 'link', 'add', 'name', 'q0', 'type', 'veth', 'peer', 'name', 'q1']);
   for (const dev of ['p0', 'p1', 'q0', 'q1']) inNs(['ip', 'link', 'set', dev, 'up']);
@@ -224,17 +206,7 @@ t.test('port offload metadata', { skip: unavailable() }, async (t) => {
   writeFileSync(trafficScript, TRAFFIC);
 
   async function forward(): Promise<{ seen: Seen[]; summary: { frames: number[][]; forwarded: number; refused: number } }> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', FORWARDER, projectRoot], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const next = async (what: string): Promise<string> => {
-      const line = await Promise.race([lines.next(), exited.then(() => undefined)]);
-      if (line === undefined || line.done) throw new Error(`forwarder ended before ${what}: ${stderr}`);
-      return line.value;
-    };
+    const { child, next, exited } = startForwarder(FORWARDER, [projectRoot]);
     const opened = JSON.parse(await next('opening the ports')) as { io: string[] };
     if (opened.io.some((io) => io !== 'batched')) throw new Error(`ports not batched: ${opened.io.join(', ')}`);
     const seen = JSON.parse(inNs(['python3', trafficScript, JSON.stringify(CASES)])) as Seen[];
