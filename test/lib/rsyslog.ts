@@ -158,11 +158,14 @@ export class Rsyslog {
     await exited;
   }
 
-  /** Lines received on an input so far. */
+  /** Whole lines received on an input so far. */
   lines(name: string): string[] {
     const file = this.file(name);
     if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    // The last piece is a line rsyslog is still writing (or empty): only whole lines count.
+    lines.pop();
+    return lines.filter((l) => l.length > 0);
   }
 
   /** Waits until the input has at least `count` lines (rsyslog writes in batches). */
