@@ -128,11 +128,13 @@ t.test('a newer prepare or an abort voids a prepare still compiling', async (t) 
 });
 
 t.test('a commit during a SIGHUP reload: the reload reads the file again and runs what it holds', async (t) => {
-  const h = harness(t, small(80));
+  // A file that takes a while to compile, so the commit surely lands while the reload compiles it
+  // (a small one can compile on the warm worker before the next turn of the loop).
+  const h = harness(t, generatePolicyText(3000, 7));
   t.ok((await h.running.prepare(small(90), 'management')).ok);
   const reload = h.running.reload();
   await new Promise((resolve) => setImmediate(resolve));
-  // The reload has read the file (port 80) and is compiling it; the commit rewrites the file.
+  // The reload has read the file and is compiling it; the commit rewrites the file.
   const committed = h.running.commit();
   t.ok(committed.ok);
   t.equal(h.engine.generation, 2);
