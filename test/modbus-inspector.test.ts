@@ -4,7 +4,8 @@
 // responses checked as responses and matched to outstanding requests.
 
 import t from 'tap';
-import { compileModbusBlock, type ModbusPolicy } from '../appliance/dataplane/inspect/modbus/policy';
+import { compileModbusBlock } from '../appliance/policy/modbus-block';
+import type { ModbusPolicy } from '../appliance/policy/types';
 import {
   EXCEPTION_ADU_LENGTH,
   InspectOutcome,

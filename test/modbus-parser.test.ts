@@ -3,7 +3,7 @@
 // messages in one chunk.
 
 import t from 'tap';
-import { Table } from '../appliance/dataplane/inspect/modbus/functions';
+import { Table } from '../appliance/policy/modbus-functions';
 import { ModbusParser, ParseStatus, malformedReasons, type ModbusMessage } from '../appliance/dataplane/inspect/modbus/parser';
 
 const u16 = (v: number): number[] => [(v >>> 8) & 0xff, v & 0xff];

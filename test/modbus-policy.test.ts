@@ -2,9 +2,11 @@
 // ranges per table, both ranges of 23, max-length, and builder errors with paths inside the block.
 
 import t from 'tap';
-import { DEVICE_ID_BIT, functionClasses, functionNames } from '../appliance/dataplane/inspect/modbus/functions';
+import { DEVICE_ID_BIT, functionClasses, functionNames } from '../appliance/policy/modbus-functions';
 import { ModbusParser, ParseStatus, malformedReasons } from '../appliance/dataplane/inspect/modbus/parser';
-import { compileModbusBlock, decide, policyReasons, type ModbusPolicy } from '../appliance/dataplane/inspect/modbus/policy';
+import { compileModbusBlock } from '../appliance/policy/modbus-block';
+import type { ModbusPolicy } from '../appliance/policy/types';
+import { decide, policyReasons } from '../appliance/dataplane/inspect/modbus/decide';
 
 const u16 = (v: number): number[] => [(v >>> 8) & 0xff, v & 0xff];
 

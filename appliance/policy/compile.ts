@@ -348,6 +348,7 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
     log: r.log,
     line: r.line,
     isDefault: false,
+    modbus: null,
   }));
   compiledRules.push({
     index: n,
@@ -356,6 +357,7 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
     log: model.defaultLog,
     line: 0,
     isDefault: true,
+    modbus: null,
   });
   const l2Allow = new Uint8Array(0x10000);
   for (const t of model.l2Allow) l2Allow[t] = 1;

@@ -12,6 +12,25 @@ export const actionNames: readonly ActionName[] = ['allow', 'deny', 'reject'];
 /** Largest match key: keys are 16 bits (a port, or an ICMP type and code). */
 export const KEY_MAX = 0xffff;
 
+export const onViolationActions = ['reset', 'exception', 'drop'] as const;
+export type OnViolation = (typeof onViolationActions)[number];
+
+/** A rule's compiled `modbus:` block (policy/modbus-block.ts builds it, the Modbus inspector reads it). */
+export interface ModbusPolicy {
+  /** Bit n: function code n allowed; bit DEVICE_ID_BIT: 43/14 (see modbus-functions.ts). */
+  readonly functions: Uint32Array;
+  /** Bit n: unit identifier n allowed; null: any unit. */
+  readonly units: Uint32Array | null;
+  /**
+   * Per table (Table.*): allowed addresses as sorted, disjoint, inclusive [lo, hi] pairs; null: any
+   * address in every table. When the block lists addresses, a table it does not list allows none.
+   */
+  readonly addresses: readonly Uint32Array[] | null;
+  /** Largest ADU allowed, in bytes (Limits.aduMax when the rule sets none). */
+  readonly maxLength: number;
+  readonly onViolation: OnViolation;
+}
+
 export interface CompiledRule {
   /** Position in the rule table; the implicit default rule is last. */
   index: number;
@@ -22,6 +41,8 @@ export interface CompiledRule {
   line: number;
   /** True for the implicit rule that applies `default:` when nothing else matches. */
   isDefault: boolean;
+  /** The rule's `modbus:` block: its flows are inspected message by message. Null without one. */
+  modbus: ModbusPolicy | null;
 }
 
 /** Flow-tracking settings, all times in milliseconds. */

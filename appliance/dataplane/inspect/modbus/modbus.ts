@@ -13,9 +13,10 @@
 
 import { Proto, TcpFlag } from '../../../wire/protocols';
 import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason, type TcpSegment } from '../tcp-stream';
-import { FunctionCode as F } from './functions';
+import { FunctionCode as F } from '../../../policy/modbus-functions';
 import { ModbusParser, ParseStatus, malformedReasons, type MalformedReason, type ModbusMessage } from './parser';
-import { decide, policyReasons, type ModbusPolicy, type PolicyReason } from './policy';
+import type { ModbusPolicy } from '../../../policy/types';
+import { decide, policyReasons, type PolicyReason } from './decide';
 
 /** Verdicts, as the inspection contract numbers them, plus Hold and Exception (proposed additions). */
 export const InspectVerdict = {

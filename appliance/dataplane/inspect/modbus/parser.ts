@@ -5,7 +5,7 @@
 // a message whole inside one chunk is read in place. Nothing allocates per chunk.
 
 import { read16 } from '../../decode/bytes';
-import { FunctionCode as F, Limits, MEI_READ_DEVICE_ID, Table, requestTable } from './functions';
+import { FunctionCode as F, Limits, MEI_READ_DEVICE_ID, Table, requestTable } from '../../../policy/modbus-functions';
 
 /**
  * Why a message is malformed. Framing reasons (bad_protocol_id, bad_length) lose the stream: the parser

@@ -1,31 +1,9 @@
-// The compiled Modbus block of one rule as plain data (bitsets and sorted intervals), the builder from
-// the parsed YAML block, and the decision per request. Compiling runs when a policy loads; decide runs
-// per message and allocates nothing. Locating errors in the policy text is the policy loader's job:
-// the builder reports paths inside the block.
+// The builder of a rule's `modbus:` block: from the parsed YAML value to the compiled ModbusPolicy
+// (types.ts) as plain data, bitsets and sorted intervals. Runs when a policy loads, never per packet.
+// Locating errors in the policy text is the loader's job: the builder reports paths inside the block.
 
-import { DEVICE_ID_BIT, FUNCTION_WORDS, FunctionCode, Limits, MEI_READ_DEVICE_ID, Table, classesGrant, functionClasses, functionNames, tableNames } from './functions';
-import type { MalformedReason, ModbusMessage } from './parser';
-
-export const policyReasons = ['function_not_allowed', 'unit_not_allowed', 'address_not_allowed', 'too_long'] as const;
-export type PolicyReason = (typeof policyReasons)[number];
-
-export const onViolationActions = ['reset', 'exception', 'drop'] as const;
-export type OnViolation = (typeof onViolationActions)[number];
-
-export interface ModbusPolicy {
-  /** Bit n: function code n allowed; bit DEVICE_ID_BIT: 43/14 (see functions.ts). */
-  readonly functions: Uint32Array;
-  /** Bit n: unit identifier n allowed; null: any unit. */
-  readonly units: Uint32Array | null;
-  /**
-   * Per table (Table.*): allowed addresses as sorted, disjoint, inclusive [lo, hi] pairs; null: any
-   * address in every table. When the block lists addresses, a table it does not list allows none.
-   */
-  readonly addresses: readonly Uint32Array[] | null;
-  /** Largest ADU allowed, in bytes (Limits.aduMax when the rule sets none). */
-  readonly maxLength: number;
-  readonly onViolation: OnViolation;
-}
+import { DEVICE_ID_BIT, FUNCTION_WORDS, FunctionCode, Limits, classesGrant, functionClasses, functionNames, tableNames } from './modbus-functions';
+import { onViolationActions, type ModbusPolicy, type OnViolation } from './types';
 
 export interface BlockError {
   /** Where in the block, e.g. "functions[2]" or "addresses.coils[0]". */
@@ -35,52 +13,9 @@ export interface BlockError {
 
 export type CompileResult = { policy: ModbusPolicy; errors?: undefined } | { policy?: undefined; errors: BlockError[] };
 
-function hasBit(set: Uint32Array, n: number): boolean {
-  return (set[n >>> 5] & (1 << (n & 31))) !== 0;
-}
-
 function setBit(set: Uint32Array, n: number): void {
   set[n >>> 5] |= 1 << (n & 31);
 }
-
-/** Is [start, start + quantity) inside one allowed interval? Intervals are disjoint and merged. */
-function covered(intervals: Uint32Array, start: number, quantity: number): boolean {
-  const last = start + quantity - 1;
-  // Binary search for the last interval whose lo <= start.
-  let lo = 0;
-  let hi = (intervals.length >>> 1) - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (intervals[2 * mid] <= start) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found >= 0 && intervals[2 * found + 1] >= last;
-}
-
-/**
- * The decision on one parsed request: null when allowed, else why not. Malformed messages are
- * violations whatever the policy says.
- */
-export function decide(policy: ModbusPolicy, msg: ModbusMessage): PolicyReason | MalformedReason | null {
-  if (msg.malformed !== null) return msg.malformed;
-  if (msg.aduLength > policy.maxLength) return 'too_long';
-  const bit = msg.function === FunctionCode.EncapsulatedInterface && msg.subFunction === MEI_READ_DEVICE_ID ? DEVICE_ID_BIT : msg.function;
-  if (!hasBit(policy.functions, bit)) return 'function_not_allowed';
-  if (policy.units !== null && !hasBit(policy.units, msg.unit)) return 'unit_not_allowed';
-  if (policy.addresses !== null && msg.table !== Table.None) {
-    const allowed = policy.addresses[msg.table];
-    if (!covered(allowed, msg.start, msg.quantity)) return 'address_not_allowed';
-    if (msg.writeQuantity > 0 && !covered(allowed, msg.writeStart, msg.writeQuantity)) return 'address_not_allowed';
-  }
-  return null;
-}
-
-// --- builder
 
 const blockKeys = ['functions', 'units', 'addresses', 'max-length', 'on-violation'];
 

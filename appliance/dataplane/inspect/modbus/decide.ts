@@ -1,0 +1,50 @@
+// The decision on one parsed Modbus request against its rule's compiled block (policy/types.ts's
+// ModbusPolicy): runs per message and allocates nothing. Building the block is the policy's job.
+
+import { DEVICE_ID_BIT, FunctionCode, MEI_READ_DEVICE_ID, Table } from '../../../policy/modbus-functions';
+import type { ModbusPolicy } from '../../../policy/types';
+import type { MalformedReason, ModbusMessage } from './parser';
+
+export const policyReasons = ['function_not_allowed', 'unit_not_allowed', 'address_not_allowed', 'too_long'] as const;
+export type PolicyReason = (typeof policyReasons)[number];
+
+function hasBit(set: Uint32Array, n: number): boolean {
+  return (set[n >>> 5] & (1 << (n & 31))) !== 0;
+}
+
+/** Is [start, start + quantity) inside one allowed interval? Intervals are disjoint and merged. */
+function covered(intervals: Uint32Array, start: number, quantity: number): boolean {
+  const last = start + quantity - 1;
+  // Binary search for the last interval whose lo <= start.
+  let lo = 0;
+  let hi = (intervals.length >>> 1) - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (intervals[2 * mid] <= start) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found >= 0 && intervals[2 * found + 1] >= last;
+}
+
+/**
+ * The decision on one parsed request: null when allowed, else why not. Malformed messages are
+ * violations whatever the policy says.
+ */
+export function decide(policy: ModbusPolicy, msg: ModbusMessage): PolicyReason | MalformedReason | null {
+  if (msg.malformed !== null) return msg.malformed;
+  if (msg.aduLength > policy.maxLength) return 'too_long';
+  const bit = msg.function === FunctionCode.EncapsulatedInterface && msg.subFunction === MEI_READ_DEVICE_ID ? DEVICE_ID_BIT : msg.function;
+  if (!hasBit(policy.functions, bit)) return 'function_not_allowed';
+  if (policy.units !== null && !hasBit(policy.units, msg.unit)) return 'unit_not_allowed';
+  if (policy.addresses !== null && msg.table !== Table.None) {
+    const allowed = policy.addresses[msg.table];
+    if (!covered(allowed, msg.start, msg.quantity)) return 'address_not_allowed';
+    if (msg.writeQuantity > 0 && !covered(allowed, msg.writeStart, msg.writeQuantity)) return 'address_not_allowed';
+  }
+  return null;
+}
