@@ -13,7 +13,7 @@ import { InspectOutcome, InspectVerdict, ModbusInspector, holdReasons, modbusRea
 import { ModbusParser, ParseStatus, malformedReasons } from '../appliance/dataplane/inspect/modbus/parser';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
 import type { ModbusPolicy } from '../appliance/policy/types';
-import { decide, policyReasons } from '../appliance/dataplane/inspect/modbus/decide';
+import { decide, policyReasons } from '../appliance/policy/modbus-match';
 import type { TcpSegment } from '../appliance/dataplane/inspect/tcp-stream';
 import { Proto, TcpFlag } from '../appliance/wire/protocols';
 import { prng } from '../appliance/policy/generate';

@@ -6,7 +6,7 @@ import { DEVICE_ID_BIT, functionClasses, functionNames } from '../appliance/poli
 import { ModbusParser, ParseStatus, malformedReasons } from '../appliance/dataplane/inspect/modbus/parser';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
 import type { ModbusPolicy } from '../appliance/policy/types';
-import { decide, policyReasons } from '../appliance/dataplane/inspect/modbus/decide';
+import { decide, policyReasons } from '../appliance/policy/modbus-match';
 
 const u16 = (v: number): number[] => [(v >>> 8) & 0xff, v & 0xff];
 

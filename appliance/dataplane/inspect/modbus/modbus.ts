@@ -16,7 +16,7 @@ import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason, typ
 import { FunctionCode as F } from '../../../policy/modbus-functions';
 import { ModbusParser, ParseStatus, malformedReasons, type MalformedReason, type ModbusMessage } from './parser';
 import type { ModbusPolicy } from '../../../policy/types';
-import { decide, policyReasons, type PolicyReason } from './decide';
+import { decide, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
 
 /** Verdicts, as the inspection contract numbers them, plus Hold and Exception (proposed additions). */
 export const InspectVerdict = {

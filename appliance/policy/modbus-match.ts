@@ -1,9 +1,27 @@
-// The decision on one parsed Modbus request against its rule's compiled block (policy/types.ts's
-// ModbusPolicy): runs per message and allocates nothing. Building the block is the policy's job.
+// The decision on one Modbus request against its rule's compiled block (types.ts's ModbusPolicy), as
+// match.ts is for addresses and ports: the Modbus inspector calls it per parsed message, `policy
+// explain` per question. Runs per message and allocates nothing; building the block is modbus-block.ts's.
 
-import { DEVICE_ID_BIT, FunctionCode, MEI_READ_DEVICE_ID, Table } from '../../../policy/modbus-functions';
-import type { ModbusPolicy } from '../../../policy/types';
-import type { MalformedReason, ModbusMessage } from './parser';
+import { DEVICE_ID_BIT, FunctionCode, MEI_READ_DEVICE_ID, Table } from './modbus-functions';
+import type { ModbusPolicy } from './types';
+
+/** The fields of a request the decision reads (the parser's ModbusMessage has them). */
+export interface ModbusRequest<Malformed extends string = string> {
+  /** Why the message is not a well-formed request, null when it is. */
+  malformed: Malformed | null;
+  aduLength: number;
+  function: number;
+  /** MEI type of function 43. */
+  subFunction: number;
+  unit: number;
+  /** The data table the request touches (Table.*), Table.None when it touches none. */
+  table: number;
+  start: number;
+  quantity: number;
+  /** Function 23's write range (quantity 0 for every other function). */
+  writeStart: number;
+  writeQuantity: number;
+}
 
 export const policyReasons = ['function_not_allowed', 'unit_not_allowed', 'address_not_allowed', 'too_long'] as const;
 export type PolicyReason = (typeof policyReasons)[number];
@@ -35,7 +53,7 @@ function covered(intervals: Uint32Array, start: number, quantity: number): boole
  * The decision on one parsed request: null when allowed, else why not. Malformed messages are
  * violations whatever the policy says.
  */
-export function decide(policy: ModbusPolicy, msg: ModbusMessage): PolicyReason | MalformedReason | null {
+export function decide<Malformed extends string>(policy: ModbusPolicy, msg: ModbusRequest<Malformed>): PolicyReason | Malformed | null {
   if (msg.malformed !== null) return msg.malformed;
   if (msg.aduLength > policy.maxLength) return 'too_long';
   const bit = msg.function === FunctionCode.EncapsulatedInterface && msg.subFunction === MEI_READ_DEVICE_ID ? DEVICE_ID_BIT : msg.function;
