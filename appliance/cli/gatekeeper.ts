@@ -77,7 +77,7 @@ program
     const inside = parseInside(o.inside);
     if (typeof inside === 'string') fail(inside);
     const summary = await replayPcap(pcap, policy, o.summary || o.json ? undefined : (f) => {
-      const detail = [f.rule && `rule=${f.rule}`, f.reason && `reason=${f.reason}`].filter(Boolean).join(' ');
+      const detail = [f.rule && `rule=${f.rule}`, f.reason && `reason=${f.reason}`, f.inspector && `app=${f.inspector}`].filter(Boolean).join(' ');
       process.stdout.write(`${f.number}\t${f.side}\t${f.verdict}\t${detail}\n`);
     }, { inside });
     if (o.json) {
@@ -88,9 +88,11 @@ program
       `rejected ${summary.rejected}, skipped ${summary.skipped}\n`);
     process.stdout.write(`  sides: ${summary.sides}\n`);
     for (const r of summary.byRule) {
-      if (r.packets > 0) process.stdout.write(`  ${r.rule} (${r.action}): ${r.packets} packets, ${r.bytes} bytes\n`);
+      const violations = r.violations > 0 ? `, ${r.violations} violations` : '';
+      if (r.packets > 0) process.stdout.write(`  ${r.rule} (${r.action}): ${r.packets} packets, ${r.bytes} bytes${violations}\n`);
     }
     for (const [reason, n] of Object.entries(summary.dropReasons)) process.stdout.write(`  dropped for ${reason}: ${n}\n`);
+    for (const [reason, n] of Object.entries(summary.inspectorReasons)) process.stdout.write(`  application layer ${reason}: ${n}\n`);
   });
 
 const policyCmd = program.command('policy').description('Check, explain and compile policy files.');
