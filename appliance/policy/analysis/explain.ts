@@ -332,22 +332,30 @@ function explainModbus(
     lines.push(`${head}: allowed`);
     return { inspected: true, refused: null };
   }
-  const why: Record<string, string> = {
-    bad_quantity: `${quantity} items are more than one ${what} request may carry (${limit}); the inspector refuses it as malformed`,
-    too_long: `the request is at least ${request.aduLength} bytes, more than max-length ${policy.maxLength}`,
-    function_not_allowed: `${what} is not among the block's functions`,
-    unit_not_allowed: `unit ${unit} is not among the block's units`,
-    address_not_allowed:
-      policy.addresses !== null && policy.addresses[table].length === 0
-        ? `the block allows no ${tableNames[table]} address`
-        : `${tableNames[table]} ${span} is not inside one range the block allows`,
+  const why = (): string => {
+    switch (reason) {
+      case 'bad_quantity':
+        return `${quantity} items are more than one ${what} request may carry (${limit}); the inspector refuses it as malformed`;
+      case 'too_long':
+        return `the request is at least ${request.aduLength} bytes, more than max-length ${policy.maxLength}`;
+      case 'function_not_allowed':
+        return `${what} is not among the block's functions`;
+      case 'unit_not_allowed':
+        return `unit ${unit} is not among the block's units`;
+      case 'address_not_allowed':
+        return policy.addresses![table].length === 0
+          ? `the block allows no ${tableNames[table]} address`
+          : `${tableNames[table]} ${span} is not inside one range the block allows`;
+      default:
+        return reason;
+    }
   };
   let effect = VIOLATION_EFFECTS[policy.onViolation];
   if (policy.onViolation === 'exception') {
     const code = explainExceptionCodes[reason];
     effect = `the client gets exception ${code.toString(16).padStart(2, '0').toUpperCase()} (${EXCEPTION_NAMES[code]}) and the server side is reset`;
   }
-  lines.push(`${head}: refused (${reason}): ${why[reason] ?? reason}`);
+  lines.push(`${head}: refused (${reason}): ${why()}`);
   lines.push(monitor
     ? `      mode is monitor: the violation is counted and logged, and the request forwarded`
     : `      on-violation ${policy.onViolation}: ${effect}`);
