@@ -254,7 +254,7 @@ rules:
     service: modbus
     action: allow
     modbus:
-      functions: [read, write-multiple-registers]
+      functions: [read, write-multiple-registers, 8]
       units: [1, 2-5]
       addresses:
         holding-registers: [0-99, 200]
@@ -282,7 +282,7 @@ t.test('explain: the block is described after the 5-tuple', async (t) => {
   const e = explain(undefined);
   t.ok(e.ok);
   t.same(e.probes[0].modbus, { inspected: true });
-  t.match(e.text, /rules matching the service: .*\n    inspected by its modbus block: functions 1-4, 16, 43\/14; units 1-5; addresses coils 0-15; holding-registers 0-99, 200 \(no address in any other table\); max-length 100; on-violation exception$/);
+  t.match(e.text, /rules matching the service: .*\n    inspected by its modbus block: functions 1-4, 8, 16, 43\/14; units 1-5; addresses coils 0-15; holding-registers 0-99, 200 \(no address in any other table\); max-length 100; on-violation exception$/);
   t.equal(explain(undefined, '10.0.2.5').probes[0].modbus, null, 'no block, no question: nothing about Modbus');
 });
 
@@ -294,6 +294,7 @@ t.test('explain: requests the block allows', async (t) => {
     { function: '43/14', unit: '5' },
     { function: 'read-device-identification' },
     { function: 'write-multiple-registers', unit: '1', address: '0-9' },
+    { function: 'diagnostics' },
   ]) {
     const e = explain(q);
     t.ok(e.ok, JSON.stringify(q));
@@ -392,7 +393,7 @@ t.test('policy explain on the command line', async (t) => {
   t.match(refused.stdout, /refused \(function_not_allowed\)/);
   const plain = run();
   t.equal(plain.status, 0);
-  t.match(plain.stdout, /inspected by its modbus block: functions 1-4, 16, 43\/14/);
+  t.match(plain.stdout, /inspected by its modbus block: functions 1-4, 8, 16, 43\/14/);
   t.notMatch(plain.stdout, /modbus request/);
   const bad = run('--modbus-function', 'read');
   t.equal(bad.status, 2);

@@ -1,5 +1,6 @@
-// The resolved policy: groups and services expanded to intervals, rules pointing at them, flow
-// settings in milliseconds. Semantic checks (names, cycles, literals) happen here; positions are
+// The resolved policy: groups and services expanded to intervals, rules pointing at them (and at
+// their compiled `modbus:` blocks, built by modbus-block.ts), flow settings in milliseconds. Semantic
+// checks (names, cycles, literals, where a modbus block may stand) happen here; positions are
 // reported as document paths and turned into line:col by load.ts.
 
 import { AddressSet, anyAddressSet, emptyAddressSet, intervalsContain, isAddressLiteral, mergeIntervals, parseAddressEntry, unionAddressSets } from './addresses';

@@ -191,9 +191,10 @@ function parseFunction(text: string): { function: number; subFunction: number } 
     }
     return { function: FunctionCode.EncapsulatedInterface, subFunction: Number(mei[2]) };
   }
-  const members = functionClasses.get(t);
-  if (members) return `${bad}: '${t}' is a class (${members.map(describeFunction).join(', ')}): name one function`;
+  // A request has one function: "diagnostics" is function 8 here, not the class of that name.
   const code = functionNames.get(t);
+  const members = functionClasses.get(t);
+  if (code === undefined && members) return `${bad}: '${t}' is a class (${members.map(describeFunction).join(', ')}): name one function`;
   if (code === undefined) {
     return `${bad}: unknown function${didYouMean(t, functionNames.keys())} (a name such as read-holding-registers, a code 1-127, or 43/14)`;
   }
