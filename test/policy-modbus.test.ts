@@ -139,6 +139,8 @@ t.test('a block needs action allow', async (t) => {
   }
   t.same(errorsOf(policy({ action: 'deny', service: 'udp/1', block: '      functions: [reed]\n' })).map((e) => e.split(': ')[0]),
     ['p.yaml:9:14', 'p.yaml:11:5', 'p.yaml:12:19'], 'with the other errors of the rule');
+  t.same(errorsOf(policy({ service: '[modbus, nosuch]', block: '      functions: [reed]\n' })).map((e) => e.split(': ').slice(0, 2).join(': ')),
+    ['p.yaml:9:23: unknown service \'nosuch\'', 'p.yaml:12:19: modbus functions[0]'], 'a service that fails is reported once, the block still checked');
 });
 
 t.test('warnings', async (t) => {

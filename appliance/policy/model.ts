@@ -360,7 +360,9 @@ function resolveRules(docs: PolicyDocument['rules'], groups: NamedSets<AddressSe
     const src = groups.resolveEntries(fromEntries);
     const dst = groups.resolveEntries(toEntries);
     const svc = services.resolveEntries(serviceEntries);
-    if (!src || !dst || !svc) return;
+    // Checked even when the rest of the rule failed, so that every error is reported at once.
+    const modbus = r.modbus === undefined ? null : resolveModbus(r, path, serviceEntries, svc, services, report);
+    if (!src || !dst || !svc || modbus === undefined) return;
     for (const [set, key] of [
       [src, 'from'],
       [dst, 'to'],
@@ -374,8 +376,6 @@ function resolveRules(docs: PolicyDocument['rules'], groups: NamedSets<AddressSe
       report.error(path, `rule '${r.name}' can never match: 'from' and 'to' have no address family (IPv4/IPv6) in common`);
       return;
     }
-    const modbus = r.modbus === undefined ? null : resolveModbus(r, path, serviceEntries, svc, services, report);
-    if (modbus === undefined) return;
     const enabled = r.enabled ?? true;
     rules.push({
       name: r.name,
@@ -419,13 +419,14 @@ export function describeFunction(code: number): string {
 /**
  * A rule's `modbus:` block, compiled; every error reported at its node. Undefined when there was an
  * error. The block inspects allowed TCP connections only: a deny or reject rule forwards nothing to
- * inspect, and a UDP or ICMP flow carries no Modbus/TCP stream.
+ * inspect, and a UDP or ICMP flow carries no Modbus/TCP stream. `svc` is the rule's services, null
+ * when they failed (reported already: the entries are not looked at again).
  */
 function resolveModbus(
   r: RuleDoc,
   path: Path,
   serviceEntries: Entry[],
-  svc: ServiceSet,
+  svc: ServiceSet | null,
   services: NamedSets<ServiceSet>,
   report: Reporter,
 ): ModbusPolicy | undefined {
@@ -436,7 +437,8 @@ function resolveModbus(
     report.error(at, `a modbus block needs action allow: a ${r.action} rule forwards no connection to inspect`, true);
     ok = false;
   }
-  for (const e of serviceEntries) {
+  for (const e of svc === null ? [] : serviceEntries) {
+    // Each entry again, to name the one that is not TCP (resolved names are memoized).
     const set = services.resolveEntries([e]);
     if (set === null) continue;
     if (set.any) {
@@ -471,7 +473,7 @@ function resolveModbus(
     }
     return undefined;
   }
-  if (!ok) return undefined;
+  if (!ok || svc === null) return undefined;
   warnModbus(compiled.policy, svc.protos.get(Proto.TCP) ?? [], at, report);
   return compiled.policy;
 }

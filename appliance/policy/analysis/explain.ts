@@ -265,11 +265,19 @@ function addressesText(p: ModbusPolicy): string {
   return `${listed.join('; ')} (no address in any other table)`;
 }
 
-const VIOLATION_EFFECTS: Readonly<Record<OnViolation, string>> = {
-  reset: 'the connection is reset both ways',
-  exception: '',
-  drop: 'the request is dropped silently (the client waits for its timeout) and the connection passes nothing more',
-};
+/** What on-violation does about a request refused for `reason`. */
+function violationEffect(onViolation: OnViolation, reason: string): string {
+  switch (onViolation) {
+    case 'reset':
+      return 'the connection is reset both ways';
+    case 'drop':
+      return 'the request is dropped silently (the client waits for its timeout) and the connection passes nothing more';
+    case 'exception': {
+      const code = explainExceptionCodes[reason];
+      return `the client gets exception ${code.toString(16).padStart(2, '0').toUpperCase()} (${EXCEPTION_NAMES[code]}) and the server side is reset`;
+    }
+  }
+}
 
 /** The lines saying what the deciding rule's modbus block makes of the request asked about. */
 function explainModbus(
@@ -351,15 +359,10 @@ function explainModbus(
         return reason;
     }
   };
-  let effect = VIOLATION_EFFECTS[policy.onViolation];
-  if (policy.onViolation === 'exception') {
-    const code = explainExceptionCodes[reason];
-    effect = `the client gets exception ${code.toString(16).padStart(2, '0').toUpperCase()} (${EXCEPTION_NAMES[code]}) and the server side is reset`;
-  }
   lines.push(`${head}: refused (${reason}): ${why()}`);
   lines.push(monitor
     ? `      mode is monitor: the violation is counted and logged, and the request forwarded`
-    : `      on-violation ${policy.onViolation}: ${effect}`);
+    : `      on-violation ${policy.onViolation}: ${violationEffect(policy.onViolation, reason)}`);
   return { inspected: true, refused: reason };
 }
 
