@@ -114,9 +114,17 @@ policyCmd
   .requiredOption('--from <ip>', 'source address (the side that opens the connection)')
   .requiredOption('--to <ip>', 'destination address')
   .option('--service <svc>', 'e.g. tcp/502, udp/53, icmp/echo-request', 'any')
-  .action((file: string, o: { from: string; to: string; service: string }) => {
+  .option('--modbus-function <f>', "a Modbus request's function: name (read-holding-registers), code (3) or 43/14; " +
+    "says whether the deciding rule's modbus block lets it through")
+  .option('--unit <n>', 'with --modbus-function: the unit identifier, 0-255')
+  .option('--address <a>', "with --modbus-function: the address or range A-B in the function's table (the range's length is the quantity)")
+  .action((file: string, o: { from: string; to: string; service: string; modbusFunction?: string; unit?: string; address?: string }) => {
+    if (o.modbusFunction === undefined && (o.unit !== undefined || o.address !== undefined)) {
+      fail('--unit and --address describe a Modbus request: give its --modbus-function too');
+    }
     const r = mustLoad(file);
-    const result = explainDecision(r.model, r.policy, o.from, o.to, o.service);
+    const modbus = o.modbusFunction === undefined ? undefined : { function: o.modbusFunction, unit: o.unit, address: o.address };
+    const result = explainDecision(r.model, r.policy, o.from, o.to, o.service, modbus);
     process.stdout.write(`${result.text}\n`);
     if (!result.ok) process.exitCode = 2;
   });
