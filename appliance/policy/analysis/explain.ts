@@ -267,6 +267,12 @@ function violationEffect(onViolation: OnViolation, reason: string): string {
   }
 }
 
+/** A compiled modbus block in words: functions, units, addresses, max-length, on-violation. */
+export function modbusBlockText(policy: ModbusPolicy): string {
+  return `functions ${functionsText(policy)}; units ${policy.units === null ? 'any' : bitRanges(policy.units, 256)}; ` +
+    `addresses ${addressesText(policy)}; max-length ${policy.maxLength}; on-violation ${policy.onViolation}`;
+}
+
 /** The lines saying what the deciding rule's modbus block makes of the request asked about. */
 function explainModbus(
   policy: ModbusPolicy | null,
@@ -284,8 +290,7 @@ function explainModbus(
     );
     return { inspected: false, refused: rule.action === 'allow' ? null : rule.action };
   }
-  lines.push(`    inspected by its modbus block: functions ${functionsText(policy)}; units ${policy.units === null ? 'any' : bitRanges(policy.units, 256)}; ` +
-    `addresses ${addressesText(policy)}; max-length ${policy.maxLength}; on-violation ${policy.onViolation}`);
+  lines.push(`    inspected by its modbus block: ${modbusBlockText(policy)}`);
   if (asked === null) return { inspected: true };
 
   const fn = asked.function;
