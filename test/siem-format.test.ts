@@ -63,7 +63,7 @@ function expectedFields(e: ExportRecord): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(e)) {
     if (k === 'type' || k === 'time' || k === 'severity' || v === undefined) continue;
-    out.set(k, Array.isArray(v) ? v.join(',') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+    out.set(k, Array.isArray(v) ? v.join(',') : typeof v === 'object' && v !== null ? Object.entries(v).map(([name, n]) => `${name}:${n}`).join(',') : String(v));
   }
   return out;
 }

@@ -186,18 +186,27 @@ function describeLoose(e: Loose): string {
 const headerKeys = new Set(['type', 'time', 'severity']);
 
 /**
- * The event's own fields in their order, as text: arrays joined with ",", objects as JSON, absent
- * values left out. RFC 5424 structured data and the RFC 3164 key=value tail are built from this.
+ * The event's own fields in their order, as text: arrays joined with ",", counts by name (flow.end's
+ * functions) as "name:count,...", other objects as JSON, absent values left out. RFC 5424 structured
+ * data, the RFC 3164 key=value tail and CEF are built from this.
  */
 export function eventFields(record: ExportRecord): [string, string][] {
   const fields: [string, string][] = [];
   for (const [key, value] of Object.entries(record as unknown as Loose)) {
     if (headerKeys.has(key) || value === undefined || value === null) continue;
     if (Array.isArray(value)) fields.push([key, value.map(String).join(',')]);
-    else if (typeof value === 'object') fields.push([key, JSON.stringify(value)]);
+    else if (typeof value === 'object') fields.push([key, objectText(value as Loose)]);
     else fields.push([key, String(value)]);
   }
   return fields;
+}
+
+/** {"read-holding-registers": 6} as "read-holding-registers:6"; anything else as JSON. */
+export function objectText(value: Loose): string {
+  const entries = Object.entries(value);
+  return entries.every(([, n]) => typeof n === 'number')
+    ? entries.map(([name, n]) => `${name}:${n}`).join(',')
+    : JSON.stringify(value);
 }
 
 /** Cuts a string to at most `maxBytes` UTF-8 bytes without splitting a character. */

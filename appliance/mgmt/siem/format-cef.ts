@@ -6,7 +6,7 @@
 // cn1-cn3 are labelled per type (docs/siem.md). Times are milliseconds since the epoch.
 // CEF's in/out are relative to source → destination: "in" is what the initiator sent.
 
-import { describe, eventName, eventTime, headerToken, truncateUtf8 } from './describe';
+import { describe, eventName, eventTime, headerToken, objectText, truncateUtf8 } from './describe';
 import type { ExportRecord, FormatOptions } from './describe';
 import { bsdTimestamp } from './format-rfc3164';
 import { cefSeverity, priority } from './severity';
@@ -61,7 +61,7 @@ function typeExtension(e: Loose): Extension {
         ['in', e.bytesOut], ['out', e.bytesIn],
         ...labelled('cn1', 'durationMs', duration), ...labelled('cn2', 'packetsOut', e.packetsOut),
         ...labelled('cn3', 'packetsIn', e.packetsIn), ...labelled('cs6', 'vlan', e.vlan),
-        ...labelled('cs5', 'functions', e.functions ? Object.entries(e.functions).map(([name, n]) => `${name}=${n}`).join(',') : undefined)];
+        ...labelled('cs5', 'functions', e.functions && typeof e.functions === 'object' ? objectText(e.functions as Loose) : undefined)];
     }
     case 'ot.violation':
       return [...connection(e), ['act', e.action], ['reason', e.reason], ['cnt', e.count], ['app', e.protocol],
