@@ -1,9 +1,10 @@
 // @ts-check
 // Flows: the connections the dataplanes track right now, filtered on the appliance (pair, address,
-// port, rule, verdict), optionally refreshed every 2 seconds.
+// port, rule, verdict), optionally refreshed every 2 seconds. Inspected flows (a rule with e.g. a
+// `modbus:` block) show the requests seen per function.
 
 import {
-  badge, endpoint, field, formatBytes, formatCount, formatTime, h, message, poll, replace, select, service, table, timeCell,
+  badge, endpoint, field, formatBytes, formatCount, formatTime, functionCounts, h, message, poll, replace, select, service, table, timeCell,
 } from '../lib.js';
 
 /**
@@ -60,7 +61,7 @@ export function mount(root, ctx) {
     const flows = result.flows;
     summary.textContent = `Showing ${formatCount(flows.length)} of ${formatCount(result.matched)} matching flows · ${formatCount(result.total)} tracked · ${formatTime(Date.now())}`;
     replace(results, table('Tracked flows',
-      ['Pair', 'Service', 'Initiator', 'Responder', 'Rule', 'Verdict', 'State', 'Packets out / in', 'Bytes out / in', 'Started', 'Last seen'],
+      ['Pair', 'Service', 'Initiator', 'Responder', 'Rule', 'Verdict', 'Inspected', 'State', 'Packets out / in', 'Bytes out / in', 'Started', 'Last seen'],
       flows.map((f) => [
         h('span', { class: 'nowrap' }, f.pair),
         h('span', { class: 'nowrap' }, service(f.proto, f.dstPort), f.vlan ? ` · VLAN ${f.vlan}` : ''),
@@ -68,6 +69,9 @@ export function mount(root, ctx) {
         h('code', { class: 'nowrap' }, endpoint(f.proto, f.dst, f.dstPort)),
         h('code', { class: 'nowrap' }, f.rule),
         f.verdict === 'monitor' ? badge('monitor', 'warn', 'Passes only because the policy is in monitor mode') : badge('allowed', 'ok'),
+        f.app
+          ? h('span', { class: 'small' }, h('strong', null, `${f.app.protocol}: `), functionCounts(f.app.functions) || 'no request yet')
+          : h('span', { class: 'muted', title: 'The rule has no application-layer block' }, '—'),
         f.state,
         h('span', { class: 'num' }, `${formatCount(f.packetsOut)} / ${formatCount(f.packetsIn)}`),
         h('span', { class: 'num' }, `${formatBytes(f.bytesOut)} / ${formatBytes(f.bytesIn)}`),
