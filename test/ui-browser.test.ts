@@ -355,6 +355,8 @@ t.test('Modbus inspection in the UI, from a dataplane on the management socket',
     await violation.waitFor();
     t.match(await text(violation), /reset\s*198\.18\.1\.10:40100 → 198\.18\.1\.100:502 \(tcp\/502\) 2 modbus write-single-register requests to unit 1, addresses 38–39 refused by hmi-reads-plc: function_not_allowed/,
       'who, what function, unit, addresses, rule, reason and what was done');
+    const single = page.getByRole('row').filter({ hasText: 'ot.violation' }).filter({ hasText: '5 modbus' });
+    t.match(await text(single), /to unit 1, address 40 refused/, 'one address is named as such');
     const end = page.getByRole('row').filter({ hasText: 'flow.end' });
     t.match(await text(end), /requests: read-holding-registers ×120, write-single-register ×1/, 'flow.end lists the requests per function');
     await shoot(page, 'modbus-events');

@@ -165,11 +165,16 @@ export function connection(c) {
 }
 
 /**
- * What an inspector saw, most used first: "read-holding-registers ×120, write-single-register ×1".
+ * What an inspector saw, most used first: ["read-holding-registers ×120", "write-single-register ×1"].
  * @param {Record<string, number>} functions requests per function name
  */
+export function functionList(functions) {
+  return Object.entries(functions).sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1)).map(([name, n]) => `${name} ×${integer.format(n)}`);
+}
+
+/** The same on one line: "read-holding-registers ×120, write-single-register ×1". @param {Record<string, number>} functions */
 export function functionCounts(functions) {
-  return Object.entries(functions).sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1)).map(([name, n]) => `${name} ×${integer.format(n)}`).join(', ');
+  return functionList(functions).join(', ');
 }
 
 /**

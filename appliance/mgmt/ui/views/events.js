@@ -150,7 +150,7 @@ function describe(e) {
       return h('span', null, violationBadge(e.action), ' ', conn(e), ` ${formatCount(e.count)} ${e.protocol} `,
         e.function ? h('code', null, e.function) : 'unnamed', ` request${e.count === 1 ? '' : 's'}`,
         e.unit >= 0 ? ` to unit ${e.unit}` : '',
-        e.addressFirst !== undefined ? `, addresses ${addressRange(e.addressFirst, e.addressLast)}` : '',
+        e.addressFirst !== undefined ? `, ${e.addressFirst === e.addressLast ? 'address' : 'addresses'} ${addressRange(e.addressFirst, e.addressLast)}` : '',
         ` ${e.monitor ? 'would be ' : ''}refused by `, h('code', null, e.rule), ': ', h('code', null, e.reason));
     case 'deny.summary':
       return h('span', null, badge(e.monitor ? `would ${e.action}` : e.action, e.monitor ? 'warn' : 'bad'), ' ',
