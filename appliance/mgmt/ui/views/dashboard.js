@@ -4,7 +4,8 @@
 // flows and the most refused Modbus requests. Refreshed every second while the tab is visible.
 
 import {
-  actionBadge, addressRange, badge, endpoint, formatBps, formatCount, formatDuration, formatSi, formatTime, h, replace, service, shortHash, table, timeCell, poll, violationBadge,
+  actionBadge, addressRange, badge, endpoint, formatBps, formatCount, formatDuration, formatSi, formatTime, h, replace, service, shortHash,
+  table, timeCell, poll, violationBadge,
 } from '../lib.js';
 
 /** Seconds of history the charts show. */
@@ -259,7 +260,7 @@ function updateInspection(card, pair) {
  */
 function updateRules(card, pair) {
   const refused = pair.rules.reduce((n, r) => n + r.violations, 0);
-  replace(card.rulesSummary, `Rule counters (${pair.rules.length} rules)`,
+  replace(card.rulesSummary, `Rule counters (${pair.rules.length} rule${pair.rules.length === 1 ? '' : 's'})`,
     refused > 0 ? [' · ', h('span', { class: 'text-bad' }, `${formatCount(refused)} violations`)] : null);
   replace(card.rulesBody, table(`Rule counters of ${pair.pair}`, ['Rule', 'Action', 'Packets', 'Flows', 'Violations'],
     pair.rules.map((r) => [
