@@ -3,17 +3,22 @@
 // the pair, break the policy and see the error where it is, fix it, review the diff and the dry run,
 // apply, and see the lab's traffic change verdict; roll back the same way; add a syslog target that
 // receives the test message; a viewer sees no way to change anything. The dashboard stops polling
-// while the tab is hidden. Set GK_UI_SCREENSHOTS=DIR to keep a screenshot of every main view there.
+// while the tab is hidden. Modbus inspection, from a test dataplane on the management socket (no lab):
+// the functions on inspected flows, the violations table, the ot.violation and flow.end events, the
+// per-rule violations and the inspection box. Set GK_UI_SCREENSHOTS=DIR to keep a screenshot of every
+// main view there.
 
 import t from 'tap';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { DataplaneStats } from '../appliance/ipc/stats';
 import { Lab, labAddresses as A, sleep } from '../appliance/lab/lab';
 import { labPolicyPath } from '../appliance/paths';
 import { labUnavailable } from './lib/lab-fixture';
 import { ADMIN, startMgmt, type RunningMgmt } from './lib/mgmt-fixture';
+import { flowEndEvent, ModbusDataplane, modbusStats, violationEvent } from './lib/modbus-fixture';
 
 const CHROMIUM = '/usr/bin/chromium';
 const screenshots = process.env.GK_UI_SCREENSHOTS;
@@ -276,6 +281,85 @@ t.test('web UI in chromium against the real service and lab', { skip: unavailabl
     await page.getByRole('tab', { name: 'History' }).click();
     await page.getByRole('cell', { name: 'v1', exact: true }).waitFor();
     t.equal(await page.getByRole('button', { name: /Roll back/ }).count(), 0, 'no rollback button');
+  });
+
+  t.same(problems, [], 'no script error or CSP refusal in the browser');
+});
+
+t.test('Modbus inspection in the UI, from a dataplane on the management socket', { skip: !existsSync(CHROMIUM) && `needs ${CHROMIUM}` }, async (t) => {
+  const mgmt: RunningMgmt = await startMgmt(t);
+  const pair = 'plant-a';
+  const pid = 4321;
+  const dp = await ModbusDataplane.connect(mgmt.socketPath, pair, pid);
+  t.teardown(() => dp.close());
+  // A fresh snapshot every second, as a dataplane sends them; no inspected flow at first.
+  const startedAt = Date.now();
+  const inspecting = modbusStats(pair, pid, 0);
+  let current: DataplaneStats = { ...inspecting, inspect: { modbus: { flows: 0, active: 0, violations: {}, held: {} } } };
+  const sendStats = () => dp.send({ type: 'stats', stats: { ...current, uptimeMs: 60_000 + Date.now() - startedAt } });
+  sendStats();
+  const timer = setInterval(sendStats, 1000);
+  t.teardown(() => clearInterval(timer));
+
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  const problems = watchProblems(page);
+  await signIn(page, mgmt.url, ADMIN.name, ADMIN.password);
+  const card = page.getByRole('region', { name: `Port pair ${pair}` });
+  const inspection = page.getByRole('group', { name: `Modbus inspection on ${pair}` });
+  const violations = page.getByRole('region', { name: 'Modbus violations (last hour)' });
+
+  await t.test('before anything was inspected: no inspection box, the violations table says what it is for', async (t) => {
+    await card.getByText('connected', { exact: true }).waitFor();
+    await card.getByText('Rule counters (2 rules)').waitFor();
+    t.equal(await inspection.count(), 0, 'no inspection box while the pair has inspected nothing');
+    await violations.getByText(/No Modbus request was refused in the last hour\. Rules with a modbus: block list here/).waitFor();
+    t.pass('the empty violations table explains itself');
+  });
+
+  await t.test('the dashboard shows the inspection counters, per-rule violations and the violations table', async (t) => {
+    current = inspecting;
+    dp.send({ type: 'events', dropped: 0, events: [violationEvent(), violationEvent({ count: 2, addressFirst: 38, addressLast: 39 }), flowEndEvent()] });
+    await inspection.waitFor();
+    const box = await text(inspection);
+    t.match(box, /1 inspected now · 3 since start/, 'inspected flows now and since start');
+    t.match(box, /Refused\s*7 \(function_not_allowed 5, address_not_allowed 2\)/, 'violations by reason');
+    t.match(box, /Held\s*2 \(segment_ahead 2\)/, 'held segments by reason, apart');
+
+    await card.getByText('Rule counters (2 rules) · 7 violations').click();
+    const rule = card.getByRole('row').filter({ hasText: 'hmi-reads-plc' });
+    await rule.waitFor();
+    t.match(await text(rule), /hmi-reads-plc\s*allow\s*420\s*3\s*7/, 'the rule\'s violations next to its packets and flows');
+
+    const row = violations.getByRole('row').filter({ hasText: 'write-single-register' });
+    await row.waitFor();
+    const cells = await row.getByRole('cell').allTextContents();
+    t.same(cells.slice(1), [pair, '198.18.1.10 hmi', '198.18.1.100:502 plc', 'hmi-reads-plc', 'write-single-register', '1', '38–40',
+      'function_not_allowed', 'reset', '7'], 'both summaries in one row: function, unit, address range, reason, action, count');
+    await shoot(page, 'modbus-dashboard');
+  });
+
+  await t.test('the flows view shows the functions seen on an inspected flow', async (t) => {
+    await page.getByRole('link', { name: 'Flows' }).click();
+    const row = page.getByRole('row').filter({ hasText: 'hmi-reads-plc' });
+    await row.waitFor();
+    t.match(await text(row), /modbus: read-holding-registers ×120, write-single-register ×1/, 'functions by use, with counts');
+    await shoot(page, 'modbus-flows');
+  });
+
+  await t.test('the events view renders ot.violation and the functions of flow.end', async (t) => {
+    await page.getByRole('link', { name: 'Events' }).click();
+    const violation = page.getByRole('row').filter({ hasText: 'ot.violation' }).filter({ hasText: '38–39' });
+    await violation.waitFor();
+    t.match(await text(violation), /reset\s*198\.18\.1\.10:40100 → 198\.18\.1\.100:502 \(tcp\/502\) 2 modbus write-single-register requests to unit 1, addresses 38–39 refused by hmi-reads-plc: function_not_allowed/,
+      'who, what function, unit, addresses, rule, reason and what was done');
+    const single = page.getByRole('row').filter({ hasText: 'ot.violation' }).filter({ hasText: '5 modbus' });
+    t.match(await text(single), /to unit 1, address 40 refused/, 'one address is named as such');
+    const end = page.getByRole('row').filter({ hasText: 'flow.end' });
+    t.match(await text(end), /requests: read-holding-registers ×120, write-single-register ×1/, 'flow.end lists the requests per function');
+    await shoot(page, 'modbus-events');
   });
 
   t.same(problems, [], 'no script error or CSP refusal in the browser');

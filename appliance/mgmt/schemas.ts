@@ -92,12 +92,20 @@ const portStatus = obj({
   name: str, link: str, rxPackets: num, rxBytes: num, txPackets: num, txBytes: num, dropped: num,
   droppedByReason: typed<Record<string, number>>({ type: 'object', additionalProperties: num }), rxPps: num, rxBps: num,
 });
+const countsByName = typed<Record<string, number>>({ type: 'object', additionalProperties: num });
+const ruleCounters = obj({ name: str, action: oneOf(['allow', 'deny', 'reject']), packets: num, flows: num, violations: num });
+/** Per protocol ("modbus"): flows inspected since start and now, refused messages and held segments by reason. */
+const inspectCounters = typed<Record<string, { flows: number; active: number; violations: Record<string, number>; held: Record<string, number> }>>({
+  type: 'object', additionalProperties: obj({ flows: num, active: num, violations: countsByName, held: countsByName }),
+});
 const pairStatus = obj({
   pair: str, connected: bool, bypass: bool, pid: int, generation: int, policyHash: str, policyVersion: nullable(int),
   mode, uptimeMs: num, lastSeen: num,
   ports: obj({ inside: portStatus, outside: portStatus }),
   flows: obj({ active: num, capacity: num, created: num, evicted: num }),
   rates: obj({ allowedPps: num, deniedPps: num, rxPps: num, rxBps: num }),
+  rules: arr(ruleCounters),
+  inspect: inspectCounters,
 });
 const policySummary = obj({
   version: int, hash: str, mode, appliedAt: str, author: str, comment: str,
@@ -121,6 +129,16 @@ export const deniedTopResponse = obj({
   })),
 });
 
+export const violationsTopQuery = obj({ limit: typed<number>({ type: 'integer', minimum: 1, maximum: 1000, default: 10 }) }, ['limit']);
+export type ViolationsTopQuery = Required<Infer<typeof violationsTopQuery>>;
+export const violationsTopResponse = obj({
+  entries: arr(obj({
+    pair: str, src: str, srcGroups: arr(str), dst: str, dstGroups: arr(str), dstPort: int, protocol: str, rule: str,
+    function: str, unit: int, reason: str, action: oneOf(['reset', 'exception', 'drop', 'monitor']), count: num,
+    addressFirst: int, addressLast: int, firstSeen: str, lastSeen: str,
+  }, ['addressFirst', 'addressLast'])),
+});
+
 const verdict = oneOf(['allow', 'monitor']);
 export const flowsQuery = obj({
   pair: typed<string>({ type: 'string', minLength: 1 }),
@@ -136,7 +154,9 @@ const flowRecord = obj({
   state: oneOf(['opening', 'established', 'closing', 'none']),
   initiatorSide: oneOf(['inside', 'outside']),
   packetsOut: num, packetsIn: num, bytesOut: num, bytesIn: num, firstSeen: num, lastSeen: num,
-});
+  /** Inspected flows: the protocol and the requests seen per function name. */
+  app: obj({ protocol: str, functions: countsByName }),
+}, ['app']);
 export const flowsResponse = obj({ flows: arr(flowRecord), matched: int, total: int });
 
 // --- policy ---

@@ -16,7 +16,7 @@ import type { Test } from 'tap';
 import type { GatekeeperEvent } from '../../appliance/ipc/events';
 import type { FlowFilter } from '../../appliance/ipc/messages';
 import { hashSecret } from '../../appliance/mgmt/auth/passwords';
-import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, HistoryPoint, PairStatus, PortStatus, TopDeniedEntry } from '../../appliance/mgmt/dataplanes/types';
+import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, HistoryPoint, PairStatus, PortStatus, TopDeniedEntry, TopViolationEntry } from '../../appliance/mgmt/dataplanes/types';
 import { buildServer } from '../../appliance/mgmt/server';
 import type { EventSink, TargetStatus } from '../../appliance/mgmt/siem/types';
 import type { SyslogTarget } from '../../appliance/mgmt/state/settings';
@@ -160,7 +160,10 @@ export class FakeHub implements DataplaneHub {
     pair: 'pair0', connected: true, bypass: false, pid: 1234, generation: 1, policyHash: 'unknown', mode: 'enforce', uptimeMs: 5000,
     lastSeen: Date.now(), ports: { inside: port('inside0'), outside: port('outside0') },
     flows: { active: 1, capacity: 1000, created: 3, evicted: 0 }, rates: { allowedPps: 1, deniedPps: 0, rxPps: 1, rxBps: 100 },
+    rules: [], inspect: {},
   };
+  /** What topViolations() answers (most refused first). */
+  violations: TopViolationEntry[] = [];
 
   async listen(): Promise<void> {}
   pairs(): PairStatus[] {
@@ -173,6 +176,9 @@ export class FakeHub implements DataplaneHub {
     const entry: TopDeniedEntry = { pair: 'pair0', src: '198.18.1.10', srcGroups: ['client'], dst: '198.18.1.100', dstGroups: ['server'],
       proto: 'tcp', dstPort: 23, rule: 'default', action: 'deny', count: 5, lastSeen: new Date().toISOString() };
     return [entry].slice(0, limit);
+  }
+  topViolations(limit: number): TopViolationEntry[] {
+    return this.violations.slice(0, limit);
   }
   async flows(filter: FlowFilter & { pair?: string }, limit: number): Promise<FlowsResult> {
     this.flowQueries.push({ filter, limit });

@@ -15,6 +15,7 @@ import { HubMetrics } from './metrics';
 import { ObservedFlows } from './observed-flows';
 import { runTransaction, type TransactionOutcome } from './transaction';
 import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, PairFlowRecord } from './types';
+import { ViolationTracker } from './violations';
 import { isDataplaneEvent } from '../../ipc/validate';
 
 export interface DataplaneHubOptions {
@@ -52,6 +53,7 @@ class Hub implements DataplaneHub {
   private readonly connections = new Map<string, DataplaneConnection>();
   private readonly listeners: ((event: GatekeeperEvent) => void)[] = [];
   private readonly denied = new DeniedTracker();
+  private readonly violations = new ViolationTracker();
   private readonly observed = new ObservedFlows();
   private readonly metricsRegistry: HubMetrics;
   private active: { text: string; hash: string } | null = null;
@@ -104,6 +106,10 @@ class Hub implements DataplaneHub {
 
   topDenied(limit: number) {
     return this.denied.top(limit, this.clock());
+  }
+
+  topViolations(limit: number) {
+    return this.violations.top(limit, this.clock());
   }
 
   dryRun(activeText: string, candidateText: string): Promise<DryRunResult> {
@@ -232,6 +238,8 @@ class Hub implements DataplaneHub {
         this.observed.fromEvent(pair, event, now);
       } else if (event.type === 'flow.start') {
         this.observed.fromEvent(pair, event, now);
+      } else if (event.type === 'ot.violation') {
+        this.violations.record(event, now);
       }
       this.emit(event);
     }

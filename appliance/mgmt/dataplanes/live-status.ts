@@ -121,6 +121,8 @@ export class PairTracker {
         evicted: s?.flows.evicted ?? 0,
       },
       rates: { ...this.rates },
+      rules: (s?.rules ?? []).map((r) => ({ name: r.name, action: r.action, packets: r.packets, flows: r.flows, violations: r.violations })),
+      inspect: s?.inspect ?? {},
     };
   }
 }

@@ -4,7 +4,7 @@
 // treats as a counter reset.
 
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { PortStats } from '../../ipc/stats';
+import type { InspectStats, PortStats } from '../../ipc/stats';
 import type { PairTracker } from './live-status';
 import type { ProtocolErrorKind } from './ipc-server';
 
@@ -69,6 +69,27 @@ export class HubMetrics {
     ruleCounter('gatekeeper_rule_packets_total', 'Packets decided by the rule', (r) => r.packets);
     ruleCounter('gatekeeper_rule_bytes_total', 'Bytes decided by the rule', (r) => r.bytes);
     ruleCounter('gatekeeper_rule_flows_total', 'Flows the rule started (or would have refused in monitor mode)', (r) => r.flows);
+    dataplaneCounter('gatekeeper_rule_violations_total', 'Messages the rule\'s application-layer block refused (or would have in monitor mode)',
+      ['pair', 'rule'], (set) => {
+        for (const t of pairs()) {
+          for (const rule of t.stats?.rules ?? []) set({ pair: t.pair, rule: rule.name }, rule.violations);
+        }
+      });
+    const inspectCounter = (name: string, help: string, read: (i: InspectStats) => Record<string, number>) =>
+      dataplaneCounter(name, help, ['pair', 'protocol', 'reason'], (set) => {
+        for (const t of pairs()) {
+          for (const [protocol, inspect] of Object.entries(t.stats?.inspect ?? {})) {
+            for (const [reason, value] of Object.entries(read(inspect))) set({ pair: t.pair, protocol, reason }, value);
+          }
+        }
+      });
+    inspectCounter('gatekeeper_inspect_violations_total', 'Application-layer messages refused (or would-be refused in monitor mode), by reason', (i) => i.violations);
+    inspectCounter('gatekeeper_inspect_held_total', 'Segments held by an inspector for TCP to resend in order, by reason (not violations)', (i) => i.held);
+    dataplaneGauge('gatekeeper_inspect_flows', 'Flows an application-layer inspector follows now', ['pair', 'protocol'], (set) => {
+      for (const t of pairs()) {
+        for (const [protocol, inspect] of Object.entries(t.stats?.inspect ?? {})) set({ pair: t.pair, protocol }, inspect.active);
+      }
+    });
     dataplaneCounter('gatekeeper_events_dropped_total', 'Events a dataplane discarded because its queue was full', ['pair'], (set) => {
       for (const t of pairs()) set({ pair: t.pair }, t.eventsDropped);
     });

@@ -4,6 +4,7 @@
 
 import type { GatekeeperEvent } from '../../ipc/events';
 import type { FlowFilter, FlowRecord } from '../../ipc/messages';
+import type { InspectStats, RuleStats } from '../../ipc/stats';
 
 export interface PortStatus {
   name: string;
@@ -34,6 +35,10 @@ export interface PairStatus {
   ports: { inside: PortStatus; outside: PortStatus };
   flows: { active: number; capacity: number; created: number; evicted: number };
   rates: { allowedPps: number; deniedPps: number; rxPps: number; rxBps: number };
+  /** Per-rule counters of the latest snapshot, in rule order (empty before the first one). */
+  rules: Omit<RuleStats, 'bytes'>[];
+  /** Application-layer inspection by protocol, as the dataplane counts it. */
+  inspect: Record<string, InspectStats>;
 }
 
 export interface HistoryPoint {
@@ -57,6 +62,32 @@ export interface TopDeniedEntry {
   action: 'deny' | 'reject';
   count: number;
   /** ISO time. */
+  lastSeen: string;
+}
+
+/** One violating conversation of the last hour, summed from ot.violation summaries. */
+export interface TopViolationEntry {
+  pair: string;
+  src: string;
+  srcGroups: string[];
+  dst: string;
+  dstGroups: string[];
+  dstPort: number;
+  protocol: string;
+  rule: string;
+  /** Function name, or "" when the refused message named none. */
+  function: string;
+  /** -1 when unknown. */
+  unit: number;
+  reason: string;
+  /** The most recent summary's action. */
+  action: 'reset' | 'exception' | 'drop' | 'monitor';
+  count: number;
+  /** Lowest and highest data address touched; absent when no refused request named one. */
+  addressFirst?: number;
+  addressLast?: number;
+  /** ISO times. */
+  firstSeen: string;
   lastSeen: string;
 }
 
@@ -99,6 +130,8 @@ export interface DataplaneHub {
   /** One point per second, at most the last 15 minutes. */
   history(pair: string, seconds: number): HistoryPoint[];
   topDenied(limit: number): TopDeniedEntry[];
+  /** The most violating conversations of the last hour (ot.violation summaries), most refused first. */
+  topViolations(limit: number): TopViolationEntry[];
   /** Asks every connected dataplane (or one pair) for its flows. */
   flows(filter: FlowFilter & { pair?: string }, limit: number): Promise<FlowsResult>;
   /**

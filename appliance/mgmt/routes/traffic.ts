@@ -1,5 +1,5 @@
-// GET /api/v1/denied/top and /api/v1/flows (registered with prefix /api/v1): the most denied
-// traffic and the live flow tables. A plugin: reads the hub, keeps no state.
+// GET /api/v1/denied/top, /api/v1/violations/top and /api/v1/flows (registered with prefix /api/v1):
+// the most denied traffic, the most refused application-layer (Modbus) requests, and the live flow tables. A plugin: reads the hub, keeps no state.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../http-error';
@@ -13,6 +13,12 @@ export async function trafficRoutes(app: FastifyInstance): Promise<void> {
       response: s.responses({ 200: s.deniedTopResponse }) },
     config: viewer,
   }, async (req: FastifyRequest<{ Querystring: s.DeniedTopQuery }>) => ({ entries: app.hub.topDenied(req.query.limit) }));
+
+  app.get('/violations/top', {
+    schema: { summary: 'Most refused application-layer (Modbus) requests of the last hour', querystring: s.violationsTopQuery,
+      response: s.responses({ 200: s.violationsTopResponse }) },
+    config: viewer,
+  }, async (req: FastifyRequest<{ Querystring: s.ViolationsTopQuery }>) => ({ entries: app.hub.topViolations(req.query.limit) }));
 
   app.get('/flows', {
     schema: { summary: 'Live flow table of every (or one) port pair', querystring: s.flowsQuery,

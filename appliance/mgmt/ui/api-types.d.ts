@@ -18,6 +18,8 @@ export type History = Infer<typeof s.historyResponse>;
 export type HistoryPoint = History['points'][number];
 export type DeniedTop = Infer<typeof s.deniedTopResponse>;
 export type DeniedEntry = DeniedTop['entries'][number];
+export type ViolationsTop = Infer<typeof s.violationsTopResponse>;
+export type ViolationEntry = ViolationsTop['entries'][number];
 export type Flows = Infer<typeof s.flowsResponse>;
 export type FlowRecord = Flows['flows'][number];
 export type ActivePolicy = Infer<typeof s.policyResponse>;
@@ -56,6 +58,7 @@ type Route =
   | ['GET', '/status', Status]
   | ['GET', `/status/history?${string}`, History]
   | ['GET', `/denied/top?${string}`, DeniedTop]
+  | ['GET', `/violations/top?${string}`, ViolationsTop]
   | ['GET', `/flows?${string}`, Flows]
   | ['GET', '/policy', ActivePolicy]
   | ['POST', '/policy/validate', Validation]

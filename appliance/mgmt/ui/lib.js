@@ -164,6 +164,38 @@ export function connection(c) {
   return `${endpoint(c.proto, c.src, c.srcPort)} → ${endpoint(c.proto, c.dst, c.dstPort)} (${service(c.proto, c.dstPort)})`;
 }
 
+/**
+ * What an inspector saw, most used first: ["read-holding-registers ×120", "write-single-register ×1"].
+ * @param {Record<string, number>} functions requests per function name
+ */
+export function functionList(functions) {
+  return Object.entries(functions).sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1)).map(([name, n]) => `${name} ×${integer.format(n)}`);
+}
+
+/** The same on one line: "read-holding-registers ×120, write-single-register ×1". @param {Record<string, number>} functions */
+export function functionCounts(functions) {
+  return functionList(functions).join(', ');
+}
+
+/**
+ * The data addresses a refused request touched: "40", "10–41", or "—" when none was named.
+ * @param {number | undefined} first
+ * @param {number | undefined} last
+ */
+export function addressRange(first, last) {
+  if (first === undefined || last === undefined) return '—';
+  return first === last ? String(first) : `${first}–${last}`;
+}
+
+/**
+ * What the dataplane did with a refused application-layer request: reset, exception or drop (red),
+ * or only counted in monitor mode (amber).
+ * @param {string} action reset | exception | drop | monitor
+ */
+export function violationBadge(action) {
+  return action === 'monitor' ? badge('monitor: passed', 'warn', 'Monitor mode: counted, not refused') : badge(action, 'bad');
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Small components.
 

@@ -1,9 +1,11 @@
 // @ts-check
 // Dashboard: one card per port pair (connection, mode, policy, ports and links, live rates, charts of
-// the last 5 minutes) and the top denied flows. Refreshed every second while the tab is visible.
+// the last 5 minutes, inspection counters when the pair inspects, per-rule counters), the top denied
+// flows and the most refused Modbus requests. Refreshed every second while the tab is visible.
 
 import {
-  badge, formatBps, formatCount, formatDuration, formatSi, formatTime, h, replace, service, shortHash, table, timeCell, poll,
+  actionBadge, addressRange, badge, endpoint, formatBps, formatCount, formatDuration, formatSi, formatTime, h, replace, service, shortHash,
+  table, timeCell, poll, violationBadge,
 } from '../lib.js';
 
 /** Seconds of history the charts show. */
@@ -23,6 +25,9 @@ const colours = { allowed: '#1a7f37', denied: '#cf222e', traffic: '#0969da' };
  * @property {HTMLElement} header
  * @property {HTMLElement} numbers
  * @property {HTMLElement} ports
+ * @property {HTMLElement} inspect inspection counters, hidden while the pair inspects nothing
+ * @property {HTMLElement} rulesSummary
+ * @property {HTMLElement} rulesBody inside a <details> built once, so it stays open across refreshes
  * @property {HTMLElement} ppsChart
  * @property {HTMLElement} bpsChart
  * @property {any} pps uPlot instance (null until the first history arrives)
@@ -39,6 +44,7 @@ export function mount(root, ctx) {
   const pairsEl = h('div', { class: 'pairs' });
   const deniedFilter = /** @type {HTMLInputElement} */ (h('input', { type: 'search', id: 'denied-filter', placeholder: 'address, rule, port…' }));
   const deniedEl = h('div');
+  const violationsEl = h('div');
   const updated = h('span', { class: 'muted', 'aria-live': 'off' });
   replace(root,
     h('div', { class: 'page-head' }, h('h1', null, 'Dashboard'), updated),
@@ -47,12 +53,17 @@ export function mount(root, ctx) {
       h('div', { class: 'card-head' },
         h('h2', { id: 'denied-title' }, 'Top denied flows (last hour)'),
         h('div', { class: 'inline-field' }, h('label', { for: 'denied-filter' }, 'Filter'), deniedFilter)),
-      deniedEl));
+      deniedEl),
+    h('section', { class: 'card', 'aria-labelledby': 'violations-title' },
+      h('div', { class: 'card-head' }, h('h2', { id: 'violations-title' }, 'Modbus violations (last hour)')),
+      violationsEl));
 
   /** @type {Map<string, PairCard>} */
   const cards = new Map();
   /** @type {import('../api-types').DeniedEntry[]} */
   let denied = [];
+  /** @type {import('../api-types').ViolationEntry[]} */
+  let violations = [];
   let tick = 0;
   const resize = new ResizeObserver(() => {
     for (const card of cards.values()) sizeCharts(card);
@@ -77,6 +88,26 @@ export function mount(root, ctx) {
       q ? 'No denied flow matches the filter.' : 'Nothing was denied in the last hour.'));
   };
   deniedFilter.addEventListener('input', renderDenied);
+
+  const renderViolations = () => {
+    replace(violationsEl, table('Modbus violations',
+      ['Last seen', 'Pair', 'Client', 'Server', 'Rule', 'Function', 'Unit', 'Addresses', 'Reason', 'Action', 'Requests'],
+      violations.map((v) => [
+        timeCell(v.lastSeen),
+        h('span', { class: 'nowrap' }, v.pair),
+        withGroups(v.src, v.srcGroups),
+        withGroups(endpoint('tcp', v.dst, v.dstPort), v.dstGroups),
+        h('code', { class: 'nowrap' }, v.rule),
+        v.function ? h('code', { class: 'nowrap' }, v.function) : h('span', { class: 'muted', title: 'The refused message named no function (a broken stream)' }, 'none'),
+        v.unit >= 0 ? h('span', { class: 'num' }, String(v.unit)) : h('span', { class: 'muted' }, '—'),
+        h('span', { class: 'num' }, addressRange(v.addressFirst, v.addressLast)),
+        h('code', null, v.reason),
+        violationBadge(v.action),
+        h('span', { class: 'num', title: `since ${formatTime(v.firstSeen)}` }, formatCount(v.count)),
+      ]),
+      'No Modbus request was refused in the last hour. Rules with a modbus: block list here the requests they refuse '
+        + '(or in monitor mode would refuse): function, unit, addresses, why, and what was done.'));
+  };
 
   const refresh = async () => {
     const status = await ctx.api('GET', '/status');
@@ -107,6 +138,8 @@ export function mount(root, ctx) {
     if (tick % 5 === 0) {
       denied = (await ctx.api('GET', '/denied/top?limit=10')).entries;
       renderDenied();
+      violations = (await ctx.api('GET', '/violations/top?limit=10')).entries;
+      renderViolations();
     }
     tick++;
     updated.textContent = `Updated ${formatTime(Date.now())}`;
@@ -141,13 +174,20 @@ function createCard(name) {
   const ports = h('div', { class: 'ports' });
   const ppsChart = h('div', { class: 'chart', role: 'img', 'aria-label': `Allowed and denied packets per second on ${name}, last 5 minutes` });
   const bpsChart = h('div', { class: 'chart', role: 'img', 'aria-label': `Received bits per second on ${name}, last 5 minutes` });
+  const inspect = h('div', { class: 'ports inspect', hidden: true });
+  const rulesSummary = h('summary');
+  const rulesBody = h('div');
   const el = h('section', { class: 'card pair', 'aria-label': `Port pair ${name}` },
     header, numbers,
     h('div', { class: 'charts' },
       h('figure', null, h('figcaption', null, 'Packets per second: ', h('span', { class: 'text-ok' }, 'allowed'), ' / ', h('span', { class: 'text-bad' }, 'denied')), ppsChart),
       h('figure', null, h('figcaption', null, 'Received traffic (bit/s)'), bpsChart)),
-    ports);
-  return /** @type {PairCard} */ ({ el, header, numbers, ports, ppsChart, bpsChart, pps: null, bps: null, points: [], loaded: false });
+    ports,
+    inspect,
+    h('details', { class: 'rules' }, rulesSummary, rulesBody));
+  return /** @type {PairCard} */ ({
+    el, header, numbers, ports, inspect, rulesSummary, rulesBody, ppsChart, bpsChart, pps: null, bps: null, points: [], loaded: false,
+  });
 }
 
 /**
@@ -180,6 +220,58 @@ function updateCard(card, pair, policy) {
     bigNumber('Active flows', formatCount(pair.flows.active), `of ${formatCount(pair.flows.capacity)} · ${formatCount(pair.flows.evicted)} evicted`, 'plain'));
 
   replace(card.ports, /** @type {const} */ (['outside', 'inside']).map((side) => portPanel(side, pair.ports[side])));
+  updateInspection(card, pair);
+  updateRules(card, pair);
+}
+
+/** @param {Record<string, number>} byReason */
+const total = (byReason) => Object.values(byReason).reduce((a, b) => a + b, 0);
+
+/** "function_not_allowed 5, unit_not_allowed 1", largest first. @param {Record<string, number>} byReason */
+function reasonList(byReason) {
+  return Object.entries(byReason).filter(([, n]) => n > 0).sort(([, m], [, n]) => n - m).map(([r, n]) => `${r} ${formatCount(n)}`).join(', ');
+}
+
+/**
+ * One box per inspected protocol, only once the pair has inspected something (most pairs never do).
+ * @param {PairCard} card
+ * @param {PairStatus} pair
+ */
+function updateInspection(card, pair) {
+  const inspected = Object.entries(pair.inspect).filter(([, i]) => i.flows > 0 || i.active > 0 || total(i.violations) > 0 || total(i.held) > 0);
+  card.inspect.hidden = inspected.length === 0;
+  replace(card.inspect, inspected.map(([protocol, i]) => {
+    const name = protocol.charAt(0).toUpperCase() + protocol.slice(1);
+    const refused = total(i.violations);
+    return h('div', { class: 'port', role: 'group', 'aria-label': `${name} inspection on ${pair.pair}` },
+      h('h3', null, `${name} inspection`),
+      h('dl', { class: 'kv' },
+        h('dt', null, 'Flows'), h('dd', null, `${formatCount(i.active)} inspected now · ${formatCount(i.flows)} since start`),
+        h('dt', null, pair.mode === 'monitor' ? 'Would refuse' : 'Refused'),
+        h('dd', { class: refused > 0 ? 'text-bad' : '' }, formatCount(refused), refused > 0 ? h('span', { class: 'muted' }, ` (${reasonList(i.violations)})`) : null),
+        h('dt', { title: 'Segments kept back until TCP resends what came before them: not violations' }, 'Held'),
+        h('dd', null, formatCount(total(i.held)), total(i.held) > 0 ? h('span', { class: 'muted' }, ` (${reasonList(i.held)})`) : null)));
+  }));
+}
+
+/**
+ * @param {PairCard} card
+ * @param {PairStatus} pair
+ */
+function updateRules(card, pair) {
+  const refused = pair.rules.reduce((n, r) => n + r.violations, 0);
+  replace(card.rulesSummary, `Rule counters (${pair.rules.length} rule${pair.rules.length === 1 ? '' : 's'})`,
+    refused > 0 ? [' · ', h('span', { class: 'text-bad' }, `${formatCount(refused)} violations`)] : null);
+  replace(card.rulesBody, table(`Rule counters of ${pair.pair}`, ['Rule', 'Action', 'Packets', 'Flows', 'Violations'],
+    pair.rules.map((r) => [
+      h('code', { class: 'nowrap' }, r.name),
+      actionBadge(r.action),
+      h('span', { class: 'num' }, formatCount(r.packets)),
+      h('span', { class: 'num' }, formatCount(r.flows)),
+      h('span', { class: r.violations > 0 ? 'num text-bad' : 'num', title: 'Messages its application-layer block (e.g. modbus:) refused' },
+        formatCount(r.violations)),
+    ]),
+    'No counters yet: the dataplane has not reported.'));
 }
 
 /**

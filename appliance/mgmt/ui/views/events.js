@@ -1,10 +1,11 @@
 // @ts-check
-// Events: what the dataplanes and management reported (flows, denied traffic, links, policy, logins),
-// filtered on the appliance by type, severity and pair, with text search and paging to older events;
-// and the audit trail of every change made through management, with policy diffs.
+// Events: what the dataplanes and management reported (flows, denied traffic, refused Modbus requests,
+// links, policy, logins), filtered on the appliance by type, severity and pair, with text search and
+// paging to older events; and the audit trail of every change made through management, with policy diffs.
 
 import {
-  badge, connection, field, formatCount, formatDuration, formatTime, h, message, poll, replace, select, table,
+  addressRange, badge, connection, field, formatCount, formatDuration, formatTime, functionCounts, h, message, poll, replace, select, table,
+  violationBadge,
 } from '../lib.js';
 
 /**
@@ -143,7 +144,14 @@ function describe(e) {
     case 'flow.start':
       return h('span', null, conn(e), ' allowed by ', h('code', null, e.rule), e.monitor ? [' ', badge('monitor', 'warn')] : null);
     case 'flow.end':
-      return h('span', null, conn(e), ` ended (${e.reason}) after ${formatDuration(e.durationMs)}, ${formatCount(e.packetsOut)}/${formatCount(e.packetsIn)} packets out/in`);
+      return h('span', null, conn(e), ` ended (${e.reason}) after ${formatDuration(e.durationMs)}, ${formatCount(e.packetsOut)}/${formatCount(e.packetsIn)} packets out/in`,
+        e.functions && Object.keys(e.functions).length ? h('span', { class: 'muted' }, ` · requests: ${functionCounts(e.functions)}`) : null);
+    case 'ot.violation':
+      return h('span', null, violationBadge(e.action), ' ', conn(e), ` ${formatCount(e.count)} ${e.protocol} `,
+        e.function ? h('code', null, e.function) : 'unnamed', ` request${e.count === 1 ? '' : 's'}`,
+        e.unit >= 0 ? ` to unit ${e.unit}` : '',
+        e.addressFirst !== undefined ? `, ${e.addressFirst === e.addressLast ? 'address' : 'addresses'} ${addressRange(e.addressFirst, e.addressLast)}` : '',
+        ` ${e.monitor ? 'would be ' : ''}refused by `, h('code', null, e.rule), ': ', h('code', null, e.reason));
     case 'deny.summary':
       return h('span', null, badge(e.monitor ? `would ${e.action}` : e.action, e.monitor ? 'warn' : 'bad'), ' ',
         conn(e), ` ${formatCount(e.count)} packets by `, h('code', null, e.rule));

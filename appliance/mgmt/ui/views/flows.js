@@ -1,9 +1,10 @@
 // @ts-check
 // Flows: the connections the dataplanes track right now, filtered on the appliance (pair, address,
-// port, rule, verdict), optionally refreshed every 2 seconds.
+// port, rule, verdict), optionally refreshed every 2 seconds. Inspected flows (a rule with e.g. a
+// `modbus:` block) show the requests seen per function under the rule.
 
 import {
-  badge, endpoint, field, formatBytes, formatCount, formatTime, h, message, poll, replace, select, service, table, timeCell,
+  badge, endpoint, field, formatBytes, formatCount, formatTime, functionList, h, message, poll, replace, select, service, table, timeCell,
 } from '../lib.js';
 
 /**
@@ -66,7 +67,8 @@ export function mount(root, ctx) {
         h('span', { class: 'nowrap' }, service(f.proto, f.dstPort), f.vlan ? ` · VLAN ${f.vlan}` : ''),
         h('span', { class: 'nowrap' }, h('code', null, endpoint(f.proto, f.src, f.srcPort)), h('span', { class: 'muted' }, ` via ${f.initiatorSide}`)),
         h('code', { class: 'nowrap' }, endpoint(f.proto, f.dst, f.dstPort)),
-        h('code', { class: 'nowrap' }, f.rule),
+        h('div', null, h('code', { class: 'nowrap' }, f.rule),
+          f.app ? h('div', { class: 'small muted' }, `${f.app.protocol}: `, inspected(f.app.functions)) : null),
         f.verdict === 'monitor' ? badge('monitor', 'warn', 'Passes only because the policy is in monitor mode') : badge('allowed', 'ok'),
         f.state,
         h('span', { class: 'num' }, `${formatCount(f.packetsOut)} / ${formatCount(f.packetsIn)}`),
@@ -98,4 +100,14 @@ export function mount(root, ctx) {
   auto.addEventListener('change', setAuto);
   setAuto();
   return () => stopPoll?.();
+}
+
+/**
+ * Each function unbroken, the list wrapping between them.
+ * @param {Record<string, number>} functions
+ */
+function inspected(functions) {
+  const list = functionList(functions);
+  if (list.length === 0) return 'no request yet';
+  return list.map((item, i) => [i > 0 ? ', ' : '', h('span', { class: 'nowrap' }, item)]);
 }
