@@ -41,11 +41,17 @@ export class Recorder {
     this.sink.publish(event);
   }
 
-  /** Appends to the audit log and publishes the matching AuditEvent. */
+  /**
+   * Appends to the audit log and publishes the matching AuditEvent; the event goes out even when
+   * the append fails (a full disk), so the SIEM still learns who did what, and the error is thrown.
+   */
   audit(r: AuditRecord): void {
     const time = new Date().toISOString();
-    this.store.appendAudit({ time, user: r.user, from: r.from, action: r.action, detail: r.detail, ...(r.diff ? { diff: r.diff } : {}) });
-    this.publish({ type: r.type, time, severity: r.severity, user: r.user, from: r.from,
-      action: r.detail ? `${r.action} ${r.detail}` : r.action });
+    try {
+      this.store.appendAudit({ time, user: r.user, from: r.from, action: r.action, detail: r.detail, ...(r.diff ? { diff: r.diff } : {}) });
+    } finally {
+      this.publish({ type: r.type, time, severity: r.severity, user: r.user, from: r.from,
+        action: r.detail ? `${r.action} ${r.detail}` : r.action });
+    }
   }
 }

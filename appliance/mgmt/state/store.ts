@@ -6,9 +6,10 @@
 //   settings.json             syslog targets, metrics token hash, session timeout
 //   audit.jsonl               who did what, when, from where (appended, fsynced; only its tail
 //                             is read at start)
-// Every file is written atomically (state/atomic.ts). Opening the store recovers from a crash:
-// stray temp files are removed, a torn audit line is cut, versions written but never made active
-// are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
+// Every file is written atomically (state/atomic.ts); a write that fails (a full disk) throws a
+// StateWriteError and leaves the previous file and the state in memory as they were. Opening the
+// store recovers from a crash: stray temp files are removed, a torn audit line is cut, versions
+// written but never made active are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
 // the services'.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -178,8 +179,16 @@ export class StateStore {
   /** Stores a new version and makes it active: the version file first, the active pointer last. */
   commitPolicy(p: Omit<StoredPolicy, 'version' | 'appliedAt'>): StoredPolicy {
     const stored: StoredPolicy = { ...p, version: this.nextPolicyVersion(), appliedAt: new Date().toISOString() };
-    writeJsonAtomic(join(this.policyDir, `${stored.version}.json`), stored);
-    writeJsonAtomic(join(this.dir, 'active.json'), { version: stored.version });
+    const file = join(this.policyDir, `${stored.version}.json`);
+    writeJsonAtomic(file, stored);
+    try {
+      writeJsonAtomic(join(this.dir, 'active.json'), { version: stored.version });
+    } catch (err) {
+      // Not made active: the version file goes again (start-up would remove it too), so a full
+      // disk is not made fuller by a version that never ran.
+      rmSync(file, { force: true });
+      throw err;
+    }
     this.policies.set(stored.version, stored);
     this.activeVersion = stored.version;
     return stored;
