@@ -201,6 +201,9 @@ t.test('a full state disk: clear errors, state intact, spool stops and resumes',
   t.equal(log.filter((l) => l.includes('syslog spool: the disk is full')).length, 1, 'one log line, not one per event');
   const metrics = (await call(adm, 'GET', '/metrics')).json as string;
   t.match(metrics, /gatekeeper_mgmt_state_write_errors_total\{code="ENOSPC"\} 3\n/, 'the three refused changes are counted');
+  t.match(metrics, /gatekeeper_mgmt_event_store_errors_total [1-9]\d*\n/, 'events the event log could not store are counted');
+  t.equal(log.filter((l) => l.includes('could not store an event')).length, 1, 'and logged once');
+  t.equal(log.filter((l) => l.includes('local event log write failed')).length, 1, 'the local event log says so once');
 
   // Room again: everything works, and the spool resumes.
   rmSync(filler);
@@ -217,6 +220,8 @@ t.test('a full state disk: clear errors, state intact, spool stops and resumes',
   t.ok(resumed.spoolBytes > full2.spoolBytes, `and grows again (${resumed.spoolBytes} bytes)`);
   t.equal(resumed.droppedDiskFull, full2.droppedDiskFull, 'nothing more dropped');
   t.ok(log.some((l) => l.includes('spooling resumed')), 'and says so');
+  t.ok(log.some((l) => l.includes('events are stored again')), 'the event log too');
+  t.ok(log.some((l) => l.includes('local event log written again')), 'and the local event log');
   for (const line of read('audit.jsonl').trimEnd().split('\n')) JSON.parse(line); // throws on a torn line
   t.pass('every audit line is whole');
 });

@@ -3,6 +3,7 @@
 // a clear answer (status and error body) and a counter on /metrics, and memory must stay bounded
 // (measured after a forced GC; the numbers are printed as test comments).
 
+import type { Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -12,7 +13,8 @@ import { MAX_CONCURRENT_HASHES, MAX_WAITING_HASHES } from '../appliance/mgmt/aut
 import { MAX_SESSIONS, MAX_SESSIONS_PER_USER, SessionStore, type EvictionReason } from '../appliance/mgmt/auth/sessions';
 import { AUTH_BODY_BYTES } from '../appliance/mgmt/routes/auth';
 import {
-  HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, LARGE_BODY_ROUTES, LARGEST_BODY_BYTES, MAX_CONNECTIONS_PER_ADDRESS, SMALL_BODY_BYTES, TIMEOUT_CHECK_MS,
+  HEADERS_TIMEOUT_MS, IDLE_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, LARGE_BODY_ROUTES, LARGEST_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS,
+  REQUEST_TIMEOUT_MS, SMALL_BODY_BYTES, TIMEOUT_CHECK_MS,
 } from '../appliance/mgmt/limits';
 import { startTestServer, USERS, type TestServer } from './lib/mgmt-fixture';
 
@@ -128,6 +130,17 @@ t.test('slow clients: half a header is cut off within the bound; a slowloris doe
   t.equal(metric(text, 'gatekeeper_mgmt_connections_refused_total', 'reason="request_timeout"'), MAX_CONNECTIONS_PER_ADDRESS + 2,
     'the held slowloris sockets, the half header and the trickle');
   t.ok(s.log.some((l) => /management refused connections/.test(l)), 'and a log line says so');
+});
+
+t.test('the HTTPS server gets the same limits as plain HTTP', async (t) => {
+  for (const http of [true, false]) {
+    const s = await startTestServer(t, { http });
+    const server = s.app.server as Server;
+    t.match({ headersTimeout: server.headersTimeout, requestTimeout: server.requestTimeout, keepAliveTimeout: server.keepAliveTimeout,
+      timeout: server.timeout, maxConnections: server.maxConnections },
+    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, timeout: IDLE_TIMEOUT_MS,
+      maxConnections: MAX_CONNECTIONS }, http ? 'HTTP' : 'HTTPS');
+  }
 });
 
 t.test('login flood: 100 000 names keep the lockout table bounded and fast', async (t) => {
