@@ -35,7 +35,7 @@ export const TIMEOUT_CHECK_MS = 1_000;
 export const IDLE_TIMEOUT_MS = 120_000;
 /** An idle keep-alive connection is closed after this; the UI polls every second, so it stays open. */
 export const KEEP_ALIVE_TIMEOUT_MS = 10_000;
-/** Open connections in all: well below the service's 1024 file descriptors, so state files still open. */
+/** Open connections in all: bounds what sockets hold (a TLS socket some tens of KiB), about 25 MiB. */
 export const MAX_CONNECTIONS = 512;
 /** Open connections per client address: a browser opens 6, a NATed control room a few dozen. */
 export const MAX_CONNECTIONS_PER_ADDRESS = 64;
