@@ -118,8 +118,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
  * Retry-After on every answer that says when to try again. The rest is replyError's.
  */
 function replyLimitOrStateError(err: FastifyError & Partial<HttpError>, req: FastifyRequest, reply: FastifyReply, limits: LimitCounters) {
-  if (err instanceof StateWriteError || err.statusCode === 507) {
-    const diskFull = isDiskFull(err) || err.statusCode === 507;
+  const diskFull = isDiskFull(err) || err.statusCode === 507;
+  if (diskFull || err instanceof StateWriteError) {
     limits.stateWriteErrors.inc({ code: diskFull ? 'ENOSPC' : (err as StateWriteError).code });
     req.log.error({ err, route: req.routeOptions.url }, diskFull ? 'a change could not be saved: the state disk is full' : 'a change could not be saved');
     return reply.code(diskFull ? 507 : 500).send({ error: diskFull ? `${err.message}; free space on the state disk and try again` : err.message });

@@ -29,8 +29,6 @@ export class HashBusy extends HttpError {
 
 let running = 0;
 const waiting: (() => void)[] = [];
-/** Hashes refused with HashBusy since start (for the metrics). */
-export const hashStats = { refused: 0 };
 
 async function inHashSlot<T>(work: () => Promise<T>): Promise<T> {
   if (running < MAX_CONCURRENT_HASHES) {
@@ -39,7 +37,6 @@ async function inHashSlot<T>(work: () => Promise<T>): Promise<T> {
     // The slot is handed over by the hash that ends (below), so `running` stays counted.
     await new Promise<void>((resolve) => waiting.push(resolve));
   } else {
-    hashStats.refused++;
     throw new HashBusy();
   }
   try {
