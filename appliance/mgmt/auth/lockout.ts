@@ -12,7 +12,7 @@ import { LRUCache } from 'lru-cache';
 export const MAX_FAILURES = 5;
 export const WINDOW_MS = 15 * 60_000;
 export const LOCK_MS = 5 * 60_000;
-/** Names whose recent failures are remembered: about 450 bytes each (measured, 50-character names), 4.5 MiB at most. */
+/** Names whose recent failures are remembered: 10 000 names of 50 characters held 3.5–4.4 MiB in test/mgmt-abuse.test.ts. */
 export const MAX_TRACKED = 10_000;
 /**
  * Locked names kept at most. Filling it takes MAX_FAILURES × 10 000 failed logins within LOCK_MS,
