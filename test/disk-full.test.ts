@@ -163,7 +163,19 @@ t.test('a full state disk: clear errors, state intact, spool stops and resumes',
 
   const before = { settings: read('settings.json'), users: read('users.json'), active: read('active.json') };
   const filler = join(dir, 'filler');
+  // The disk fills while an apply waits for the dataplanes: they commit, management cannot store it.
+  let open!: () => void;
+  hub.applyGate = new Promise((resolve) => (open = resolve));
+  const racing = call(adm, 'POST', '/api/v1/policy/apply', { text: policyV2 });
+  while (hub.applied.length < 2) await new Promise((r) => setTimeout(r, 5));
   closeSync(fill(filler));
+  open();
+  const raced = await racing;
+  hub.applyGate = null;
+  t.equal(raced.status, 507, 'an apply that cannot be stored: 507');
+  t.equal(raced.json.error, 'policy could not be stored, could not write 2.json in the state directory: the disk is full (ENOSPC); ' +
+    'the previous policy is being restored; free space on the state disk and try again');
+  t.equal(hub.active?.hash, v1Hash, 'and the dataplanes are given v1 again');
 
   const settings = await call(adm, 'PUT', '/api/v1/settings/session', { sessionTimeoutMin: 45 });
   t.equal(settings.status, 507, 'a settings change: 507 Insufficient Storage');
@@ -171,17 +183,18 @@ t.test('a full state disk: clear errors, state intact, spool stops and resumes',
   const user = await call(adm, 'POST', '/api/v1/users', { name: 'newbie', role: 'viewer', password: 'newbie-password-1' });
   t.equal(user.status, 507, 'a user add: 507');
   t.match(user.json.error, /^could not write users\.json in the state directory: the disk is full \(ENOSPC\)/);
+  const asked = hub.applied.length;
   const apply = await call(adm, 'POST', '/api/v1/policy/apply', { text: policyV2 });
-  t.equal(apply.status, 507, 'a policy apply: 507');
-  t.equal(apply.json.error, 'policy could not be stored, could not write 2.json in the state directory: the disk is full (ENOSPC); ' +
-    'the previous policy is being restored; free space on the state disk and try again');
+  t.equal(apply.status, 507, 'a policy apply on the full disk: 507');
+  t.equal(apply.json.error, 'could not write 2.json in the state directory: the disk is full (ENOSPC); free space on the state disk and try again');
+  t.equal(hub.applied.length, asked, 'refused before any dataplane is asked: the running policy is untouched');
 
   t.same({ settings: read('settings.json'), users: read('users.json'), active: read('active.json') }, before, 'the state files are as they were');
   t.same(readdirSync(dir).filter(isTemp), [], 'no temp file left');
   t.same(readdirSync(join(dir, 'policies')), ['1.json'], 'no half-stored version');
   const active = (await call(adm, 'GET', '/api/v1/policy')).json;
   t.match(active, { version: 1, text: policyV1 }, 'the API still shows v1 as active');
-  t.equal(hub.active?.hash, v1Hash, 'and the dataplanes are given v1 again');
+  t.equal(hub.active?.hash, v1Hash, 'and the hub still has v1');
   t.equal((await call(adm, 'GET', '/api/v1/settings')).json.sessionTimeoutMin, 30, 'the refused setting is not half applied');
   const op = await login(operator);
   t.ok(log.some((l) => l.includes('not written: the state disk is full')), 'a login on the full disk works, its records only logged');
@@ -200,7 +213,7 @@ t.test('a full state disk: clear errors, state intact, spool stops and resumes',
   t.equal(full2.droppedFromSpool, 0, 'none counted as dropped for the spool bound');
   t.equal(log.filter((l) => l.includes('syslog spool: the disk is full')).length, 1, 'one log line, not one per event');
   const metrics = (await call(adm, 'GET', '/metrics')).json as string;
-  t.match(metrics, /gatekeeper_mgmt_state_write_errors_total\{code="ENOSPC"\} 3\n/, 'the three refused changes are counted');
+  t.match(metrics, /gatekeeper_mgmt_state_write_errors_total\{code="ENOSPC"\} 4\n/, 'the four refused changes are counted');
   t.match(metrics, /gatekeeper_mgmt_event_store_errors_total [1-9]\d*\n/, 'events the event log could not store are counted');
   t.equal(log.filter((l) => l.includes('could not store an event')).length, 1, 'and logged once');
   t.equal(log.filter((l) => l.includes('local event log write failed')).length, 1, 'the local event log says so once');

@@ -148,6 +148,8 @@ export class PolicyService {
       const version = this.store.nextPolicyVersion();
       const { diff } = await diffFrom(active, text);
       const action = rollbackOf === undefined ? 'policy.apply' : 'policy.rollback';
+      // A full state disk refuses the apply here, before any dataplane is asked to commit.
+      this.store.ensureRoomForPolicy(text);
       const result = await this.hub.apply(text, `policy v${version}`);
       if (!result.ok) {
         this.recorder.audit({ type: 'admin.change', severity: 'warning', user, from, action: `${action}.refused`,

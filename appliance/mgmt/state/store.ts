@@ -12,10 +12,10 @@
 // written but never made active are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
 // the services'.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Role } from '../auth/roles';
-import { appendLineDurable, makePrivateDir, removeStrayTemps, writeJsonAtomic } from './atomic';
+import { appendLineDurable, makePrivateDir, removeStrayTemps, StateWriteError, writeJsonAtomic } from './atomic';
 import { readJsonLines, truncateTornTail } from './jsonl';
 import { DEFAULT_SESSION_TIMEOUT_MIN, type Settings } from './settings';
 import { fsyncDir } from '../../wire/atomic-file';
@@ -52,6 +52,9 @@ export interface AuditEntry {
   /** Unified diff of the policy, for policy changes. */
   diff?: string;
 }
+
+/** Room a policy commit needs beyond its text: active.json, the audit line, the file system's blocks. */
+const ROOM_SLACK_BYTES = 64 * 1024;
 
 /** Audit entries kept in memory for GET /audit; the file keeps all. */
 const AUDIT_MEMORY = 10_000;
@@ -174,6 +177,19 @@ export class StateStore {
   /** Newest stored version with this hash (what a dataplane runs, if it came from management). */
   versionOfHash(hash: string): number | null {
     return this.policyHistory().find((p) => p.hash === hash)?.version ?? null;
+  }
+
+  /**
+   * Throws the StateWriteError (ENOSPC) a commit of `text` would, when the disk plainly has no room
+   * for it: the version file, its audit line with the diff, and some slack. Lets an apply fail
+   * before any dataplane is asked, so a full disk leaves the running policy untouched.
+   */
+  ensureRoomForPolicy(text: string): void {
+    const { bavail, bsize } = statfsSync(this.policyDir);
+    const needed = 3 * Buffer.byteLength(text) + ROOM_SLACK_BYTES;
+    if (bavail * bsize >= needed) return;
+    const full = Object.assign(new Error(`ENOSPC: ${bavail * bsize} bytes free, ${needed} needed`), { code: 'ENOSPC' });
+    throw new StateWriteError(join(this.policyDir, `${this.nextPolicyVersion()}.json`), full);
   }
 
   /** Stores a new version and makes it active: the version file first, the active pointer last. */
