@@ -98,6 +98,8 @@ t.test('slow clients: half a header is cut off within the bound; a slowloris doe
   const trickle = rawSocket(port, 'GET /api/v1/meta HTTP/1.1\r\n');
   const drip = setInterval(() => trickle.socket.write('X'), 1000);
   t.teardown(() => clearInterval(drip));
+  // A connection that never sends a byte.
+  const silent = rawSocket(port, '');
   // A finished request on a keep-alive connection, then silence.
   const kept = rawSocket(port, 'GET /api/v1/meta HTTP/1.1\r\nHost: gk\r\n\r\n');
 
@@ -119,6 +121,8 @@ t.test('slow clients: half a header is cut off within the bound; a slowloris doe
   t.match(JSON.parse(cut.received.split('\r\n\r\n')[1]), { error: /request timeout: headers must arrive within 10 s/ }, 'and the API error shape');
   const trickled = await trickle.closed;
   t.ok(trickled.afterMs <= bound, `a trickling header: closed after ${trickled.afterMs} ms`);
+  const mute = await silent.closed;
+  t.ok(mute.afterMs <= bound, `a silent connection: closed after ${mute.afterMs} ms`);
   const idle = await kept.closed;
   t.match(idle.received, /^HTTP\/1\.1 200 /, 'the keep-alive request was answered');
   t.ok(idle.afterMs >= KEEP_ALIVE_TIMEOUT_MS - 500 && idle.afterMs <= KEEP_ALIVE_TIMEOUT_MS + 2000, `an idle keep-alive connection: closed after ${idle.afterMs} ms`);
@@ -127,8 +131,8 @@ t.test('slow clients: half a header is cut off within the bound; a slowloris doe
 
   const text = await metrics(s);
   t.equal(metric(text, 'gatekeeper_mgmt_connections_refused_total', 'reason="too_many_from_address"'), MAX_CONNECTIONS_PER_ADDRESS);
-  t.equal(metric(text, 'gatekeeper_mgmt_connections_refused_total', 'reason="request_timeout"'), MAX_CONNECTIONS_PER_ADDRESS + 2,
-    'the held slowloris sockets, the half header and the trickle');
+  t.equal(metric(text, 'gatekeeper_mgmt_connections_refused_total', 'reason="request_timeout"'), MAX_CONNECTIONS_PER_ADDRESS + 3,
+    'the held slowloris sockets, the half header, the trickle and the silent one');
   t.ok(s.log.some((l) => /management refused connections/.test(l)), 'and a log line says so');
 });
 
