@@ -261,9 +261,9 @@ export type SyslogTestBody = Infer<typeof syslogTestBody>;
 export const syslogTestResponse = obj({ ok: bool, error: str }, ['error']);
 export const syslogStatusResponse = obj({
   targets: arr(obj({
-    name: str, connected: bool, sent: num, spooled: num, spoolBytes: num, droppedFromSpool: num, filtered: num,
-    droppedOverload: num, lastError: str, lastErrorAt: str,
-  }, ['droppedOverload', 'lastError', 'lastErrorAt'])),
+    name: str, connected: bool, sent: num, spooled: num, spoolBytes: num, droppedFromSpool: num, droppedDiskFull: num,
+    spoolDiskFull: bool, filtered: num, droppedOverload: num, lastError: str, lastErrorAt: str,
+  }, ['droppedDiskFull', 'spoolDiskFull', 'droppedOverload', 'lastError', 'lastErrorAt'])),
 });
 /** null removes the token. */
 export const metricsTokenBody = obj({ token: nullable(typed<string>({ type: 'string', minLength: 16, maxLength: 256 })) });

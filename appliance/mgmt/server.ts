@@ -2,7 +2,9 @@
 // Prometheus metrics (/metrics) and the web UI's static files, over HTTPS unless plain HTTP is
 // asked for. The dataplane side (DataplaneHub) and the SIEM export (EventSink) are handed in.
 // buildServer wires: state and services → decorators (decorators.ts) → root hooks and security
-// plugins → one encapsulated plugin per feature, each under its prefix. No route or domain logic here.
+// plugins → one encapsulated plugin per feature, each under its prefix. The limits against abuse
+// (body sizes, timeouts, connection caps: limits.ts) are set here on fastify and its Node server,
+// and so is the answer to a state write that failed (507 on a full disk). No route or domain logic here.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +12,8 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
-import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
+  type RouteOptions } from 'fastify';
 import { projectRoot } from '../paths';
 import { guardRoutes, isProtectedUrl } from './auth/access';
 import { LoginThrottle } from './auth/lockout';
@@ -21,6 +24,7 @@ import { decorate, type MgmtDecorators } from './decorators';
 import type { DataplaneHub } from './dataplanes/types';
 import { EventLog } from './events-log';
 import { HttpError, replyError, replyNotFound } from './http-error';
+import { clientErrorHandler, fastifyLimits, guardConnections, LimitCounters, limitBody, nodeServerOptions } from './limits';
 import { MgmtMetrics } from './metrics';
 import { authRoutes } from './routes/auth';
 import { eventRoutes } from './routes/events';
@@ -36,6 +40,7 @@ import { PolicyService } from './services/policy';
 import { Recorder } from './services/recorder';
 import { UserService } from './services/users';
 import type { EventSink } from './siem/types';
+import { isDiskFull, StateWriteError } from './state/atomic';
 import { StateStore } from './state/store';
 
 export interface ServerOptions {
@@ -57,21 +62,24 @@ export const DEFAULT_UI_DIR = join(projectRoot, 'appliance', 'mgmt', 'ui');
 export const packageVersion = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
-  const parts = await openParts(opts);
+  const { parts, limits } = await openParts(opts);
   const https = opts.http ? null : await ensureCertificate(opts.stateDir, opts.log);
   // One ajv for all routes; unknown body properties are refused (400), not silently removed.
   const app = fastify({
     loggerInstance: opts.log,
-    ...(https ? { https } : {}),
-    bodyLimit: 4 * 1024 * 1024,
+    ...(https ? { https: { ...https, ...nodeServerOptions } } : { http: nodeServerOptions }),
+    ...fastifyLimits,
+    clientErrorHandler: clientErrorHandler(limits),
     // The UI polls every second; errors and the service's own messages are what the log is for.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
   decorate(app, parts);
+  guardConnections(app.server, limits);
 
-  app.setErrorHandler(replyError);
+  app.setErrorHandler((err: FastifyError & Partial<HttpError>, req, reply) => replyLimitOrStateError(err, req, reply, limits));
   app.setNotFoundHandler(replyNotFound);
+  app.addHook('onRoute', limitBody);
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   guardRoutes(app, parts);
   app.addHook('onResponse', async (req, reply) => {
@@ -104,13 +112,37 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   return app;
 }
 
-/** The state, the services and what they share: everything the decorators hand to the plugins. */
-async function openParts(opts: ServerOptions): Promise<MgmtDecorators> {
+/**
+ * The answers fastify's own handler does not give in the API's terms: a failed state write (507
+ * on a full disk, naming the file), a body over the route's limit (413, naming the limit), and
+ * Retry-After on every answer that says when to try again. The rest is replyError's.
+ */
+function replyLimitOrStateError(err: FastifyError & Partial<HttpError>, req: FastifyRequest, reply: FastifyReply, limits: LimitCounters) {
+  const diskFull = isDiskFull(err) || err.statusCode === 507;
+  if (diskFull || err instanceof StateWriteError) {
+    limits.stateWriteErrors.inc({ code: diskFull ? 'ENOSPC' : (err as StateWriteError).code });
+    req.log.error({ err, route: req.routeOptions.url }, diskFull ? 'a change could not be saved: the state disk is full' : 'a change could not be saved');
+    return reply.code(diskFull ? 507 : 500).send({ error: diskFull ? `${err.message}; free space on the state disk and try again` : err.message });
+  }
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return reply.code(413).send({ error: `request body too large: ${req.method} ${req.routeOptions.url} takes at most ${req.routeOptions.bodyLimit} bytes` });
+  }
+  if (err instanceof HttpError && err.retryAfterS && err.statusCode !== 429) void reply.header('retry-after', String(err.retryAfterS));
+  return replyError(err, req, reply);
+}
+
+/** The state, the services and what they share: everything the decorators hand to the plugins, and the limits' counters. */
+async function openParts(opts: ServerOptions): Promise<{ parts: MgmtDecorators; limits: LimitCounters }> {
   const { log, hub, events: sink, stateDir } = opts;
   const store = StateStore.open(stateDir, log);
   const eventLog = new EventLog(stateDir, log);
-  const sessions = new SessionStore(() => store.settings().sessionTimeoutMin * 60_000);
+  const sessions = new SessionStore(() => store.settings().sessionTimeoutMin * 60_000, (session, reason) => {
+    limits.sessionsEvicted.inc({ reason });
+    log.warn({ user: session.user, reason }, 'ended the least recently used session to make room for a new login');
+  });
   const metrics = new MgmtMetrics(() => sessions.count());
+  const throttle = new LoginThrottle();
+  const limits = new LimitCounters(metrics.registry, log, () => throttle.tracked());
   const recorder = new Recorder(store, eventLog, sink, metrics, log);
   const policies = new PolicyService(store, hub, recorder);
   if (opts.initialPolicy) {
@@ -122,11 +154,12 @@ async function openParts(opts: ServerOptions): Promise<MgmtDecorators> {
   }
   const setup = new SetupToken(stateDir);
   setup.issue(store.users().length, log);
-  return {
-    store, sessions, throttle: new LoginThrottle(), eventLog, hub, sink, metrics, recorder, policies,
+  const parts = {
+    store, sessions, throttle, eventLog, hub, sink, metrics, recorder, policies,
     users: new UserService(store), setup,
     runtime: { version: packageVersion, startedAt: Date.now(), secureCookies: !opts.http },
   };
+  return { parts, limits };
 }
 
 /** Connects the parts: dataplane events to the recorder, the active policy to the hub, the SIEM targets to the sink. */

@@ -37,6 +37,15 @@ export function giveToDirOwner(fd: number, dir: string): void {
   if (owner.uid !== 0 || owner.gid !== 0) fchownSync(fd, owner.uid, owner.gid);
 }
 
+/**
+ * Writes the whole buffer: a write may take only part of it (a disk that is filling up), and the
+ * next one then fails with the reason (ENOSPC), instead of a short file passing for a whole one.
+ */
+export function writeAll(fd: number, data: Buffer): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+}
+
 export function writeFileAtomic(path: string, content: string, options: AtomicWriteOptions = {}): void {
   const durable = options.durable ?? true;
   const dir = dirname(path);
@@ -45,7 +54,7 @@ export function writeFileAtomic(path: string, content: string, options: AtomicWr
     const fd = openSync(temp, 'w', options.mode ?? 0o600);
     try {
       giveToDirOwner(fd, dir);
-      writeSync(fd, content);
+      writeAll(fd, Buffer.from(content));
       if (durable) fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -2,34 +2,40 @@
 // locked for LOCK_MS, whether or not the user exists (so locking does not reveal user names).
 // Attempts still being verified count against the limit too (begin/end), so concurrent guesses
 // cannot all pass the check before the first failure is recorded.
-// The per-address limit is @fastify/rate-limit on the login route.
+// Memory is bounded whatever names a flood makes up: recent failures sit in an LRU of
+// MAX_TRACKED names (a flood forgets the least recently failed name's few failures, never a
+// lock), locks in their own table of MAX_LOCKED names, and attempts in progress are bounded by
+// the requests in flight. The per-address limit is @fastify/rate-limit on the login route.
+
+import { LRUCache } from 'lru-cache';
 
 export const MAX_FAILURES = 5;
 export const WINDOW_MS = 15 * 60_000;
 export const LOCK_MS = 5 * 60_000;
-/**
- * Names tracked at most, so a flood of names cannot exhaust memory. To make room, names with
- * nothing to remember go first, then the oldest unlocked ones; a flood can never unlock a locked
- * name. Only when every tracked name is locked or in progress are new names refused.
- */
+/** Names whose recent failures are remembered: 10 000 names of 50 characters held 3.5–4.4 MiB in test/mgmt-abuse.test.ts. */
 export const MAX_TRACKED = 10_000;
-/** Retry hint when the name's attempts are all in progress or no name can be tracked. */
+/**
+ * Locked names kept at most. Filling it takes MAX_FAILURES × 10 000 failed logins within LOCK_MS,
+ * far beyond what the hash slots (auth/passwords.ts) let through; should it fill anyway, names not
+ * yet locked are refused rather than a lock dropped.
+ */
+export const MAX_LOCKED = 10_000;
+/** Retry hint when the name's attempts are all in progress or no more names can be locked. */
 const BUSY_RETRY_S = 1;
 
-interface Attempts {
-  failures: number[];
-  lockedUntil: number;
-  pending: number;
-}
-
 export class LoginThrottle {
-  private readonly byUser = new Map<string, Attempts>();
+  /** Failure times within the window, per name; least recently failed forgotten first. */
+  private readonly failures = new LRUCache<string, number[]>({ max: MAX_TRACKED });
+  /** lockedUntil per name, in the order locked (= the order they expire: every lock is LOCK_MS). */
+  private readonly locks = new Map<string, number>();
+  /** Attempts being verified per name. */
+  private readonly pending = new Map<string, number>();
 
   /** Seconds until the name is unlocked, 0 when it is not locked. */
   retryAfterS(user: string, now = Date.now()): number {
-    const a = this.byUser.get(user);
-    if (!a || a.lockedUntil <= now) return 0;
-    return Math.ceil((a.lockedUntil - now) / 1000);
+    const until = this.locks.get(user);
+    if (until === undefined || until <= now) return 0;
+    return Math.ceil((until - now) / 1000);
   }
 
   /**
@@ -39,66 +45,56 @@ export class LoginThrottle {
   begin(user: string, now = Date.now()): number {
     const locked = this.retryAfterS(user, now);
     if (locked > 0) return locked;
-    const a = this.track(user, now);
-    if (!a) return BUSY_RETRY_S;
-    a.failures = a.failures.filter((t) => now - t < WINDOW_MS);
-    if (a.pending + a.failures.length >= MAX_FAILURES) return BUSY_RETRY_S;
-    a.pending++;
+    this.expireLocks(now);
+    if (this.locks.size >= MAX_LOCKED) return BUSY_RETRY_S;
+    const pending = this.pending.get(user) ?? 0;
+    if (pending + this.recentFailures(user, now).length >= MAX_FAILURES) return BUSY_RETRY_S;
+    this.pending.set(user, pending + 1);
     return 0;
   }
 
   /** Records a failure of a reserved attempt; true when this failure locks the name. */
   fail(user: string, now = Date.now()): boolean {
-    const a = this.byUser.get(user);
-    if (!a) return false;
-    a.failures.push(now);
-    if (a.failures.length >= MAX_FAILURES) {
-      a.lockedUntil = now + LOCK_MS;
-      a.failures = [];
-      return true;
+    const failures = [...this.recentFailures(user, now), now];
+    if (failures.length < MAX_FAILURES) {
+      this.failures.set(user, failures);
+      return false;
     }
-    return false;
+    this.failures.delete(user);
+    this.locks.delete(user); // re-inserted at the end: the map stays in expiry order
+    this.locks.set(user, now + LOCK_MS);
+    return true;
   }
 
   succeed(user: string): void {
-    const a = this.byUser.get(user);
-    if (a) a.failures = [];
+    this.failures.delete(user);
   }
 
-  /** Releases a reservation from begin(). */
+  /** Releases a reservation from begin(); a name with nothing left to remember is forgotten. */
   end(user: string, now = Date.now()): void {
-    const a = this.byUser.get(user);
-    if (!a) return;
-    a.pending--;
-    if (isIdle(a, now)) this.byUser.delete(user);
-  }
-
-  /** The name's entry, created if there is room; undefined when the table is full of entries to keep. */
-  private track(user: string, now: number): Attempts | undefined {
-    let a = this.byUser.get(user);
-    if (a) return a;
-    if (this.byUser.size >= MAX_TRACKED) {
-      for (const [name, other] of this.byUser) if (isIdle(other, now)) this.byUser.delete(name);
-      // Still full: forget the oldest name that is neither locked nor being verified. That only
-      // forgives a few recent failures of that name, where refusing every new name would let a flood
-      // of made-up names lock real users out.
-      if (this.byUser.size >= MAX_TRACKED) {
-        for (const [name, other] of this.byUser) {
-          if (other.pending === 0 && other.lockedUntil <= now) {
-            this.byUser.delete(name);
-            break;
-          }
-        }
-      }
-      if (this.byUser.size >= MAX_TRACKED) return undefined;
+    const pending = (this.pending.get(user) ?? 0) - 1;
+    if (pending > 0) {
+      this.pending.set(user, pending);
+      return;
     }
-    a = { failures: [], lockedUntil: 0, pending: 0 };
-    this.byUser.set(user, a);
-    return a;
+    this.pending.delete(user);
+    if (this.recentFailures(user, now).length === 0) this.failures.delete(user);
   }
-}
 
-/** Nothing to remember: no attempt in progress, not locked, no failure within the window. */
-function isIdle(a: Attempts, now: number): boolean {
-  return a.pending === 0 && a.lockedUntil <= now && a.failures.every((t) => now - t >= WINDOW_MS);
+  /** Names held in memory (for the abuse test and the metrics). */
+  tracked(): { failing: number; locked: number; pending: number } {
+    return { failing: this.failures.size, locked: this.locks.size, pending: this.pending.size };
+  }
+
+  private recentFailures(user: string, now: number): number[] {
+    return (this.failures.peek(user) ?? []).filter((t) => now - t < WINDOW_MS);
+  }
+
+  /** Drops expired locks, oldest first, stopping at the first one still running. */
+  private expireLocks(now: number): void {
+    for (const [name, until] of this.locks) {
+      if (until > now) return;
+      this.locks.delete(name);
+    }
+  }
 }

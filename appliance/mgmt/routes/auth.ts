@@ -1,20 +1,37 @@
 // /api/v1/auth (registered with that prefix): login, logout, session, first-admin setup and own
 // password change. A plugin: sessions, throttle, setup token and user rules are decorators
-// (auth/, services/users.ts); nothing here keeps state.
+// (auth/, services/users.ts); nothing here keeps state. Logins keep working on a full state disk
+// (the last-login time and the audit line are then only logged), so an operator can get in to
+// see why; bodies are small, so every route here takes at most AUTH_BODY_BYTES.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sessionOf } from '../auth/access';
-import { hashSecret, unknownUserHash, verifySecret } from '../auth/passwords';
+import { HashBusy, hashSecret, unknownUserHash, verifySecret } from '../auth/passwords';
 import { SESSION_COOKIE, SESSION_MAX_AGE_MS, type Session } from '../auth/sessions';
 import { HttpError } from '../http-error';
 import * as s from '../schemas';
+import type { AuditRecord } from '../services/recorder';
+import { isDiskFull } from '../state/atomic';
 import type { UserRecord } from '../state/store';
 
 /** Login and setup attempts per client address per minute (on top of the per-user lockout). */
 export const LOGIN_RATE_PER_MINUTE = 30;
+/** A name, a password of up to 1024 characters (4 bytes each at most) and a token, in JSON. */
+export const AUTH_BODY_BYTES = 16 * 1024;
 
 export async function authRoutes(app: FastifyInstance): Promise<void> {
   const rateLimit = { max: LOGIN_RATE_PER_MINUTE, timeWindow: 60_000 };
+  const bodyLimit = AUTH_BODY_BYTES;
+  /** A login's own records are not worth refusing the login for when the state disk is full. */
+  const unlessDiskFull = (what: string, write: () => void) => {
+    try {
+      write();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      app.log.error({ err }, `${what} not written: the state disk is full`);
+    }
+  };
+  const auditLogin = (record: AuditRecord) => unlessDiskFull(`audit line ${record.action}`, () => app.recorder.audit(record));
 
   const startSession = (reply: FastifyReply, session: Session) =>
     reply.setCookie(SESSION_COOKIE, session.id, {
@@ -29,6 +46,7 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
   app.post('/login', {
     schema: { summary: 'Log in', body: s.loginBody, response: s.responses({ 200: s.sessionResponse }) },
     config: { rateLimit },
+    bodyLimit,
   }, async (req: FastifyRequest<{ Body: s.LoginBody }>, reply) => {
     const { username, password } = req.body;
     const from = req.ip;
@@ -41,14 +59,21 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
     }
     const user = app.users.get(username);
     try {
-      const ok = await verifySecret(password, user?.passwordHash ?? (await unknownUserHash()));
+      let ok: boolean;
+      try {
+        ok = await verifySecret(password, user?.passwordHash ?? (await unknownUserHash()));
+      } catch (err) {
+        // Every hash slot is taken (a flood): 503 with Retry-After, not counted as a failure.
+        if (err instanceof HashBusy) app.metrics.logins.inc({ result: 'busy' });
+        throw err;
+      }
       if (!user || !ok) {
         app.metrics.logins.inc({ result: 'failed' });
         const locked = app.throttle.fail(username);
-        app.recorder.audit({ type: 'auth.login_failed', severity: 'warning', user: username, from, action: 'auth.login_failed',
+        auditLogin({ type: 'auth.login_failed', severity: 'warning', user: username, from, action: 'auth.login_failed',
           detail: user ? 'wrong password' : 'unknown user' });
         if (locked) {
-          app.recorder.audit({ type: 'auth.lockout', severity: 'warning', user: username, from, action: 'auth.lockout',
+          auditLogin({ type: 'auth.lockout', severity: 'warning', user: username, from, action: 'auth.lockout',
             detail: 'too many failed logins' });
         }
         throw new HttpError(401, 'invalid username or password');
@@ -58,8 +83,8 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
       app.throttle.end(username);
     }
     app.metrics.logins.inc({ result: 'ok' });
-    app.users.change(user.name, { lastLoginAt: new Date().toISOString() });
-    app.recorder.audit({ type: 'auth.login', severity: 'info', user: user.name, from, action: 'auth.login', detail: '' });
+    unlessDiskFull(`last login time of ${user.name}`, () => app.users.change(user.name, { lastLoginAt: new Date().toISOString() }));
+    auditLogin({ type: 'auth.login', severity: 'info', user: user.name, from, action: 'auth.login', detail: '' });
     const session = app.sessions.create(user);
     startSession(reply, session);
     return sessionBody(session);
@@ -68,10 +93,11 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
   app.post('/logout', {
     schema: { summary: 'Log out', response: s.responses({ 204: s.noContent }) },
     config: { role: 'viewer' },
+    bodyLimit,
   }, async (req, reply) => {
     const session = sessionOf(req);
     app.sessions.destroy(session.id);
-    app.recorder.audit({ type: 'auth.logout', severity: 'info', user: session.user, from: req.ip, action: 'auth.logout', detail: '' });
+    auditLogin({ type: 'auth.logout', severity: 'info', user: session.user, from: req.ip, action: 'auth.logout', detail: '' });
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return reply.code(204).send();
   });
@@ -89,6 +115,7 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
     schema: { summary: 'Create the first admin with the one-time token from the service log', body: s.setupBody,
       response: s.responses({ 201: s.sessionResponse }) },
     config: { rateLimit },
+    bodyLimit,
   }, async (req: FastifyRequest<{ Body: s.SetupBody }>, reply) => {
     const { token, username, password } = req.body;
     if (!app.setup.pending || app.users.list().length > 0) throw new HttpError(409, 'setup is already done');
@@ -118,6 +145,7 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
   app.post('/password', {
     schema: { summary: 'Change your own password', body: s.passwordBody, response: s.responses({ 204: s.noContent }) },
     config: { role: 'viewer' },
+    bodyLimit,
   }, async (req: FastifyRequest<{ Body: s.PasswordBody }>, reply) => {
     const session = sessionOf(req);
     const user = app.users.get(session.user);

@@ -10,6 +10,7 @@ import type { Diagnostic } from '../../policy/diagnostics';
 import { loadPolicyInBackground } from '../../policy/load-worker';
 import type { DataplaneHub, DryRunResult } from '../dataplanes/types';
 import { HttpError } from '../http-error';
+import { isDiskFull } from '../state/atomic';
 import type { StateStore, StoredPolicy } from '../state/store';
 import { policyDiffInBackground, type PolicyDiff } from './diff-worker';
 import { OneAtATime } from './one-at-a-time';
@@ -147,6 +148,8 @@ export class PolicyService {
       const version = this.store.nextPolicyVersion();
       const { diff } = await diffFrom(active, text);
       const action = rollbackOf === undefined ? 'policy.apply' : 'policy.rollback';
+      // A full state disk refuses the apply here, before any dataplane is asked to commit.
+      this.store.ensureRoomForPolicy(text);
       const result = await this.hub.apply(text, `policy v${version}`);
       if (!result.ok) {
         this.recorder.audit({ type: 'admin.change', severity: 'warning', user, from, action: `${action}.refused`,
@@ -162,9 +165,16 @@ export class PolicyService {
         // The dataplanes committed a policy management could not store: they are brought back to
         // the stored active one (the hub pushes it to those that run something else).
         if (active) this.hub.setActivePolicy(active.text, active.hash);
-        this.recorder.audit({ type: 'admin.change', severity: 'error', user, from, action: `${action}.failed`,
-          detail: `could not store v${version}: ${(err as Error).message}`, diff });
-        throw new HttpError(500, 'policy could not be stored; the previous policy is being restored');
+        const refused = isDiskFull(err)
+          ? new HttpError(507, `policy could not be stored, ${(err as Error).message}; the previous policy is being restored`)
+          : new HttpError(500, 'policy could not be stored; the previous policy is being restored');
+        try {
+          this.recorder.audit({ type: 'admin.change', severity: 'error', user, from, action: `${action}.failed`,
+            detail: `could not store v${version}: ${(err as Error).message}`, diff });
+        } catch {
+          // The audit line fails on the same full disk; the answer names the first failure.
+        }
+        throw refused;
       }
       this.hub.setActivePolicy(text, stored.hash);
       this.recorder.audit({ type: 'admin.change', severity: 'notice', user, from, action,

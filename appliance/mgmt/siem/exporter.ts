@@ -63,7 +63,9 @@ export class EventExporter implements EventSink {
 
   constructor(private readonly options: EventExporterOptions) {
     this.log = options.log;
-    this.localLog = new LocalLog(options.stateDir, options.localLog ?? {}, (err) => this.log.error({ err }, 'local event log write failed'));
+    this.localLog = new LocalLog(options.stateDir, options.localLog ?? {},
+      (err) => this.log.error({ err }, 'local event log write failed; events are not written to it until a write works again'),
+      (dropped) => this.log.warn({ dropped }, 'local event log written again'));
   }
 
   /** Where the local log is written (for the UI and support bundles). */

@@ -1,11 +1,15 @@
 // Every event as a JSON line (pino) in <stateDir>/log/events.log, rotated to events.log.1 … .N-1
 // so the files together never exceed maxBytes. Lines collect in memory and are written once a
 // second or every 64 KiB (few, large writes for flash); no fsync: these are logs, not the spool.
+// A write that fails (a full disk) drops the lines it held, counted in `dropped`, and never leaves
+// a partial line; onError hears of the first failure only and onRecovered of the next write that
+// works, so a full disk is two log lines, not one a second.
 
 import pino from 'pino';
 import type { Logger } from 'pino';
-import { closeSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeAll } from '../../wire/atomic-file';
 import { describe } from './describe';
 import type { ExportRecord } from './describe';
 import { pinoLevel } from './severity';
@@ -26,12 +30,21 @@ export class RotatingFile {
   private pending: string[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
+  private failing = false;
   private readonly timer: NodeJS.Timeout;
+  /** Lines lost to failed writes. */
+  dropped = 0;
   readonly fileBytes: number;
   /** Write once this much has collected: 64 KiB, less for tiny files so a file stays near its bound. */
   private readonly flushBytes: number;
 
-  constructor(readonly path: string, maxBytes: number, readonly files: number, private readonly onError: (err: Error) => void) {
+  constructor(
+    readonly path: string,
+    maxBytes: number,
+    readonly files: number,
+    private readonly onError: (err: Error) => void,
+    private readonly onRecovered: (dropped: number) => void = () => undefined,
+  ) {
     this.fileBytes = Math.max(1024, Math.floor(maxBytes / files));
     this.flushBytes = Math.min(64 * 1024, Math.floor(this.fileBytes / 4));
     try {
@@ -78,12 +91,29 @@ export class RotatingFile {
           continue;
         }
         this.fd ??= openSync(this.path, 'a', 0o600);
-        writeSync(this.fd, lines.slice(from, to).join(''));
+        this.append(this.fd, lines.slice(from, to).join(''));
         this.size += bytes;
         from = to;
       }
+      if (from > 0 && this.failing) {
+        this.failing = false;
+        this.onRecovered(this.dropped);
+      }
     } catch (err) {
+      this.dropped += lines.length - from;
+      if (this.failing) return;
+      this.failing = true;
       this.onError(err as Error);
+    }
+  }
+
+  /** Appends whole lines or nothing: what part of them did fit is cut off again. */
+  private append(fd: number, text: string): void {
+    try {
+      writeAll(fd, Buffer.from(text));
+    } catch (err) {
+      ftruncateSync(fd, this.size);
+      throw err;
     }
   }
 
@@ -115,11 +145,11 @@ export class LocalLog {
   private readonly file: RotatingFile;
   private readonly logger: Logger;
 
-  constructor(stateDir: string, options: LocalLogOptions, onError: (err: Error) => void) {
+  constructor(stateDir: string, options: LocalLogOptions, onError: (err: Error) => void, onRecovered?: (dropped: number) => void) {
     const dir = join(stateDir, 'log');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, 'events.log');
-    this.file = new RotatingFile(this.path, options.maxBytes ?? 64 * 1024 * 1024, Math.max(2, options.files ?? 4), onError);
+    this.file = new RotatingFile(this.path, options.maxBytes ?? 64 * 1024 * 1024, Math.max(2, options.files ?? 4), onError, onRecovered);
     this.logger = pino({
       level: 'debug',
       base: undefined,
@@ -131,6 +161,11 @@ export class LocalLog {
 
   write(record: ExportRecord): void {
     this.logger[pinoLevel(record.severity)]({ ...record }, describe(record));
+  }
+
+  /** Lines lost to failed writes since start. */
+  get dropped(): number {
+    return this.file.dropped;
   }
 
   close(): void {

@@ -5,9 +5,15 @@
 // socket and never touch the disk. The total (disk + tail) is bounded: when it is exceeded, the
 // oldest segment is deleted and its lines counted as dropped. Segments left by a previous run are
 // picked up again, so a management restart loses nothing that reached the disk.
+// A full disk (ENOSPC, EDQUOT) stops the spool growing: lines that do not fit are dropped and
+// counted apart (droppedDiskFull), a line cut off mid-write is removed again, onDiskFull reports
+// the change both ways, and the next flush (once a second) tries again, so spooling resumes by
+// itself once there is room. Lines the receiver takes straight from memory still go out.
 
-import { closeSync, fsync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeAll } from '../../wire/atomic-file';
+import { isDiskFull } from '../state/atomic';
 
 /** Lines handed to the sender, in order; release() once they are all written. */
 export interface SpoolBatch {
@@ -45,10 +51,20 @@ export class Spool {
   private readonly timer: NodeJS.Timeout;
   /** Lines deleted unsent because the spool was full. */
   dropped = 0;
+  /** Lines never spooled because the disk was full. */
+  droppedDiskFull = 0;
+  /** The last write found the disk full (cleared by the next write that fits). */
+  diskFull = false;
   readonly segmentBytes: number;
   readonly flushBytes: number;
 
-  constructor(readonly dir: string, readonly maxBytes: number, private readonly onError: (err: Error) => void) {
+  constructor(
+    readonly dir: string,
+    readonly maxBytes: number,
+    private readonly onError: (err: Error) => void,
+    /** Called when the disk fills up (full: true) and when a write fits again (full: false). */
+    private readonly onDiskFull: (full: boolean) => void = () => undefined,
+  ) {
     this.segmentBytes = Math.min(1 << 20, Math.max(4096, Math.floor(maxBytes / 8)));
     this.flushBytes = Math.min(64 * 1024, this.segmentBytes);
     // Spooled events may carry user names and addresses: private, like the rest of the state.
@@ -158,13 +174,16 @@ export class Spool {
     const chunk = Buffer.from(lines.join('\n') + '\n');
     try {
       const fd = openSync(file, 'w', 0o600);
-      writeSync(fd, chunk);
-      fsyncSync(fd);
-      closeSync(fd);
+      try {
+        writeAll(fd, chunk);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       this.segments.unshift({ seq, file, bytes: chunk.length, records: lines.length, taken: false });
     } catch (err) {
-      this.onError(err as Error);
-      this.dropped += lines.length;
+      this.remove(file);
+      this.failed(err as Error, lines.length);
     }
   }
 
@@ -204,8 +223,7 @@ export class Spool {
         try {
           this.fd = openSync(segment.file, 'a', 0o600);
         } catch (err) {
-          this.onError(err as Error);
-          this.dropped += lines.length - from;
+          this.failed(err as Error, lines.length - from);
           return;
         }
         this.segments.push(segment);
@@ -221,16 +239,39 @@ export class Spool {
       }
       try {
         // Into the page cache; the fsync runs on the timer, asynchronously.
-        writeSync(this.fd!, lines.slice(from, to).join('\n') + '\n');
+        writeAll(this.fd!, Buffer.from(lines.slice(from, to).join('\n') + '\n'));
         segment.bytes += bytes;
         segment.records += to - from;
         this.unsynced = true;
+        if (this.diskFull) {
+          this.diskFull = false;
+          this.onDiskFull(false);
+        }
       } catch (err) {
-        this.onError(err as Error);
-        this.dropped += to - from;
+        // What part of the chunk did fit is cut off again: the segment ends on a whole line.
+        try {
+          ftruncateSync(this.fd!, segment.bytes);
+        } catch (cut) {
+          this.onError(cut as Error);
+        }
+        this.failed(err as Error, to - from);
       }
       from = to;
     }
+  }
+
+  /** Lines that could not be written: counted as dropped for a full disk or for the error. */
+  private failed(err: Error, lines: number): void {
+    if (!isDiskFull(err)) {
+      this.onError(err);
+      this.dropped += lines;
+      return;
+    }
+    this.droppedDiskFull += lines;
+    if (this.diskFull) return;
+    this.diskFull = true;
+    this.onError(err);
+    this.onDiskFull(true);
   }
 
   /** Closes the open segment (after an fsync if it has unsynced data). */

@@ -90,7 +90,10 @@ export class TargetRuntime {
     if (config.transport === 'udp') {
       this.udp = new UdpTransport(config.host, config.port, onError);
     } else {
-      this.spool = new Spool(context.spoolDir, context.maxSpoolBytes, onError);
+      this.spool = new Spool(context.spoolDir, context.maxSpoolBytes, onError, (full) => {
+        if (full) context.log.error({ target: config.name }, 'syslog spool: the disk is full; new events for this target are dropped (droppedDiskFull)');
+        else context.log.warn({ target: config.name, droppedDiskFull: this.spool?.droppedDiskFull }, 'syslog spool: the disk has room again; spooling resumed');
+      });
       this.connect();
     }
   }
@@ -121,6 +124,7 @@ export class TargetRuntime {
       spooled: (this.spool?.records ?? 0) + (this.batch ? this.batch.lines.length - this.batchIndex : 0),
       spoolBytes: this.spool?.bytes ?? 0,
       droppedFromSpool: this.spool?.dropped ?? 0,
+      ...(this.spool ? { droppedDiskFull: this.spool.droppedDiskFull, spoolDiskFull: this.spool.diskFull } : {}),
       filtered: this.filtered,
       ...(this.udp ? { droppedOverload: this.udp.overflow } : {}),
       ...(this.lastError ? { lastError: this.lastError, lastErrorAt: this.lastErrorAt } : {}),

@@ -15,6 +15,10 @@ export interface TargetStatus {
   spoolBytes: number;
   /** Oldest events discarded because the spool was full. */
   droppedFromSpool: number;
+  /** TCP/TLS/RELP: events never spooled because the disk was full. */
+  droppedDiskFull?: number;
+  /** TCP/TLS/RELP: the spool's last write found the disk full (it tries again every second). */
+  spoolDiskFull?: boolean;
   /** Events discarded by this target's filter. */
   filtered: number;
   /** UDP: events discarded because too many datagrams were still waiting to be sent (a burst). */

@@ -6,15 +6,16 @@
 //   settings.json             syslog targets, metrics token hash, session timeout
 //   audit.jsonl               who did what, when, from where (appended, fsynced; only its tail
 //                             is read at start)
-// Every file is written atomically (state/atomic.ts). Opening the store recovers from a crash:
-// stray temp files are removed, a torn audit line is cut, versions written but never made active
-// are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
+// Every file is written atomically (state/atomic.ts); a write that fails (a full disk) throws a
+// StateWriteError and leaves the previous file and the state in memory as they were. Opening the
+// store recovers from a crash: stray temp files are removed, a torn audit line is cut, versions
+// written but never made active are removed. Must not import siem/ or routes/ (state sits below them), nor hold rules: those are
 // the services'.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Role } from '../auth/roles';
-import { appendLineDurable, makePrivateDir, removeStrayTemps, writeJsonAtomic } from './atomic';
+import { appendLineDurable, makePrivateDir, removeStrayTemps, StateWriteError, writeJsonAtomic } from './atomic';
 import { readJsonLines, truncateTornTail } from './jsonl';
 import { DEFAULT_SESSION_TIMEOUT_MIN, type Settings } from './settings';
 import { fsyncDir } from '../../wire/atomic-file';
@@ -51,6 +52,9 @@ export interface AuditEntry {
   /** Unified diff of the policy, for policy changes. */
   diff?: string;
 }
+
+/** Room a policy commit needs beyond its text: active.json, the audit line, the file system's blocks. */
+const ROOM_SLACK_BYTES = 64 * 1024;
 
 /** Audit entries kept in memory for GET /audit; the file keeps all. */
 const AUDIT_MEMORY = 10_000;
@@ -175,11 +179,32 @@ export class StateStore {
     return this.policyHistory().find((p) => p.hash === hash)?.version ?? null;
   }
 
+  /**
+   * Throws the StateWriteError (ENOSPC) a commit of `text` would, when the disk plainly has no room
+   * for it: the version file, its audit line with the diff, and some slack. Lets an apply fail
+   * before any dataplane is asked, so a full disk leaves the running policy untouched.
+   */
+  ensureRoomForPolicy(text: string): void {
+    const { bavail, bsize } = statfsSync(this.policyDir);
+    const needed = 3 * Buffer.byteLength(text) + ROOM_SLACK_BYTES;
+    if (bavail * bsize >= needed) return;
+    const full = Object.assign(new Error(`ENOSPC: ${bavail * bsize} bytes free, ${needed} needed`), { code: 'ENOSPC' });
+    throw new StateWriteError(join(this.policyDir, `${this.nextPolicyVersion()}.json`), full);
+  }
+
   /** Stores a new version and makes it active: the version file first, the active pointer last. */
   commitPolicy(p: Omit<StoredPolicy, 'version' | 'appliedAt'>): StoredPolicy {
     const stored: StoredPolicy = { ...p, version: this.nextPolicyVersion(), appliedAt: new Date().toISOString() };
-    writeJsonAtomic(join(this.policyDir, `${stored.version}.json`), stored);
-    writeJsonAtomic(join(this.dir, 'active.json'), { version: stored.version });
+    const file = join(this.policyDir, `${stored.version}.json`);
+    writeJsonAtomic(file, stored);
+    try {
+      writeJsonAtomic(join(this.dir, 'active.json'), { version: stored.version });
+    } catch (err) {
+      // Not made active: the version file goes again (start-up would remove it too), so a full
+      // disk is not made fuller by a version that never ran.
+      rmSync(file, { force: true });
+      throw err;
+    }
     this.policies.set(stored.version, stored);
     this.activeVersion = stored.version;
     return stored;
