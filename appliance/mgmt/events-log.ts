@@ -3,7 +3,8 @@
 // the list survives a restart. Writes are not fsynced: events are high volume and losing the last
 // ones in a power cut is acceptable (the audit log, which is fsynced, keeps who changed what).
 
-import { closeSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, renameSync } from 'node:fs';
+import { writeAll } from '../wire/atomic-file';
 import { join } from 'node:path';
 import { severityNames, type GatekeeperEvent, type Severity } from '../ipc/events';
 import { readJsonLines, truncateTornTail } from './state/jsonl';
@@ -56,9 +57,16 @@ export class EventLog {
 
   add(event: GatekeeperEvent): void {
     this.remember(event);
-    const line = `${JSON.stringify(event)}\n`;
-    if (this.size + Buffer.byteLength(line) > this.maxFileBytes && this.size > 0) this.rotate();
-    this.size += writeSync(this.fd, line);
+    const line = Buffer.from(`${JSON.stringify(event)}\n`);
+    if (this.size + line.length > this.maxFileBytes && this.size > 0) this.rotate();
+    try {
+      writeAll(this.fd, line);
+    } catch (err) {
+      // A full disk may take part of the line: cut it off again, so the file never ends in a broken line.
+      ftruncateSync(this.fd, this.size);
+      throw err;
+    }
+    this.size += line.length;
   }
 
   private rotate(): void {

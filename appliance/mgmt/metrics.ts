@@ -7,7 +7,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 export class MgmtMetrics {
   readonly registry = new Registry();
   readonly logins = new Counter({
-    name: 'gatekeeper_mgmt_logins_total', help: 'Login attempts by result (ok, failed, locked)',
+    name: 'gatekeeper_mgmt_logins_total', help: 'Login attempts by result (ok, failed, locked, busy: refused while the password hashing queue was full)',
     labelNames: ['result'] as const, registers: [this.registry],
   });
   readonly httpRequests = new Counter({

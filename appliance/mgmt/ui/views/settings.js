@@ -50,6 +50,8 @@ export function mount(root, ctx) {
     return h('div', { class: 'target-status' },
       badge(s.connected ? 'connected' : 'not connected', s.connected ? 'ok' : 'bad'),
       h('span', { class: 'num' }, ` sent ${formatCount(s.sent)} · spooled ${formatCount(s.spooled)} · dropped ${formatCount(s.droppedFromSpool)}`),
+      s.spoolDiskFull ? h('div', { class: 'text-bad small' }, 'The state disk is full: new events for this target are dropped, not spooled, until there is room again.') : null,
+      s.droppedDiskFull ? h('div', { class: 'small' }, `${formatCount(s.droppedDiskFull)} events dropped because the disk was full`) : null,
       s.lastError ? h('div', { class: 'text-bad small' }, `${s.lastError}${s.lastErrorAt ? ` (${formatTime(s.lastErrorAt)})` : ''}`) : null);
   };
 
