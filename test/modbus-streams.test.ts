@@ -1,0 +1,146 @@
+// Crafted Modbus/TCP streams through the gatekeeper between real hosts: segment boundaries inside a
+// request, a read and a write in one segment, an overlapping retransmission carrying other bytes, and
+// segments out of order (test/lib/modbus-crafted.py sends them from the client namespace). A real
+// pymodbus server is the oracle: its log of the bytes its TCP delivered and the requests it executed
+// must never show a write. The same streams under a plain allow rule show that the writes do reach it
+// where TCP lets them, so the oracle can fail. One lab per host setup; the policy is reloaded between
+// the two parts.
+
+import t, { type Test } from 'tap';
+import { join } from 'node:path';
+import { hostOffloadSetups, labAddresses as A, sleep, startLab, type HostOffloads, type RunningLab } from './lib/lab-fixture';
+import { ModbusServer, modbusLabUnavailable, python } from './lib/modbus-server';
+
+const crafted = join(__dirname, 'lib', 'modbus-crafted.py');
+
+const policy = (block: string) => `version: 1
+mode: enforce
+default: deny
+groups:
+  client: [${A.client4}]
+  server: [${A.server4}]
+rules:
+  - name: client-modbus
+    from: client
+    to: server
+    service: modbus
+    action: allow${block}
+`;
+
+const readsOnly = `
+    modbus:
+      functions: [read]
+      units: [1]
+      on-violation: reset`;
+
+/** The crafted read (holding registers 0-1 of unit 1) and write (holding register 4 := 0x1111) requests. */
+const READ_HEX = '000100000006010300000002';
+const WRITE_HEX = '000200000006010600041111';
+const WRITE_FUNCTION = 6;
+
+interface CraftedResult {
+  responses: string[];
+  reset: boolean;
+  steps?: Record<string, number>;
+  error?: string;
+}
+
+function send(lab: RunningLab, name: string): CraftedResult {
+  const r = lab.client([python, crafted, name, A.server4, A.client4], 10_000);
+  if (r.status !== 0) throw new Error(`modbus-crafted.py ${name} failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as CraftedResult;
+}
+
+/** The answer to the crafted read: its transaction id, function 3, two registers 1000 and 1001. */
+const readAnswer = '00010000000701030403e803e9';
+
+for (const offloads of hostOffloadSetups) {
+  t.test(`crafted Modbus streams, host offloads ${offloads}`, { skip: modbusLabUnavailable(false) }, (t) => streamTests(t, offloads));
+}
+
+async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
+  const lab = await startLab(t, policy(''), offloads);
+  const server = new ModbusServer(lab);
+  await server.start();
+
+  /** Run the crafted case, let stragglers arrive, and return what the server got since. */
+  async function run(name: string) {
+    const mark = server.mark();
+    const before = server.memory();
+    const result = send(lab, name);
+    await sleep(300);
+    return { result, mark, before, writes: server.writesReceived(mark), received: server.received(mark), executed: server.executed(mark) };
+  }
+
+  // The control first: without inspection the crafted writes reach the server where its TCP takes them.
+  t.test('plain allow rule: the crafted writes reach the server', async (t) => {
+    for (const name of ['split-mbap-write', 'split-pdu-write', 'pipelined', 'overlap-badsum', 'ahead-write']) {
+      const r = await run(name);
+      t.same(r.writes, [WRITE_FUNCTION, WRITE_FUNCTION], `${name}: the write was delivered and executed (${JSON.stringify(r.result)})`);
+    }
+    const overlap = await run('overlap');
+    t.same(overlap.writes, [], 'overlap: the server\'s TCP keeps the first copy of the bytes, the read');
+    t.same(overlap.result.responses, [readAnswer], 'overlap: the read is answered');
+    const ahead = await run('ahead-read');
+    t.same(ahead.result.steps, { after_second_half: 0, after_first_half: 1, after_retransmission: 1 },
+      'ahead-read: the half sent ahead was forwarded, the server\'s TCP answered once the first half came');
+  });
+
+  t.test('inspected', async (t) => {
+    await lab.reload(policy(readsOnly));
+
+    async function noWrite(t: Test, name: string) {
+      const r = await run(name);
+      t.same(r.writes, [], `${name}: no write reached the server`);
+      t.same(server.memory(), r.before, `${name}: the server memory is unchanged`);
+      t.comment(`${name}: client saw ${JSON.stringify(r.result)}; server executed ${JSON.stringify(r.executed.map((e) => e.function))}, ` +
+        `left over ${JSON.stringify([...r.received.partial.values()])}`);
+      return r;
+    }
+
+    t.test('a read split between the MBAP header and the PDU is answered, a write is refused', async (t) => {
+      const read = await run('split-mbap-read');
+      t.same(read.result.responses, [readAnswer], 'read answered');
+      t.same(read.received.adus.map((a) => a.hex), [READ_HEX], 'the server got the read whole');
+      const write = await noWrite(t, 'split-mbap-write');
+      t.ok(write.result.reset, 'the write\'s connection was reset');
+    });
+
+    t.test('a read split inside the PDU is answered, a write is refused', async (t) => {
+      const read = await run('split-pdu-read');
+      t.same(read.result.responses, [readAnswer], 'read answered');
+      const write = await noWrite(t, 'split-pdu-write');
+      t.ok(write.result.reset, 'the write\'s connection was reset');
+    });
+
+    t.test('a read and a write in one segment: the write does not reach the server', async (t) => {
+      const r = await noWrite(t, 'pipelined');
+      t.ok(r.result.reset, 'the connection was reset');
+      // The segment is refused whole: the read in front of the write does not reach the server either.
+      t.same(r.received.adus, [], 'no request of the segment reached the server');
+      t.same(r.result.responses, [], 'the read is not answered');
+    });
+
+    t.test('an overlapping retransmission with other bytes: the write does not reach the server', async (t) => {
+      const r = await noWrite(t, 'overlap');
+      t.ok(r.result.reset, 'the differing retransmission reset the connection');
+    });
+
+    t.test('a read with a bad checksum, then a write at the same sequence number: the write does not reach the server', async (t) => {
+      const r = await noWrite(t, 'overlap-badsum');
+      t.ok(r.result.reset, 'the differing retransmission reset the connection');
+    });
+
+    t.test('segments out of order: a read is held until it comes in order, a write never reaches the server', async (t) => {
+      const read = await run('ahead-read');
+      t.same(read.result.steps, { after_second_half: 0, after_first_half: 0, after_retransmission: 1 },
+        'the half sent ahead was held, the read answered once its second half came again in order');
+      t.same(read.result.responses, [readAnswer], 'read answered');
+      const write = await noWrite(t, 'ahead-write');
+      t.ok(write.result.reset, 'the write\'s connection was reset');
+      const left = [...write.received.partial.values()].join('');
+      t.ok(WRITE_HEX.startsWith(left) && left.length < WRITE_HEX.length,
+        `the server got at most a strict prefix of the write (${left || 'nothing'}), the bytes in order before it`);
+    });
+  });
+}
