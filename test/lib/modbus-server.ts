@@ -15,11 +15,13 @@ export const serverScript = join(__dirname, 'modbus-server.py');
 /** Function codes that change the server's memory (5, 6, 15, 16, 22, 23; 21 writes file records). */
 export const writeFunctions: ReadonlySet<number> = new Set([5, 6, 15, 16, 21, 22, 23]);
 
-/** Why the Modbus lab cannot run here, or false. */
-export function modbusLabUnavailable(needMbpoll: boolean): string | false {
+/** Why the Modbus lab cannot run here, or false; `tools` are the client's (mbpoll, nft). */
+export function modbusLabUnavailable(tools: string[]): string | false {
   const lab = labUnavailable();
   if (lab) return lab;
-  if (needMbpoll && spawnSync('sh', ['-c', 'command -v mbpoll']).status !== 0) return 'Modbus lab tests need mbpoll';
+  for (const tool of tools) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `Modbus lab tests need ${tool}`;
+  }
   if (spawnSync(python, ['-c', 'import pymodbus.server.async_io']).status !== 0) {
     return 'Modbus lab tests need Debian\'s python3-pymodbus (with python3-serial-asyncio) for /usr/bin/python3';
   }
