@@ -137,6 +137,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
         t.ok(r.ms < 900, `${c.what}: answered at once (${r.ms} ms), not a timeout`);
       });
       t.same(server.received(mark).adus, [], `${c.what}: no request reached the server`);
+      t.match(server.disconnects(mark), [/reset/i], `${c.what}: the server side was reset`);
     }
     const read = mbpoll(lab, ['-a', '1', '-r', '1', '-c', '2']);
     t.same(read.values, [1000, 1001], 'a read still works');

@@ -17,8 +17,8 @@ const policy = (block: string) => `version: 1
 mode: enforce
 default: deny
 groups:
-  client: [${A.client4}]
-  server: [${A.server4}]
+  client: [${A.client4}, "${A.client6}"]
+  server: [${A.server4}, "${A.server6}"]
 rules:
   - name: client-modbus
     from: client
@@ -45,8 +45,8 @@ interface CraftedResult {
   error?: string;
 }
 
-function send(lab: RunningLab, name: string): CraftedResult {
-  const r = lab.client([python, crafted, name, A.server4, A.client4], 10_000);
+function send(lab: RunningLab, name: string, v6 = false): CraftedResult {
+  const r = lab.client([python, crafted, name, v6 ? A.server6 : A.server4, v6 ? A.client6 : A.client4], 10_000);
   if (r.status !== 0) throw new Error(`modbus-crafted.py ${name} failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout) as CraftedResult;
 }
@@ -64,10 +64,10 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
   await server.start();
 
   /** Run the crafted case, let stragglers arrive, and return what the server got since. */
-  async function run(name: string) {
+  async function run(name: string, v6 = false) {
     const mark = server.mark();
     const before = server.memory();
-    const result = send(lab, name);
+    const result = send(lab, name, v6);
     await sleep(300);
     return { result, mark, before, writes: server.writesReceived(mark), received: server.received(mark), executed: server.executed(mark) };
   }
@@ -78,6 +78,8 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       const r = await run(name);
       t.same(r.writes, [WRITE_FUNCTION, WRITE_FUNCTION], `${name}: the write was delivered and executed (${JSON.stringify(r.result)})`);
     }
+    const v6 = await run('split-pdu-write', true);
+    t.same(v6.writes, [WRITE_FUNCTION, WRITE_FUNCTION], 'split-pdu-write over IPv6: the write was delivered and executed');
     const overlap = await run('overlap');
     t.same(overlap.writes, [], 'overlap: the server\'s TCP keeps the first copy of the bytes, the read');
     t.same(overlap.result.responses, [readAnswer], 'overlap: the read is answered');
@@ -89,8 +91,8 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
   t.test('inspected', async (t) => {
     await lab.reload(policy(readsOnly));
 
-    async function noWrite(t: Test, name: string) {
-      const r = await run(name);
+    async function noWrite(t: Test, name: string, v6 = false) {
+      const r = await run(name, v6);
       t.same(r.writes, [], `${name}: no write reached the server`);
       t.same(server.memory(), r.before, `${name}: the server memory is unchanged`);
       t.comment(`${name}: client saw ${JSON.stringify(r.result)}; server executed ${JSON.stringify(r.executed.map((e) => e.function))}, ` +
@@ -110,6 +112,13 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       const read = await run('split-pdu-read');
       t.same(read.result.responses, [readAnswer], 'read answered');
       const write = await noWrite(t, 'split-pdu-write');
+      t.ok(write.result.reset, 'the write\'s connection was reset');
+    });
+
+    t.test('IPv6: a read split inside the PDU is answered, a write is refused', async (t) => {
+      const read = await run('split-pdu-read', true);
+      t.same(read.result.responses, [readAnswer], 'read answered');
+      const write = await noWrite(t, 'split-pdu-write', true);
       t.ok(write.result.reset, 'the write\'s connection was reset');
     });
 

@@ -8,6 +8,7 @@
 #
 #   /usr/bin/python3 modbus-crafted.py CASE SERVER_IP CLIENT_IP
 #
+# Socket cases take IPv4 or IPv6 addresses, raw cases IPv4 only.
 # Cases (REQ is read or write: read = read holding registers 0-1, write = write single register 4):
 #   split-mbap-REQ   the MBAP header, then the PDU, in two segments
 #   split-pdu-REQ    MBAP + function code + one byte, then the rest
