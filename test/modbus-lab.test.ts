@@ -59,6 +59,9 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
   const server = new ModbusServer(lab);
   await server.start();
 
+  /** Per connection the server saw end since the mark: was it reset? */
+  const resets = (mark: number) => server.disconnects(mark).map((error) => /reset/i.test(error ?? ''));
+
   /** Run `body`, then wait for stragglers and check no write reached the server and its memory is unchanged. */
   async function noWriteReaches(t: Test, body: () => void): Promise<number> {
     const mark = server.mark();
@@ -88,7 +91,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
         t.not(r.status, 0, `${w.name}: mbpoll fails`);
         t.match(r.stderr, /reset by peer/i, `${w.name}: the connection was reset (${r.stderr.trim()})`);
       });
-      t.match(server.disconnects(mark), [/reset/i], `${w.name}: the server side was reset too`);
+      t.same(resets(mark), [true], `${w.name}: the server side was reset too`);
     }
   });
 
@@ -117,7 +120,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
       const r = mbpoll(lab, ['-a', '1', ...writes[1].args], writes[1].values, A.server6);
       t.not(r.status, 0, 'write multiple registers over IPv6 fails');
     });
-    t.match(server.entries(mark).filter((e) => e.event === 'connect'), [{ peer: A.client6 }], 'the server saw the IPv6 client');
+    t.same(server.entries(mark).filter((e) => e.event === 'connect').map((e) => e.peer), [A.client6], 'the server saw the IPv6 client');
   });
 
   t.test('on-violation exception: mbpoll gets the Modbus exception, the server gets nothing', async (t) => {
@@ -137,7 +140,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
         t.ok(r.ms < 900, `${c.what}: answered at once (${r.ms} ms), not a timeout`);
       });
       t.same(server.received(mark).adus, [], `${c.what}: no request reached the server`);
-      t.match(server.disconnects(mark), [/reset/i], `${c.what}: the server side was reset`);
+      t.same(resets(mark), [true], `${c.what}: the server side was reset`);
     }
     const read = mbpoll(lab, ['-a', '1', '-r', '1', '-c', '2']);
     t.same(read.values, [1000, 1001], 'a read still works');

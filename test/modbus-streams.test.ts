@@ -125,9 +125,9 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
     t.test('a read and a write in one segment: the write does not reach the server', async (t) => {
       const r = await noWrite(t, 'pipelined');
       t.ok(r.result.reset, 'the connection was reset');
-      // The segment is refused whole: the read in front of the write does not reach the server either.
-      t.same(r.received.adus, [], 'no request of the segment reached the server');
-      t.same(r.result.responses, [], 'the read is not answered');
+      // Whether the read in front of the write is answered is the gatekeeper's choice; nothing else may be.
+      t.ok(r.result.responses.every((hex) => hex === readAnswer), `only the read may be answered (${r.result.responses.length} answers)`);
+      t.ok(r.received.adus.every((adu) => adu.hex === READ_HEX), 'only the read may reach the server');
     });
 
     t.test('an overlapping retransmission with other bytes: the write does not reach the server', async (t) => {
