@@ -6,10 +6,10 @@ import { Engine } from '../appliance/dataplane/engine';
 import { Side, Verdict, type PacketResult } from '../appliance/dataplane/verdict';
 import { DropReason, PortCounter } from '../appliance/dataplane/counters';
 import { InspectVerdict, type AppInspector } from '../appliance/dataplane/inspect/inspector';
-import { inspectors, inspectorsFor } from '../appliance/dataplane/inspect/registry';
+import { createInspectors, inspectionsFor } from '../appliance/dataplane/inspect/registry';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
-import { checksumOk, CLIENT_MAC, frame, SERVER_MAC, type FrameSpec } from './lib/frames';
+import { checksumOk, CLIENT_MAC, frame, ipv4TcpChecksumsOk, SERVER_MAC, type FrameSpec } from './lib/frames';
 
 const C = '198.18.1.10';
 const S = '198.18.1.100';
@@ -298,40 +298,53 @@ t.test('malformed frames end as a named decode error and a drop, never a throw',
   t.ok(total > 0, 'decode errors counted');
 });
 
-t.test('application-layer slot: nothing is inspected until a rule names an inspector', async (t) => {
-  t.equal(inspectors.size, 0, 'no inspector registered yet');
-  t.same(inspectorsFor(policy()), [null, null, null], 'no rule has one');
+t.test('application-layer slot: a rule without an app-layer block has no inspector', async (t) => {
+  t.same(createInspectors().map((i) => i.protocol), ['modbus'], 'the registered inspectors');
+  t.same(inspectionsFor(policy(), createInspectors()), [null, null, null], 'no rule has a block');
 });
 
 t.test('application-layer slot: a claimed flow\'s payload reaches its inspector, which may drop or reset', async (t) => {
   const seen: Array<{ offset: number; length: number; fromInitiator: boolean; seq: number; first: number }> = [];
   let opened = 0;
   let closed = 0;
-  const inspector: AppInspector<{ messages: number }> = {
+  const inspector: AppInspector<{ messages: number }, string> = {
     protocol: 'test',
+    reasons: ['function not allowed', 'write refused'],
+    holdReasons: ['later'],
+    blockOf: (rule) => (rule.name === 'web' ? 'block' : null),
     claims: (flow) => (flow.initiatorIsA ? flow.portB : flow.portA) === 8080,
     open: () => {
       opened++;
       return { messages: 0 };
     },
+    rebind: () => undefined,
     inspect(state, segment, out) {
+      if (segment.length === 0) return InspectVerdict.Forward;
       state.messages++;
       seen.push({ offset: segment.offset, length: segment.length, fromInitiator: segment.fromInitiator, seq: segment.seq,
         first: segment.frame[segment.offset] });
-      if (segment.frame[segment.offset] === 0xff) {
-        out.reason = 'function not allowed';
-        return InspectVerdict.Drop;
+      const first = segment.frame[segment.offset];
+      if (first === 0xff || first === 0xfe) {
+        out.clear();
+        out.reasonIndex = first === 0xff ? 0 : 1;
+        out.reason = inspector.reasons[out.reasonIndex];
+        out.onwardSeq = segment.seq;
+        return first === 0xff ? InspectVerdict.Drop : InspectVerdict.Reset;
       }
-      if (segment.frame[segment.offset] === 0xfe) {
-        out.reason = 'write refused';
-        return InspectVerdict.Reset;
+      if (first === 0xfd) {
+        out.clear();
+        out.reasonIndex = 0;
+        out.reason = 'later';
+        return InspectVerdict.Hold;
       }
       return InspectVerdict.Forward;
     },
+    functionName: (code) => String(code),
+    functionCounts: () => new Uint32Array(256),
     close: () => void closed++,
   };
   const p = policy('', 'enforce', 'flows:\n  tcp-closing-idle: 20ms\n');
-  const e = new Engine(p, 1, { inspectors: (pol) => pol.rules.map((r) => (r.name === 'web' ? inspector : null)) });
+  const e = new Engine(p, 1, { inspectors: [inspector as AppInspector] });
   t.equal(run(e, out({ dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward, 'SYN: no payload, nothing to inspect');
   t.equal(opened, 1, 'the flow was claimed when it started');
   t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1001, payload: [1, 2, 3] }), Side.Outside), Verdict.Forward);
@@ -340,10 +353,19 @@ t.test('application-layer slot: a claimed flow\'s payload reaches its inspector,
     { offset: 14 + 20 + 20, length: 3, fromInitiator: true, seq: 1001, first: 1 },
     { offset: 14 + 20 + 20, length: 2, fromInitiator: false, seq: 7000, first: 4 },
   ], 'payload offset and length in the frame, direction, sequence number');
+  t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1004, payload: [0xfd] }), Side.Outside), Verdict.Drop, 'inspector holds');
+  t.same([last.reason, last.inspectorReason], [DropReason.InspectHeld, 'later'], 'held, not a violation');
   t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1004, payload: [0xff] }), Side.Outside), Verdict.Drop, 'inspector drops');
-  t.same([last.reason, last.rule, last.inspectorReason], [DropReason.Policy, 0, 'function not allowed'], 'under the flow\'s rule, with its reason');
+  t.same([last.reason, last.rule, last.inspectorReason], [DropReason.Inspect, 0, 'function not allowed'], 'under the flow\'s rule, with its reason');
   t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1005, ack: 7002, payload: [0xfe] }), Side.Outside), Verdict.Reject, 'inspector resets');
   t.equal(last.answer[14 + 20 + 13] & 0x04, 0x04, 'the answer is a RST');
+  t.equal(last.answer.readUInt32BE(14 + 20 + 4), 7002, 'to the sender, at the sequence number it acknowledged');
+  t.equal(last.onwardLength, 14 + 20 + 20, 'and a RST onward to the receiver');
+  t.same([last.onward[14 + 20 + 13], last.onward.readUInt32BE(14 + 20 + 4)], [0x14, 1005], 'RST+ACK at the byte the receiver expects');
+  t.ok(ipv4TcpChecksumsOk(last.onward), 'with good checksums');
+  const snap = e.inspectCounters[0].snapshot();
+  t.same(snap, { flows: 1, active: 1, violations: { 'function not allowed': 1, 'write refused': 1 }, held: { later: 1 } }, 'counted by reason');
+  t.equal(e.ruleTotals().violations(0), 2, 'and per rule');
   t.equal(run(e, out({ dport: 8080, flags: 'PA', seq: 1006, payload: [9] }), Side.Outside), Verdict.Forward, 'the next message is judged again');
   t.equal(run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside), Verdict.Forward);
   t.equal(opened, 1, 'a flow the inspector does not claim is never inspected');

@@ -85,7 +85,8 @@ const stats: DataplaneStats = {
   ports: { inside: port('in0'), outside: port('out0') },
   flows: { active: 3, capacity: 1000, created: 9, evicted: 0, expired: 6, closed: 0, cut: 0, chained: 0, earlyDropped: 0, embryonic: 0 },
   fragments: { tracked: 0 },
-  rules: [{ name: 'web', action: 'allow', packets: 5, bytes: 500, flows: 1 }, { name: 'default', action: 'deny', packets: 2, bytes: 120, flows: 0 }],
+  rules: [{ name: 'web', action: 'allow', packets: 5, bytes: 500, flows: 1, violations: 2 }, { name: 'default', action: 'deny', packets: 2, bytes: 120, flows: 0, violations: 0 }],
+  inspect: { modbus: { flows: 1, active: 1, violations: { function_not_allowed: 2 }, held: { segment_ahead: 0 } } },
   events: { connected: true, queued: 0, sent: 4, dropped: 0, denyOverflow: 0 },
 };
 const flow: FlowRecord = {
@@ -128,7 +129,8 @@ const OPTIONAL: Record<string, string[]> = {
   'flows.get': ['filter.address', 'filter.port', 'filter.rule', 'filter.verdict'],
 };
 /** Maps of counts by name (drops by reason): any name may be absent. */
-const isCountMapEntry = (path: string[]) => path.length >= 2 && ['dropped', 'decode_errors'].includes(path[path.length - 2]);
+const isCountMapEntry = (path: string[]) =>
+  (path.length >= 2 && ['dropped', 'decode_errors', 'violations', 'held', 'inspect'].includes(path[path.length - 2]));
 
 for (const [from, samples] of [['dataplane', fromDataplane], ['management', fromManagement]] as const) {
   t.test(`from ${from}: every type passes, and is unknown from the other side`, async (t) => {

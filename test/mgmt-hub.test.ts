@@ -141,10 +141,11 @@ function stats(pair: string, uptimeMs: number, rx: number, rules: { allow: numbe
     flows: { active: 7, capacity: 1000, created: 20, evicted: 0, expired: 13, closed: 0, cut: 0, chained: 0, earlyDropped: 0, embryonic: 0 },
     fragments: { tracked: 0 },
     rules: [
-      { name: 'web', action: 'allow', packets: rules.allow, bytes: rules.allow * 100, flows: 3 },
-      { name: 'blocked', action: 'reject', packets: rules.deny, bytes: rules.deny * 60, flows: 0 },
-      { name: 'default', action: 'deny', packets: 0, bytes: 0, flows: 0 },
+      { name: 'web', action: 'allow', packets: rules.allow, bytes: rules.allow * 100, flows: 3, violations: 0 },
+      { name: 'blocked', action: 'reject', packets: rules.deny, bytes: rules.deny * 60, flows: 0, violations: 0 },
+      { name: 'default', action: 'deny', packets: 0, bytes: 0, flows: 0, violations: 0 },
     ],
+    inspect: {},
   };
 }
 

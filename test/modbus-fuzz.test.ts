@@ -9,7 +9,8 @@ import t from 'tap';
 import { decodeFrame } from '../appliance/dataplane/decode/decoder';
 import { Packet } from '../appliance/dataplane/decode/packet';
 import { readPcap } from '../appliance/dataplane/offline/pcap-file';
-import { InspectOutcome, InspectVerdict, ModbusInspector, holdReasons, modbusReasons } from '../appliance/dataplane/inspect/modbus/modbus';
+import { InspectOutcome, InspectVerdict } from '../appliance/dataplane/inspect/inspector';
+import { ModbusInspector, holdReasons, modbusReasons } from '../appliance/dataplane/inspect/modbus/modbus';
 import { ModbusParser, ParseStatus, malformedReasons } from '../appliance/dataplane/inspect/modbus/parser';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
 import type { ModbusPolicy } from '../appliance/policy/types';
@@ -70,7 +71,7 @@ t.test('mutated streams and random bytes: never a throw, always progress', async
   const policy: ModbusPolicy = compiled.policy;
   const rand = prng(SEED);
   const parsers = [new ModbusParser(true), new ModbusParser(false)];
-  const inspector = new ModbusInspector([policy]);
+  const inspector = new ModbusInspector();
   const out = new InspectOutcome();
   const verdictNames = new Set<string>([...modbusReasons, ...holdReasons, '']);
   const started = Date.now();
@@ -113,7 +114,7 @@ t.test('mutated streams and random bytes: never a throw, always progress', async
     }
 
     // The same bytes through the inspector as TCP segments, with retransmissions, overlaps and gaps.
-    const state = inspector.open({ proto: Proto.TCP, ruleIndex: 0 });
+    const state = inspector.open({ proto: Proto.TCP }, policy, false, false);
     const base = 0xfffff001; // the stream crosses the 2^32 wrap
     const handshake = (fromInitiator: boolean, ack: number): TcpSegment => ({ frame: data, offset: 0, length: 0, seq: 0, ack, flags: TcpFlag.ACK, fromInitiator });
     inspector.inspect(state, handshake(false, base), out);
@@ -136,7 +137,7 @@ t.test('mutated streams and random bytes: never a throw, always progress', async
       };
       chunks++;
       const v = inspector.inspect(state, seg, out);
-      if (v < InspectVerdict.Forward || v > InspectVerdict.Exception || !verdictNames.has(out.reason)) throw new Error(`verdict ${v} ${out.reason}`);
+      if (v < InspectVerdict.Forward || v > InspectVerdict.Answer || !verdictNames.has(out.reason)) throw new Error(`verdict ${v} ${out.reason}`);
     }
     inspector.close(state);
   }

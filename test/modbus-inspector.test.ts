@@ -6,10 +6,9 @@
 import t from 'tap';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
 import type { ModbusPolicy } from '../appliance/policy/types';
+import { InspectOutcome, InspectVerdict } from '../appliance/dataplane/inspect/inspector';
 import {
   EXCEPTION_ADU_LENGTH,
-  InspectOutcome,
-  InspectVerdict,
   MAX_OUTSTANDING,
   ModbusInspector,
   exceptionCodeFor,
@@ -39,9 +38,9 @@ class Conn {
   clientSeq = CLIENT_ISN + 1;
   serverSeq = SERVER_ISN + 1;
 
-  constructor(p: ModbusPolicy) {
-    this.inspector = new ModbusInspector([null, p]);
-    this.state = this.inspector.open({ proto: Proto.TCP, ruleIndex: 1 });
+  constructor(p: ModbusPolicy, monitor = false) {
+    this.inspector = new ModbusInspector();
+    this.state = this.inspector.open({ proto: Proto.TCP }, p, false, monitor);
     // The handshake's ACKs tell the stream guard where each direction starts.
     this.send(false, []);
     this.send(true, []);
@@ -68,12 +67,16 @@ const read = (tid: number, start: number, qty: number): number[] => adu(tid, [3,
 const readReply = (tid: number, qty: number): number[] => adu(tid, [3, 2 * qty, ...Array(2 * qty).fill(0)]);
 const write = (tid: number, addr: number): number[] => adu(tid, [6, ...u16(addr), 0, 1]);
 
-t.test('claims only TCP flows whose rule has a modbus block', async (t) => {
-  const inspector = new ModbusInspector([null, policy(readOnly)]);
-  t.ok(inspector.claims({ proto: Proto.TCP, ruleIndex: 1 }));
-  t.notOk(inspector.claims({ proto: Proto.TCP, ruleIndex: 0 }));
-  t.notOk(inspector.claims({ proto: Proto.UDP, ruleIndex: 1 }));
-  t.notOk(inspector.claims({ proto: Proto.TCP, ruleIndex: 7 }));
+t.test('takes the rule\'s modbus block, and only TCP flows', async (t) => {
+  const inspector = new ModbusInspector();
+  const block = policy(readOnly);
+  const rule = { index: 0, name: 'r', action: 0, log: false, line: 1, isDefault: false, modbus: null };
+  t.equal(inspector.blockOf(rule), null);
+  t.equal(inspector.blockOf({ ...rule, modbus: block }), block);
+  t.ok(inspector.claims({ proto: Proto.TCP }));
+  t.notOk(inspector.claims({ proto: Proto.UDP }));
+  t.equal(inspector.functionName(6), 'write-single-register');
+  t.equal(inspector.functionName(99), '99', 'an unnamed code by number');
 });
 
 t.test('allowed requests and matched responses pass; counts per function', async (t) => {
@@ -96,6 +99,41 @@ t.test('read-only means read-only: a write is reset, nothing behind it passes', 
   t.equal(c.send(false, readReply(1, 1)), InspectVerdict.Reset, 'both directions');
 });
 
+t.test('the RST to the server goes where it expects the refused bytes; after a violation, where forwarding stopped', async (t) => {
+  const c = new Conn(policy(readOnly));
+  c.send(true, read(1, 0, 1));
+  c.send(false, readReply(1, 1));
+  const at = c.clientSeq;
+  t.equal(c.send(true, [...read(2, 0, 1), ...write(3, 5)]), InspectVerdict.Reset, 'a read and a write in one segment');
+  t.equal(c.out.onwardSeq, at, 'the whole segment is refused: the server expects its first byte');
+  t.equal(c.send(true, read(4, 0, 1), at + 24), InspectVerdict.Reset);
+  t.same([c.out.reason, c.out.onwardSeq], ['after_violation', at]);
+});
+
+t.test('monitor mode: violations are reported and the flow goes on being parsed', async (t) => {
+  const c = new Conn(policy(readOnly), true);
+  t.equal(c.send(true, [...write(1, 5), ...write(2, 7), ...read(3, 0, 1)]), InspectVerdict.Reset, 'the verdict enforcing would give');
+  t.same([c.out.reason, c.out.function, c.out.start], ['function_not_allowed', 6, 5], 'the first violation of the segment');
+  t.equal(c.state.violation, null, 'not final');
+  t.equal(c.state.functionCounts[6], 2, 'every message of the segment was parsed');
+  t.equal(c.state.functionCounts[3], 1);
+  c.clientSeq += 36;
+  t.equal(c.send(true, read(4, 0, 1)), InspectVerdict.Forward, 'the next request is judged on its own');
+});
+
+t.test('picked up mid-stream: a direction starts at its first data, nothing before it passes', async (t) => {
+  const inspector = new ModbusInspector();
+  const state = inspector.open({ proto: Proto.TCP }, policy(readOnly), true, false);
+  const out = new InspectOutcome();
+  const seg = (seq: number, bytes: number[], ack = 7000): TcpSegment => ({
+    frame: Uint8Array.from(bytes), offset: 0, length: bytes.length, seq, ack, flags: TcpFlag.ACK, fromInitiator: true,
+  });
+  t.equal(inspector.inspect(state, seg(5000, read(1, 0, 1)), out), InspectVerdict.Forward, 'data before any ACK from the server is checked and passes');
+  t.equal(inspector.inspect(state, seg(4988, write(2, 1)), out), InspectVerdict.Hold, 'bytes before the start are held, not passed as old');
+  t.equal(out.reason, 'before_start');
+  t.equal(inspector.inspect(state, seg(5012, write(3, 1)), out), InspectVerdict.Reset, 'what follows is judged');
+});
+
 t.test('unit, address and malformed violations', async (t) => {
   const cases: Array<[number[], string]> = [
     [adu(1, [3, 0, 0, 0, 1], 2), 'unit_not_allowed'],
@@ -116,18 +154,19 @@ t.test('on-violation: exception answers with the Modbus exception and the right 
   c.send(false, readReply(1, 1));
   const bytes = write(0x1234, 5);
   const seq = c.clientSeq;
-  t.equal(c.send(true, bytes), InspectVerdict.Exception);
-  t.match(c.out, { transactionId: 0x1234, unit: 1, function: 6, exceptionCode: 0x01, replySeq: c.serverSeq, replyAck: seq + bytes.length });
+  t.equal(c.send(true, bytes), InspectVerdict.Answer);
+  t.match(c.out, { unit: 1, function: 6, start: 5, quantity: 1, replySeq: c.serverSeq, replyAck: seq + bytes.length, onwardSeq: seq });
+  t.same(Array.from(c.out.reply.subarray(0, c.out.replyLength)), [0x12, 0x34, 0, 0, 0, 3, 1, 0x86, 0x01], 'the exception ADU');
   const buf = new Uint8Array(EXCEPTION_ADU_LENGTH);
-  t.equal(writeExceptionAdu(buf, 0, c.out.transactionId, c.out.unit, c.out.function, c.out.exceptionCode), 9);
+  t.equal(writeExceptionAdu(buf, 0, 0x1234, 1, 6, 1), 9);
   t.same(Array.from(buf), [0x12, 0x34, 0, 0, 0, 3, 1, 0x86, 0x01]);
 
   const a = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
-  t.equal(a.send(true, read(1, 200, 1)), InspectVerdict.Exception);
-  t.equal(a.out.exceptionCode, 0x02, 'illegal data address');
+  t.equal(a.send(true, read(1, 200, 1)), InspectVerdict.Answer);
+  t.equal(a.out.reply[8], 0x02, 'illegal data address');
   const u = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
-  t.equal(u.send(true, adu(1, [3, 0, 0, 0, 1], 9)), InspectVerdict.Exception);
-  t.equal(u.out.exceptionCode, 0x0b, 'unit not allowed: gateway target failed to respond');
+  t.equal(u.send(true, adu(1, [3, 0, 0, 0, 1], 9)), InspectVerdict.Answer);
+  t.equal(u.out.reply[8], 0x0b, 'unit not allowed: gateway target failed to respond');
   const f = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
   t.equal(f.send(true, [0, 1, 0, 0, 1, 0, 1, 3]), InspectVerdict.Reset, 'no trusted header: reset instead');
 });
@@ -155,7 +194,7 @@ t.test('stream: out of order is held, a different retransmission is a violation'
   const bytes = read(1, 0, 1);
   t.equal(c.send(true, bytes.slice(6), c.clientSeq + 6), InspectVerdict.Hold);
   t.equal(c.out.reason, 'segment_ahead');
-  t.equal(c.inspector.holds[0], 1);
+  t.equal(c.out.reasonIndex, 0);
   t.equal(c.send(true, bytes), InspectVerdict.Forward);
   t.equal(c.send(true, bytes, c.clientSeq - bytes.length), InspectVerdict.Forward, 'identical retransmission');
   // The same bytes but a write where the read was: the server would see a request never checked.
@@ -200,7 +239,7 @@ t.test('pooled state is cleared for the next flow', async (t) => {
   const c = new Conn(policy(readOnly));
   c.send(true, write(1, 5));
   c.inspector.close(c.state);
-  const again = c.inspector.open({ proto: Proto.TCP, ruleIndex: 1 });
+  const again = c.inspector.open({ proto: Proto.TCP }, policy(readOnly), false, false);
   t.equal(again, c.state, 'reused');
   t.equal(again.violation, null);
   t.equal(again.functionCounts[6], 0);

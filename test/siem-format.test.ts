@@ -24,7 +24,10 @@ const flow = {
 export const samples: Record<EventType, GatekeeperEvent> = {
   'flow.start': { type: 'flow.start', time: '2026-03-01T10:00:00.000Z', severity: 'info', ...flow, rule: 'hmi-to-plc', action: 'allow', monitor: false },
   'flow.end': { type: 'flow.end', time: '2026-03-01T10:00:12.500Z', severity: 'info', ...flow, rule: 'hmi-to-plc', reason: 'closed',
-    durationMs: 12500, packetsOut: 10, packetsIn: 8, bytesOut: 1200, bytesIn: 900 },
+    durationMs: 12500, packetsOut: 10, packetsIn: 8, bytesOut: 1200, bytesIn: 900, functions: { 'read-holding-registers': 6 } },
+  'ot.violation': { type: 'ot.violation', time: '2026-03-01T10:00:10.000Z', severity: 'warning', ...flow, srcPort: 0, protocol: 'modbus',
+    rule: 'hmi-reads-plc', reason: 'function_not_allowed', function: 'write-single-register', unit: 1, addressFirst: 40, addressLast: 40,
+    action: 'reset', monitor: false, count: 3, firstSeen: '2026-03-01T10:00:01.000Z', lastSeen: '2026-03-01T10:00:09.000Z' },
   'deny.summary': { type: 'deny.summary', time: '2026-03-01T10:00:10.000Z', severity: 'warning', ...flow, srcPort: 0,
     rule: 'default-deny', action: 'deny', monitor: false, count: 1532, bytes: 98048,
     firstSeen: '2026-03-01T10:00:00.000Z', lastSeen: '2026-03-01T10:00:10.000Z' },
@@ -60,7 +63,7 @@ function expectedFields(e: ExportRecord): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(e)) {
     if (k === 'type' || k === 'time' || k === 'severity' || v === undefined) continue;
-    out.set(k, Array.isArray(v) ? v.join(',') : String(v));
+    out.set(k, Array.isArray(v) ? v.join(',') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
   }
   return out;
 }
@@ -144,7 +147,9 @@ t.test('sentences an analyst reads', async (t) => {
   t.equal(describe({ ...deny, src: '2001:2::10', dst: '2001:2::100', srcGroups: [], dstGroups: [] } as GatekeeperEvent),
     'Denied 1532 packets tcp 2001:2::10 -> [2001:2::100]:502 by rule default-deny in 10 s');
   t.equal(describe(samples['flow.end']), 'Flow ended (closed) tcp 198.18.1.10:51234 (hmi) -> 198.18.1.100:502 (plc, line-1) rule hmi-to-plc ' +
-    'after 12.5 s: 10 packets / 1200 bytes out, 8 packets / 900 bytes in on pair cell1');
+    'after 12.5 s: 10 packets / 1200 bytes out, 8 packets / 900 bytes in; requests read-holding-registers 6 on pair cell1');
+  t.equal(describe(samples['ot.violation']), 'Refused and reset 3 modbus messages (write-single-register unit 1 address 40: function_not_allowed) ' +
+    'tcp 198.18.1.10 (hmi) -> 198.18.1.100:502 (plc, line-1) by rule hmi-reads-plc in 8 s on pair cell1');
   t.equal(describe(samples['policy.refused']), 'Policy refused (submitted by bob) with 2 errors, first: policy.yaml:12:7: unknown group "plcs"; the running policy stays');
   t.equal(describe(samples['auth.lockout']), 'User mallory locked out after repeated failed logins from 198.18.0.66');
   for (const event of Object.values(samples)) t.notMatch(describe(event), /\?|undefined|NaN|\[object/, `${event.type} sentence complete`);

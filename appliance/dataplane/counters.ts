@@ -6,7 +6,7 @@
 // names in step.
 
 import { decodeErrorNames } from './decode/errors';
-import { dropReasonNames, portCounterNames, type PortCountersSnapshot } from '../ipc/stats';
+import { dropReasonNames, portCounterNames, type InspectStats, type PortCountersSnapshot } from '../ipc/stats';
 import { NO_REASON, Verdict, type PacketResult } from './verdict';
 
 /** Per appliance port (0 = inside, 1 = outside), counted on the port where the frame arrived. */
@@ -45,6 +45,10 @@ export const DropReason = {
   Truncated: 7,
   /** Flow ended because a reloaded policy no longer allows it. */
   FlowCut: 8,
+  /** An application-layer inspector refused the segment (a rule's `modbus:` block); the inspection counters say why. */
+  Inspect: 9,
+  /** Held by an inspector's stream guard (out of order, buffer full): dropped so TCP resends it in order. */
+  InspectHeld: 10,
 } as const;
 
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
@@ -122,6 +126,7 @@ export function pairTotals(sides: readonly PortCounters[]): { rxPackets: number;
 const PACKETS = 0;
 const BYTES = 1;
 const FLOWS = 2;
+const VIOLATIONS = 3;
 /** Slots per rule: a power of two, so one rule's counters never span more than two cache lines. */
 const STRIDE = 4;
 
@@ -159,8 +164,55 @@ export class RuleCounters {
     return this.counts[rule * STRIDE + FLOWS];
   }
 
+  /** A message an application-layer block of the rule refused (in monitor mode: would have). */
+  violation(rule: number): void {
+    this.counts[rule * STRIDE + VIOLATIONS]++;
+  }
+
+  violations(rule: number): number {
+    return this.counts[rule * STRIDE + VIOLATIONS];
+  }
+
   /** Carry rule `from` of `old` over to rule `to` here (a reload keeps counts by rule name). */
   carryOver(old: RuleCounters, from: number, to: number): void {
     this.counts.set(old.counts.subarray(from * STRIDE, from * STRIDE + STRIDE), to * STRIDE);
+  }
+}
+
+/** One application-layer inspector's counts: flows it inspects, violations and holds by its reasons. */
+export class InspectCounters {
+  private readonly violations: Float64Array;
+  private readonly holds: Float64Array;
+  private flows = 0;
+  private active = 0;
+
+  constructor(readonly protocol: string, private readonly reasons: readonly string[], private readonly holdReasons: readonly string[]) {
+    this.violations = new Float64Array(reasons.length);
+    this.holds = new Float64Array(holdReasons.length);
+  }
+
+  flowStarted(): void {
+    this.flows++;
+    this.active++;
+  }
+
+  flowEnded(): void {
+    this.active--;
+  }
+
+  violation(reasonIndex: number): void {
+    this.violations[reasonIndex]++;
+  }
+
+  held(reasonIndex: number): void {
+    this.holds[reasonIndex]++;
+  }
+
+  snapshot(): InspectStats {
+    const violations: Record<string, number> = {};
+    const held: Record<string, number> = {};
+    this.reasons.forEach((name, i) => (violations[name] = this.violations[i]));
+    this.holdReasons.forEach((name, i) => (held[name] = this.holds[i]));
+    return { flows: this.flows, active: this.active, violations, held };
   }
 }

@@ -253,7 +253,9 @@ export function collectStats(
       packets: totals.packets(r.index),
       bytes: totals.bytes(r.index),
       flows: totals.flows(r.index),
+      violations: totals.violations(r.index),
     })),
+    inspect: Object.fromEntries(engine.inspectCounters.map((c) => [c.protocol, c.snapshot()])),
     events,
   };
 }

@@ -10,9 +10,9 @@ import { isIcmpError } from './decode/icmp';
 import { Packet } from './decode/packet';
 import { allows, matchFlow, matchPacket } from './detect/match';
 import { forwardInstead, isMonitor, wouldDrop } from './detect/monitor';
-import type { TrafficObserver } from './events/traffic-events';
-import { EtherType, Family, Proto } from '../wire/protocols';
-import { DropReason, PortCounters, RuleCounters } from './counters';
+import type { TrafficObserver, Violation } from './events/traffic-events';
+import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
+import { DropReason, InspectCounters, PortCounters, RuleCounters } from './counters';
 import { coarseClock, type Clock } from './flow/clock';
 import { Flow, TcpState } from './flow/flow';
 import { FlowKey, keyFromPacket, keyFromQuoted } from './flow/flow-key';
@@ -21,7 +21,7 @@ import { FragmentTable } from './flow/fragment-table';
 import { handshakeDone, isNewSynOnClosedFlow, isOpeningSyn, mayPickUp, trackTcp } from './flow/tcp-state';
 import { FlowTimeouts, type TtlOption } from './flow/timeouts';
 import { InspectOutcome, InspectVerdict, Segment, type AppInspector } from './inspect/inspector';
-import { inspectorsFor } from './inspect/registry';
+import { createInspectors, inspectionsFor, type RuleInspection } from './inspect/registry';
 import { RejectBuilder } from './respond/reject';
 import { RejectLimit } from './respond/reject-limit';
 import { Action, type CompiledPolicy } from '../policy/types';
@@ -32,19 +32,23 @@ const FRAGMENT_TABLE_SIZE = 8192;
 export interface EngineOptions {
   /** Ages flows and fragments: live the coarse monotonic clock, in replay the capture's. */
   clock?: Clock;
-  /** Per rule of a policy, the inspector that inspects its flows (inspect/registry.ts by default). */
-  inspectors?: (policy: CompiledPolicy) => (AppInspector | null)[];
+  /** The application-layer inspectors (inspect/registry.ts's by default; tests give fakes). */
+  inspectors?: readonly AppInspector[];
 }
 
-/** A claimed flow's inspector and its parse state. */
+/** A claimed flow's inspector, its parse state and the counters of its protocol. */
 interface Inspection {
   inspector: AppInspector;
   state: unknown;
+  counters: InspectCounters;
 }
 
 export class Engine {
   readonly pkt = new Packet();
   readonly counters: readonly [PortCounters, PortCounters] = [new PortCounters(), new PortCounters()];
+  /** Per inspector (same order as `inspectors`): flows inspected, violations and holds by reason. */
+  readonly inspectCounters: readonly InspectCounters[];
+  readonly inspectors: readonly AppInspector[];
   readonly flows: FlowTable;
   readonly fragments: FragmentTable;
   policy: CompiledPolicy;
@@ -61,28 +65,33 @@ export class Engine {
   private monitor: boolean;
   private readonly reject = new RejectBuilder();
   private readonly rejectLimit = new RejectLimit();
-  /** Per rule: the inspector its app-layer block names, or null. */
-  private ruleInspectors: (AppInspector | null)[];
+  /** Per rule: the inspector a block of the rule names and the block, or null. */
+  private ruleInspections: (RuleInspection | null)[];
   /** Claimed flows only (flow.inspected): other flows never look here. */
   private readonly inspections = new Map<Flow, Inspection>();
   private readonly segment = new Segment();
   private readonly inspectOutcome = new InspectOutcome();
-  private readonly inspectorsFor: (policy: CompiledPolicy) => (AppInspector | null)[];
+  /** What the observer is told about a violation: one reused record. */
+  private readonly violationRecord: Violation = { protocol: '', reason: '', function: -1, functionName: '', unit: -1, start: -1, quantity: 0, action: 'reset' };
 
   constructor(policy: CompiledPolicy, generation: number, options: EngineOptions = {}) {
     const clock = options.clock ?? coarseClock;
-    this.inspectorsFor = options.inspectors ?? inspectorsFor;
+    this.inspectors = options.inspectors ?? createInspectors();
+    this.inspectCounters = this.inspectors.map((i) => new InspectCounters(i.protocol, i.reasons, i.holdReasons));
     this.policy = policy;
     this.generation = generation;
     this.ruleCounters = new RuleCounters(policy.rules.length);
     this.timeouts = new FlowTimeouts(policy);
     this.monitor = isMonitor(policy);
-    this.ruleInspectors = this.inspectorsFor(policy);
-    this.result = new PacketResult(this.reject.frame);
+    this.ruleInspections = inspectionsFor(policy, this.inspectors);
+    this.result = new PacketResult(this.reject.frame, this.reject.onward);
     this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
       this.settle(flow);
+      const inspection = flow.inspected ? this.inspections.get(flow) : undefined;
+      if (this.observer !== null) {
+        this.observer.flowEnded(flow, reason, inspection ? inspection.inspector.functionCounts(inspection.state) : null, inspection?.inspector ?? null);
+      }
       if (flow.inspected) this.endInspection(flow);
-      if (this.observer !== null) this.observer.flowEnded(flow, reason);
     }, clock);
     this.fragments = new FragmentTable(FRAGMENT_TABLE_SIZE, clock);
   }
@@ -106,7 +115,7 @@ export class Engine {
     this.ruleCounters = counters;
     this.timeouts = new FlowTimeouts(policy);
     this.monitor = isMonitor(policy);
-    this.ruleInspectors = this.inspectorsFor(policy);
+    this.ruleInspections = inspectionsFor(policy, this.inspectors);
     this.flows.resize(policy.flow.maxFlows);
   }
 
@@ -142,6 +151,7 @@ export class Engine {
     r.monitored = false;
     r.rejectSuppressed = false;
     r.inspectorReason = null;
+    r.onwardLength = 0;
     this.run(frame, length, side, now);
     this.counters[side].frame(length, r, this.pkt.error);
     return r;
@@ -232,20 +242,35 @@ export class Engine {
     if (flow.inspected) this.inspect(frame, flow, fromInitiator, now);
   }
 
-  /** After a reload: does the new policy still allow this flow? Updates the flow if so. */
+  /** After a reload: does the new policy still allow this flow? Updates the flow (and its inspection) if so. */
   private redecide(flow: Flow): boolean {
     const rule = matchFlow(this.policy, flow);
     flow.ruleIndex = rule;
     flow.generation = this.generation;
     if (allows(this.policy, rule)) {
       flow.wouldDrop = false;
-      return true;
-    }
-    if (this.monitor) {
+    } else if (this.monitor) {
       flow.wouldDrop = true;
-      return true;
+    } else {
+      return false;
     }
-    return false;
+    this.reinspect(flow);
+    return true;
+  }
+
+  /**
+   * A reloaded flow's inspection follows its rule: the same inspector decides by the new block from
+   * now on; a rule without a block ends it; a rule that gained one starts it mid-stream.
+   */
+  private reinspect(flow: Flow): void {
+    const wanted = flow.wouldDrop ? null : this.ruleInspections[flow.ruleIndex];
+    const current = flow.inspected ? this.inspections.get(flow) : undefined;
+    if (current !== undefined && wanted !== null && current.inspector === wanted.inspector) {
+      current.inspector.rebind(current.state, wanted.block, this.monitor);
+      return;
+    }
+    if (current !== undefined) this.endInspection(flow);
+    if (wanted !== null && flow.proto === Proto.TCP && wanted.inspector.claims(flow)) this.startInspection(flow, wanted, true);
   }
 
   private startFlow(frame: Uint8Array, side: Side, length: number, now: number): void {
@@ -309,9 +334,13 @@ export class Engine {
       flow.packetsIn = 1;
       flow.bytesIn = length;
     }
-    const inspector = this.ruleInspectors[rule];
-    if (inspector !== null && !flow.wouldDrop && inspector.claims(flow)) this.startInspection(flow, inspector);
     if (this.observer !== null && policy.rules[rule].log) this.observer.flowStarted(flow, now);
+    const inspection = this.ruleInspections[rule];
+    if (inspection !== null && !flow.wouldDrop && inspection.inspector.claims(flow)) {
+      this.startInspection(flow, inspection, flow.pickedUp);
+      // A picked-up flow's first segment may already carry data.
+      this.inspect(frame, flow, initiatorIsSource, now);
+    }
   }
 
   /** A packet that starts no flow: count it against `rule` and act on it. */
@@ -379,37 +408,86 @@ export class Engine {
     if (first.wouldDrop) forwardInstead(this.result);
   }
 
-  private startInspection(flow: Flow, inspector: AppInspector): void {
+  private startInspection(flow: Flow, rule: RuleInspection, midStream: boolean): void {
+    const counters = this.inspectCounters[this.inspectors.indexOf(rule.inspector)];
+    counters.flowStarted();
     flow.inspected = true;
-    this.inspections.set(flow, { inspector, state: inspector.open(flow) });
+    this.inspections.set(flow, { inspector: rule.inspector, state: rule.inspector.open(flow, rule.block, midStream, this.monitor), counters });
   }
 
   private endInspection(flow: Flow): void {
+    flow.inspected = false;
     const inspection = this.inspections.get(flow);
     if (inspection === undefined) return;
     this.inspections.delete(flow);
+    inspection.counters.flowEnded();
     inspection.inspector.close(inspection.state);
   }
 
-  /** inspect/: the payload of a claimed flow's segment goes to its inspector, which may refuse it. */
+  /**
+   * inspect/: every segment of a claimed flow goes to its inspector (pure ACKs too: they tell it where
+   * the streams are). A hold drops the segment for TCP to resend; a violation is a policy decision
+   * under the flow's rule: counted, reported, and answered as its block says (in monitor mode
+   * forwarded).
+   */
   private inspect(frame: Uint8Array, flow: Flow, fromInitiator: boolean, now: number): void {
-    const pkt = this.pkt;
     const inspection = this.inspections.get(flow);
-    if (pkt.l4PayloadLength === 0 || inspection === undefined) return;
+    if (inspection === undefined) return;
+    const pkt = this.pkt;
     const segment = this.segment;
     segment.frame = frame;
     segment.offset = pkt.l4Offset + (frame[pkt.l4Offset + 12] >> 4) * 4;
     segment.length = pkt.l4PayloadLength;
     segment.fromInitiator = fromInitiator;
     segment.seq = pkt.tcpSeq;
+    segment.ack = pkt.tcpAck;
+    segment.flags = pkt.tcpFlags;
     const out = this.inspectOutcome;
     const verdict = inspection.inspector.inspect(inspection.state, segment, out);
     if (verdict === InspectVerdict.Forward) return;
-    // The rule's app-layer block refused the message: a policy decision, under the flow's rule.
-    this.result.inspectorReason = out.reason;
-    if (this.observer !== null) this.observer.denied(pkt, flow.ruleIndex, pkt.length, now);
-    if (verdict === InspectVerdict.Reset && !this.monitor) return this.answer(frame, now);
-    this.drop(DropReason.Policy);
+    const r = this.result;
+    r.inspectorReason = out.reason;
+    if (verdict === InspectVerdict.Hold) {
+      // Not a decision about the traffic: also monitor mode holds it, so inspection stays exact.
+      inspection.counters.held(out.reasonIndex);
+      r.reason = DropReason.InspectHeld;
+      r.verdict = Verdict.Drop;
+      return;
+    }
+    inspection.counters.violation(out.reasonIndex);
+    this.ruleCounters.violation(flow.ruleIndex);
+    if (this.observer !== null) this.report(flow, inspection.inspector, verdict, now);
+    if (this.monitor || verdict === InspectVerdict.Drop) return this.drop(DropReason.Inspect);
+    if (!this.rejectLimit.take(now)) {
+      r.rejectSuppressed = true;
+      return this.drop(DropReason.Inspect);
+    }
+    const reject = this.reject;
+    const built = verdict === InspectVerdict.Answer
+      ? reject.buildAnswer(frame, pkt, out.reply, out.replyLength, out.replySeq, out.replyAck, out.onwardSeq)
+      : reject.buildResetBothWays(frame, pkt, out.onwardSeq);
+    if (!built) return this.drop(DropReason.Inspect);
+    r.verdict = Verdict.Reject;
+    r.reason = DropReason.Inspect;
+    r.answerLength = reject.length;
+    r.onwardLength = reject.onwardLength;
+    // Both ends are told the connection is over: what is still in flight may pass until the closing timeout.
+    if (trackTcp(flow, TcpFlag.RST, 0, fromInitiator)) this.flows.retime(flow, this.timeouts.tcp(flow.tcpState));
+  }
+
+  /** Tell the observer about the violation in the inspection outcome. */
+  private report(flow: Flow, inspector: AppInspector, verdict: InspectVerdict, now: number): void {
+    const out = this.inspectOutcome;
+    const v = this.violationRecord;
+    v.protocol = inspector.protocol;
+    v.reason = out.reason;
+    v.function = out.function;
+    v.functionName = out.function < 0 ? '' : inspector.functionName(out.function);
+    v.unit = out.unit;
+    v.start = out.start;
+    v.quantity = out.quantity;
+    v.action = this.monitor ? 'monitor' : verdict === InspectVerdict.Drop ? 'drop' : verdict === InspectVerdict.Answer ? 'exception' : 'reset';
+    (this.observer as TrafficObserver).violation(flow, v, now);
   }
 
   /** Not forwarded for `reason`; in monitor mode counted as would-drop and forwarded. */

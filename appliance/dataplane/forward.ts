@@ -35,6 +35,12 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
           outPort.queue(inPort, i, length);
         } else if (result.verdict === Verdict.Reject) {
           counters.answered(result.answerLength, inPort.send(result.answer, result.answerLength));
+          if (result.onwardLength > 0) {
+            // The receiver's RST goes after what this batch forwarded to it so far (a RST ahead of
+            // data is only challenged, RFC 5961; the receiver's answer to that data then ends it anyway).
+            outPort.flush();
+            engine.counters[otherSide(side)].answered(result.onwardLength, outPort.send(result.onward, result.onwardLength));
+          }
         }
       }
       // The receive buffer is reused for the next batch: everything queued from it leaves now.

@@ -39,6 +39,11 @@ export class PacketResult {
   inspectorReason: string | null = null;
   /** On Verdict.Reject: the answer to send back out of the arrival port is answer[0, answerLength). */
   answerLength = 0;
+  /**
+   * On Verdict.Reject of a segment an inspector refused: onward[0, onwardLength) goes out of the other
+   * port (the RST to the receiver), after what was forwarded before it. 0: nothing onward.
+   */
+  onwardLength = 0;
 
-  constructor(readonly answer: Buffer) {}
+  constructor(readonly answer: Buffer, readonly onward: Buffer) {}
 }

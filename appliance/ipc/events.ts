@@ -51,6 +51,35 @@ export interface FlowEndEvent extends EventBase, Endpoints {
   packetsIn: number;
   bytesOut: number;
   bytesIn: number;
+  /** Inspected flows (a rule with a `modbus:` block): requests seen per function name, e.g. {"read-holding-registers": 120}. */
+  functions?: Record<string, number>;
+}
+
+/**
+ * Messages an application-layer block refused (or in monitor mode would have), summarized like
+ * deny.summary: one record per (client, server, rule, function, unit, reason) per summary interval,
+ * never one per packet. Endpoints are the flow's, initiator first.
+ */
+export interface OtViolationEvent extends EventBase, Endpoints {
+  type: 'ot.violation';
+  /** The block's protocol: "modbus". */
+  protocol: string;
+  rule: string;
+  /** Why, in the inspector's words (docs/ot.md lists them). */
+  reason: string;
+  /** Function name ("write-single-register") or code as text; "" when the message named none (a broken stream). */
+  function: string;
+  /** Unit identifier, -1 when unknown. */
+  unit: number;
+  /** Lowest and highest data address the refused requests touched; absent when none named one. */
+  addressFirst?: number;
+  addressLast?: number;
+  /** What was done: the rule's on-violation (reset, exception, drop); "monitor" when only counted. */
+  action: 'reset' | 'exception' | 'drop' | 'monitor';
+  monitor: boolean;
+  count: number;
+  firstSeen: string;
+  lastSeen: string;
 }
 
 /**
@@ -140,6 +169,7 @@ export type GatekeeperEvent =
   | FlowStartEvent
   | FlowEndEvent
   | DenySummaryEvent
+  | OtViolationEvent
   | LinkEvent
   | DataplaneLifecycleEvent
   | BypassEvent
@@ -152,7 +182,7 @@ export type GatekeeperEvent =
 export type EventType = GatekeeperEvent['type'];
 
 export const eventTypes: readonly EventType[] = [
-  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down',
+  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'link.up', 'link.down',
   'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'bypass.on', 'bypass.off', 'events.dropped',
   'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
   'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',

@@ -45,6 +45,14 @@ export const ruleStatsSchema = object({
   packets: count,
   bytes: count,
   flows: count,
+  violations: count,
+});
+
+export const inspectStatsSchema = object({
+  flows: count,
+  active: count,
+  violations: countsByName,
+  held: countsByName,
 });
 
 export const eventStatsSchema = object({
@@ -67,6 +75,7 @@ export const dataplaneStatsSchema = object(
     flows: object(counts(['created', 'evicted', 'expired', 'closed', 'cut', 'chained', 'earlyDropped', 'embryonic', 'active', 'capacity'])),
     fragments: object({ tracked: count }),
     rules: { type: 'array', items: ruleStatsSchema },
+    inspect: { type: 'object', additionalProperties: inspectStatsSchema },
     events: eventStatsSchema,
   },
   ['events'],
@@ -149,7 +158,7 @@ export const managementMessageSchemas = {
  * one that sends them is not believed.
  */
 export const dataplaneEventTypes: readonly EventType[] = [
-  'flow.start', 'flow.end', 'deny.summary', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'bypass.off',
+  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'bypass.off',
   'counters.snapshot',
 ];
 
@@ -179,6 +188,17 @@ export const dataplaneEventSchema = {
     {
       if: { type: 'object', properties: { type: constant('flow.start') } },
       then: object({ ...endpointFields, action: constant('allow') }),
+    },
+    {
+      if: { type: 'object', properties: { type: constant('ot.violation') } },
+      then: object({
+        ...endpointFields, protocol: string, reason: string, function: string, unit: { type: 'integer', minimum: -1, maximum: 255 },
+        addressFirst: count, addressLast: count, action: enumOf(['reset', 'exception', 'drop', 'monitor']), monitor: boolean, count,
+      }, ['addressFirst', 'addressLast']),
+    },
+    {
+      if: { type: 'object', properties: { type: constant('flow.end') } },
+      then: { type: 'object', properties: { functions: countsByName } },
     },
   ],
 } as const;

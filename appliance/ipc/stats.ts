@@ -12,7 +12,8 @@ export const portCounterNames = [
 
 /** Why frames were dropped, as published; indices are dataplane/counters.ts's DropReason. */
 export const dropReasonNames = [
-  'policy', 'decode', 'l2', 'tcp_no_flow', 'fragment_no_first', 'wrong_port', 'own_mac', 'truncated', 'flow_cut',
+  'policy', 'decode', 'l2', 'tcp_no_flow', 'fragment_no_first', 'wrong_port', 'own_mac', 'truncated', 'flow_cut', 'inspect',
+  'inspect_held',
 ] as const;
 
 export type PortCountersSnapshot = Record<(typeof portCounterNames)[number], number> & {
@@ -51,6 +52,19 @@ export interface RuleStats {
   bytes: number;
   /** Flows this rule started (or, in monitor mode, would have refused). */
   flows: number;
+  /** Messages its application-layer block (e.g. `modbus:`) refused, or in monitor mode would have. */
+  violations: number;
+}
+
+/** One application-layer inspector (by protocol, e.g. "modbus"). */
+export interface InspectStats {
+  /** Flows inspected since start, and inspected now. */
+  flows: number;
+  active: number;
+  /** Refused messages by reason (every reason present). */
+  violations: Record<string, number>;
+  /** Segments held for TCP to resend in order, by reason: not violations. */
+  held: Record<string, number>;
 }
 
 export interface DataplaneStats {
@@ -66,6 +80,8 @@ export interface DataplaneStats {
   fragments: { tracked: number };
   /** In rule order; the last one is the implicit default. */
   rules: RuleStats[];
+  /** Application-layer inspection, by protocol. */
+  inspect: Record<string, InspectStats>;
   /** Event reporting to management; absent when no management socket is configured. */
   events?: EventStats;
 }

@@ -93,6 +93,13 @@ export function checksumOk(bytes: Uint8Array, from: number, to: number, initial 
   return sum16(Array.from(bytes.subarray(from, to)), initial) === 0xffff;
 }
 
+/** An untagged IPv4 TCP frame's IP header and TCP checksums are both right. */
+export function ipv4TcpChecksumsOk(bytes: Uint8Array): boolean {
+  const total = (bytes[16] << 8) | bytes[17];
+  const pseudo = [...bytes.subarray(26, 34)].reduce((s, b, i) => s + (i % 2 === 0 ? b << 8 : b), 6 + total - 20);
+  return checksumOk(bytes, 14, 34) && checksumOk(bytes, 34, 14 + total, pseudo);
+}
+
 /** A classic pcap file (microsecond timestamps, Ethernet) holding `records` in order. */
 export function pcapFile(records: readonly { timeMs: number; frame: Buffer }[]): Buffer {
   const header = Buffer.alloc(24);

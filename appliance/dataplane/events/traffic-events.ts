@@ -1,12 +1,12 @@
 // The dataplane's traffic events (ipc/events.ts), collected for management. The packet path only
-// records: denied packets into the preallocated deny summary, and a small record per logged flow
-// start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
+// records: denied packets into the preallocated deny summary, application-layer violations into their
+// summary, and a small record per logged flow start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
 // the management link calls every 250 ms. Only exists when a management socket is configured.
 // Must not import the engine or anything else that runs it: it is told the policy in use and reads
 // the counters through a callback.
 
 import type { Logger } from 'pino';
-import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent } from '../../ipc/events';
+import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent, OtViolationEvent } from '../../ipc/events';
 import { Action, type CompiledPolicy } from '../../policy/types';
 import { groupNamesFor4, groupNamesFor6, type ModelGroup } from '../../policy/model';
 import { type Packet } from '../decode/packet';
@@ -15,6 +15,14 @@ import type { Flow } from '../flow/flow';
 import type { FlowEndReason } from '../flow/flow-table';
 import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
 import { addressText, flowEnds, type FlowEnds } from './flow-records';
+import { ViolationSummary, type Violation, type ViolationEntry } from './violation-summary';
+
+export type { Violation };
+
+/** Names an inspector's function codes (the inspector does). */
+export interface FunctionNames {
+  functionName(code: number): string;
+}
 
 /** How often denied traffic is summarized: one deny.summary per key per interval. */
 export const DENY_SUMMARY_INTERVAL_MS = 10_000;
@@ -44,8 +52,13 @@ export interface TrafficObserver {
   deniedInFlow(flow: Flow, length: number, now: number): void;
   /** A flow decided by a rule with `log: true` started. */
   flowStarted(flow: Flow, now: number): void;
-  /** Any flow left the table (the observer picks the ones it logged). */
-  flowEnded(flow: Flow, reason: FlowEndReason): void;
+  /**
+   * Any flow left the table (the observer picks the ones it logged). An inspected flow brings its
+   * requests per function code and the inspector that names them.
+   */
+  flowEnded(flow: Flow, reason: FlowEndReason, functionCounts: Uint32Array | null, names: FunctionNames | null): void;
+  /** An application-layer block refused a message of `flow` (in monitor mode: would have). */
+  violation(flow: Flow, violation: Violation, now: number): void;
 }
 
 /** The policy in use, as the events need it (running-policy.ts's PolicyVersion is one). */
@@ -81,6 +94,8 @@ export interface TrafficEventsCounters {
   denyOverflow: number;
   /** Logged flow records dropped because collect() fell behind. */
   pendingDropped: number;
+  /** Violations only counted, not summarized, because an interval had too many distinct keys. */
+  violationOverflow: number;
 }
 
 interface LoggedFlow {
@@ -96,12 +111,13 @@ interface LoggedFlow {
 type PendingRecord =
   | { kind: 'start'; flow: LoggedFlow }
   | { kind: 'end'; flow: LoggedFlow; reason: FlowEndReason; at: number; durationMs: number;
-      packetsOut: number; packetsIn: number; bytesOut: number; bytesIn: number };
+      packetsOut: number; packetsIn: number; bytesOut: number; bytesIn: number; functions?: Record<string, number> };
 
 export class TrafficEvents implements TrafficObserver {
-  readonly counters: TrafficEventsCounters = { denyOverflow: 0, pendingDropped: 0 };
+  readonly counters: TrafficEventsCounters = { denyOverflow: 0, pendingDropped: 0, violationOverflow: 0 };
   private running: PolicyInUse;
   private readonly deny = new DenySummary();
+  private readonly violations = new ViolationSummary();
   private readonly logged = new Map<Flow, LoggedFlow>();
   private pending: PendingRecord[] = [];
   private ready: GatekeeperEvent[] = [];
@@ -160,14 +176,25 @@ export class TrafficEvents implements TrafficObserver {
     this.pend({ kind: 'start', flow: logged });
   }
 
-  flowEnded(flow: Flow, reason: FlowEndReason): void {
+  flowEnded(flow: Flow, reason: FlowEndReason, functionCounts: Uint32Array | null, names: FunctionNames | null): void {
     const logged = this.logged.get(flow);
     if (logged === undefined) return;
     this.logged.delete(flow);
+    let functions: Record<string, number> | undefined;
+    if (functionCounts !== null && names !== null) {
+      functions = {};
+      for (let code = 0; code < functionCounts.length; code++) {
+        if (functionCounts[code] !== 0) functions[names.functionName(code)] = functionCounts[code];
+      }
+    }
     this.pend({
       kind: 'end', flow: logged, reason, at: Date.now(), durationMs: flow.lastSeen - flow.firstSeen,
-      packetsOut: flow.packetsOut, packetsIn: flow.packetsIn, bytesOut: flow.bytesOut, bytesIn: flow.bytesIn,
+      packetsOut: flow.packetsOut, packetsIn: flow.packetsIn, bytesOut: flow.bytesOut, bytesIn: flow.bytesIn, functions,
     });
+  }
+
+  violation(flow: Flow, violation: Violation, now: number): void {
+    this.violations.record(flow, violation, now);
   }
 
   // --- off the packet path
@@ -233,6 +260,39 @@ export class TrafficEvents implements TrafficObserver {
         'denied traffic had more distinct sources/destinations than the summary holds; the rest was only counted');
     }
     for (const entry of this.deny.drain()) this.ready.push(this.denyEvent(entry, version, now));
+    const overflowed = this.violations.overflow;
+    if (overflowed > 0) {
+      this.counters.violationOverflow += overflowed;
+      this.violations.overflow = 0;
+      this.options.log.warn({ violations: overflowed }, 'application-layer violations had more distinct keys than the summary holds; the rest was only counted');
+    }
+    for (const entry of this.violations.drain()) this.ready.push(this.violationEvent(entry, version, now));
+  }
+
+  private violationEvent(e: ViolationEntry, version: PolicyInUse, now: number): OtViolationEvent {
+    const monitor = e.action === 'monitor';
+    const event: OtViolationEvent = {
+      type: 'ot.violation',
+      time: new Date(now).toISOString(),
+      severity: monitor ? 'notice' : 'warning',
+      pair: this.options.pair,
+      ...this.endpointsOf(e.ends, version.groups),
+      protocol: e.protocol,
+      rule: version.policy.rules[e.rule]?.name ?? `#${e.rule}`,
+      reason: e.reason,
+      function: e.function < 0 ? '' : e.functionName,
+      unit: e.unit,
+      action: e.action,
+      monitor,
+      count: e.count,
+      firstSeen: new Date(e.firstSeen).toISOString(),
+      lastSeen: new Date(e.lastSeen).toISOString(),
+    };
+    if (e.addressFirst >= 0) {
+      event.addressFirst = e.addressFirst;
+      event.addressLast = e.addressLast;
+    }
+    return event;
   }
 
   private denyEvent(e: DenyEntry, version: PolicyInUse, now: number): DenySummaryEvent {
@@ -271,20 +331,25 @@ export class TrafficEvents implements TrafficObserver {
       return { type: 'flow.start', time: new Date(flow.startedAt).toISOString(), severity: 'info', pair: this.options.pair,
         ...endpoints, rule: flow.rule, action: 'allow', monitor: flow.monitor };
     }
-    return {
+    const event: FlowEndEvent = {
       type: 'flow.end', time: new Date(record.at).toISOString(), severity: 'info', pair: this.options.pair, ...endpoints,
       rule: flow.rule, reason: record.reason, durationMs: record.durationMs, packetsOut: record.packetsOut,
       packetsIn: record.packetsIn, bytesOut: record.bytesOut, bytesIn: record.bytesIn,
     };
+    if (record.functions !== undefined) event.functions = record.functions;
+    return event;
   }
 
   private endpoints(flow: LoggedFlow): Endpoints {
-    const e = flow.ends;
+    return this.endpointsOf(flow.ends, flow.groups);
+  }
+
+  private endpointsOf(e: FlowEnds, groups: ReadonlyMap<string, ModelGroup>): Endpoints {
     const src = addressText(e.family, e.src4, e.src6);
     const dst = addressText(e.family, e.dst4, e.dst6);
     return {
-      src, srcPort: e.srcPort, srcGroups: this.groupsOf(flow.groups, src, e.family, e.src6 ?? e.src4),
-      dst, dstPort: e.dstPort, dstGroups: this.groupsOf(flow.groups, dst, e.family, e.dst6 ?? e.dst4),
+      src, srcPort: e.srcPort, srcGroups: this.groupsOf(groups, src, e.family, e.src6 ?? e.src4),
+      dst, dstPort: e.dstPort, dstGroups: this.groupsOf(groups, dst, e.family, e.dst6 ?? e.dst4),
       proto: protocolName(e.proto), vlan: e.vlan,
     };
   }

@@ -1,46 +1,105 @@
-// The application-layer inspection contract: one file per protocol (the next issue adds Modbus/TCP)
-// implements AppInspector. An inspector sees only flows it claimed, at flow start, among those whose
-// rule has an app-layer block naming its protocol; every other flow never reaches this stage.
-// Per segment nothing may allocate: the segment, the outcome and the inspector's parse state are reused.
+// The application-layer inspection contract: one file per protocol (modbus/ is the first) implements
+// AppInspector. An inspector sees only flows whose rule has a block for its protocol and that it
+// claimed at flow start; every other flow never reaches this stage. It decides per segment and says
+// why; the engine forwards, drops, answers and counts. Per segment nothing may allocate: the segment,
+// the outcome and the inspector's parse state are reused.
 
+import type { CompiledRule } from '../../policy/types';
 import type { Flow } from '../flow/flow';
 
-/** What an inspector says about the messages a segment completed. */
-export const InspectVerdict = { Forward: 0, Drop: 1, Reset: 2 } as const;
+/** What an inspector says about one segment of a claimed flow. */
+export const InspectVerdict = {
+  Forward: 0,
+  /** A violation: drop silently. */
+  Drop: 1,
+  /** A violation: RST to the sender and to the receiver. */
+  Reset: 2,
+  /** No violation, but the segment must not pass yet (out of order, buffer full): drop, TCP retransmits. */
+  Hold: 3,
+  /** A violation: answer the sender with `outcome.reply` (e.g. a protocol exception), RST the receiver. */
+  Answer: 4,
+} as const;
 export type InspectVerdict = (typeof InspectVerdict)[keyof typeof InspectVerdict];
 
 /**
- * The TCP payload of one segment of a claimed flow: bytes [offset, offset + length) of `frame`,
- * valid only during the call. One instance, filled by the engine per segment. Segments come as they
- * arrive; `seq` lets the inspector keep its stream in order (a gap or an overlap is its decision).
+ * One TCP segment of a claimed flow, filled by the engine for every segment (pure ACKs too: the
+ * stream guard learns where each direction starts from the peer's ACK). Valid only during the call.
  */
 export class Segment {
   frame: Uint8Array = new Uint8Array(0);
+  /** TCP payload: frame[offset, offset + length). */
   offset = 0;
   length = 0;
   /** Travels from the flow's initiator (the rule's "from") to the responder. */
   fromInitiator = true;
-  /** TCP sequence number of the payload's first byte. */
+  /** Sequence number of the segment (of its SYN when it carries one) and its ACK field. */
   seq = 0;
+  ack = 0;
+  /** TCP flags (TcpFlag bits). */
+  flags = 0;
 }
 
-/** Why a segment was refused, in the inspector's words: a constant string, never built per packet. */
+/** The largest answer an inspector may ask for (a Modbus ADU is at most 260 bytes). */
+export const REPLY_MAX = 260;
+
+/** Why, and what to send: one reused instance, written by the inspector on anything but Forward. */
 export class InspectOutcome {
+  /** A name from the inspector's `reasons` (violations) or `holdReasons`: a constant string. */
   reason = '';
+  /** Index of `reason` in the inspector's `reasons`, or in `holdReasons` on Hold. */
+  reasonIndex = -1;
+  /** The message refused, as far as it was parsed (-1: unknown): function code, unit, first address and count. */
+  function = -1;
+  unit = -1;
+  start = -1;
+  quantity = 0;
+  /** Sequence number the receiver expects next: where the RST to it goes. */
+  onwardSeq = 0;
+  /** On Answer: reply[0, replyLength) goes back to the sender at replySeq, acknowledging replyAck. */
+  readonly reply = new Uint8Array(REPLY_MAX);
+  replyLength = 0;
+  replySeq = 0;
+  replyAck = 0;
+
+  clear(): void {
+    this.reason = '';
+    this.reasonIndex = -1;
+    this.function = -1;
+    this.unit = -1;
+    this.start = -1;
+    this.quantity = 0;
+    this.replyLength = 0;
+  }
 }
 
-export interface AppInspector<State = unknown> {
-  /** Protocol name as a rule's app-layer block spells it (e.g. "modbus-tcp"). */
+export interface AppInspector<State = unknown, Block = unknown> {
+  /** Protocol name, as the rule's block key spells it ("modbus"). */
   readonly protocol: string;
-  /** Called once when a flow starts: does this inspector take it? (e.g. by the responder's port) */
+  /** Violation reasons, in the order counters index them (outcome.reasonIndex). */
+  readonly reasons: readonly string[];
+  /** Why a segment is held (not a violation), in counter order. */
+  readonly holdReasons: readonly string[];
+  /** The rule's block for this protocol, or null when the rule has none. */
+  blockOf(rule: CompiledRule): Block | null;
+  /** Called once when a flow of such a rule starts: does this inspector take it? (e.g. TCP only) */
   claims(flow: Flow): boolean;
-  /** Parse state for a claimed flow, reused for every segment of it (pooled by the inspector). */
-  open(flow: Flow): State;
   /**
-   * Parse the segment's payload into `state` (messages may span segments) and decide on each message
-   * it completes. Anything but Forward puts a reason in `out`. Reset answers the sender with a RST.
+   * Parse state for a claimed flow, reused for every segment of it (pooled by the inspector).
+   * `midStream`: the flow was picked up without its handshake, or its rule gained the block on a
+   * reload. `monitor`: violations are counted and the flow goes on being parsed (monitor mode).
+   */
+  open(flow: Flow, block: Block, midStream: boolean, monitor: boolean): State;
+  /** A reload gave the flow's rule a new block (or changed the mode): decide by it from now on. */
+  rebind(state: State, block: Block, monitor: boolean): void;
+  /**
+   * Parse the segment into `state` (messages may span segments) and decide on every message it
+   * completes. Anything but Forward fills `out` (out.clear() first).
    */
   inspect(state: State, segment: Segment, out: InspectOutcome): InspectVerdict;
+  /** The name of a message function for events ("read-holding-registers"), or its number as text. */
+  functionName(code: number): string;
+  /** Requests per function code seen on the flow so far (flow.end events); zeros when none. */
+  functionCounts(state: State): Uint32Array;
   /** The flow ended: `state` is not used again. */
   close(state: State): void;
 }

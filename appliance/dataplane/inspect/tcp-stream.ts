@@ -12,6 +12,12 @@
 // of order): dropped, TCP retransmits in order; a counter, not a violation. Sequence arithmetic is
 // modulo 2^32.
 //
+// A flow picked up mid-stream (no handshake seen: after a restart, or a rule that gained inspection on
+// a reload) may carry data before either peer has acknowledged anything, and waiting for an ACK could
+// wait forever (each side waits for the other). There a direction starts at its first data segment,
+// and bytes before that start are held until the peer has acknowledged beyond it: a forged segment
+// ahead can then stall the flow but never let the bytes behind it pass unchecked.
+//
 // Bounded state: a RING_BYTES (4 KiB) copy per direction of the bytes checked and forwarded but not yet
 // acknowledged by the peer, released as its ACKs advance. A Modbus ADU is at most 260 bytes, so the ring
 // holds 15 maximum-size requests in flight unacknowledged (clients wait for each response; the peer's
@@ -36,6 +42,8 @@ export const Admit = {
   DropFull: 3,
   /** A retransmission carrying bytes that differ from the ones checked: reason `retransmission_differs`. */
   Violation: 4,
+  /** Mid-stream: bytes before where the direction started, not yet acknowledged: drop, never check. */
+  DropBeforeStart: 5,
 } as const;
 export type Admit = (typeof Admit)[keyof typeof Admit];
 
@@ -72,13 +80,16 @@ class Direction {
   next = 0;
   /** Lowest sequence number not yet acknowledged by the peer: the ring holds [acked, next). */
   acked = 0;
+  /** Started at data (mid-stream) and the peer has acknowledged nothing beyond: bytes before `acked` are held. */
+  guarded = false;
   /** Byte with sequence number s lives at ring[s & RING_MASK]. */
   readonly ring = new Uint8Array(RING_BYTES);
 
-  start(seq: number): void {
+  start(seq: number, guarded: boolean): void {
     this.known = true;
     this.next = seq >>> 0;
     this.acked = this.next;
+    this.guarded = guarded;
   }
 }
 
@@ -93,12 +104,16 @@ export class TcpStreamGuard {
   aheadDrops = 0;
   fullDrops = 0;
   retransmissions = 0;
+  /** The flow was picked up mid-stream: a direction may start at its first data (see the header). */
+  private midStream = false;
 
   /** Forget both directions (a pooled guard taken for a new flow). */
-  clear(): void {
+  clear(midStream: boolean): void {
+    this.midStream = midStream;
     for (const d of this.dirs) {
       d.known = false;
       d.hasData = false;
+      d.guarded = false;
     }
     this.aheadDrops = 0;
     this.fullDrops = 0;
@@ -127,6 +142,12 @@ export class TcpStreamGuard {
     const length = seg.length;
     if (length === 0) {
       out.verdict = Admit.Forward;
+      return out;
+    }
+    if (!d.known && this.midStream) d.start(seq, true);
+    if (d.guarded && diff(seq, d.acked) < 0) {
+      this.aheadDrops++;
+      out.verdict = Admit.DropBeforeStart;
       return out;
     }
     const ahead = d.known ? diff(seq, d.next) : 1;
@@ -177,11 +198,14 @@ export class TcpStreamGuard {
    * ACK); after, it releases the bytes before it (an ACK of bytes never forwarded moves nothing).
    */
   private acknowledge(d: Direction, ack: number): void {
-    if (!d.hasData) {
-      d.start(ack);
+    if (!d.known || (!d.hasData && !d.guarded)) {
+      d.start(ack, false);
       return;
     }
     const advance = diff(ack, d.acked);
-    if (advance > 0 && advance <= diff(d.next, d.acked)) d.acked = ack >>> 0;
+    if (advance > 0 && advance <= diff(d.next, d.acked)) {
+      d.acked = ack >>> 0;
+      d.guarded = false;
+    }
   }
 }

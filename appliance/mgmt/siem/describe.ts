@@ -20,6 +20,7 @@ export const eventNames: Record<ExportRecord['type'], string> = {
   'flow.start': 'Flow allowed',
   'flow.end': 'Flow ended',
   'deny.summary': 'Traffic denied',
+  'ot.violation': 'Industrial protocol violation',
   'link.up': 'Link up',
   'link.down': 'Link down',
   'dataplane.start': 'Dataplane started',
@@ -104,13 +105,28 @@ function describeLoose(e: Loose): string {
   switch (e.type) {
     case 'flow.start':
       return `${e.monitor ? 'Allowed (monitor mode)' : 'Allowed'} ${connection(e, true)} by rule ${text(e.rule)}${pairText(e)}`;
-    case 'flow.end':
-      return `Flow ended (${text(e.reason)}) ${connection(e, true)} rule ${text(e.rule)} after ${duration(Number(e.durationMs))}: ` +
-        `${plural(e.packetsOut, 'packet')} / ${plural(e.bytesOut, 'byte')} out, ${plural(e.packetsIn, 'packet')} / ${plural(e.bytesIn, 'byte')} in${pairText(e)}`;
     case 'deny.summary': {
       const verb = e.monitor ? 'Would have denied (monitor mode)' : e.action === 'reject' ? 'Rejected' : 'Denied';
       const span = Date.parse(String(e.lastSeen)) - Date.parse(String(e.firstSeen));
       return `${verb} ${plural(e.count, 'packet')} ${connection(e, false)} by rule ${text(e.rule)} in ${duration(span)}${pairText(e)}`;
+    }
+    case 'ot.violation': {
+      const verb = e.monitor ? 'Would have refused (monitor mode)' : { reset: 'Refused and reset', exception: 'Refused with an exception',
+        drop: 'Dropped' }[String(e.action)] ?? 'Refused';
+      const fn = e.function ? `${text(e.function)}` : 'a broken stream';
+      const unit = typeof e.unit === 'number' && e.unit >= 0 ? ` unit ${e.unit}` : '';
+      const addresses = typeof e.addressFirst === 'number'
+        ? ` address${e.addressFirst === e.addressLast ? ` ${e.addressFirst}` : `es ${e.addressFirst}-${text(e.addressLast)}`}` : '';
+      const span = Date.parse(String(e.lastSeen)) - Date.parse(String(e.firstSeen));
+      return `${verb} ${plural(e.count, `${text(e.protocol)} message`)} (${fn}${unit}${addresses}: ${text(e.reason)}) ${connection(e, false)}` +
+        ` by rule ${text(e.rule)} in ${duration(span)}${pairText(e)}`;
+    }
+    case 'flow.end': {
+      const functions = e.functions && typeof e.functions === 'object'
+        ? `; requests ${Object.entries(e.functions as Record<string, unknown>).map(([name, n]) => `${name} ${text(n)}`).join(', ')}` : '';
+      return `Flow ended (${text(e.reason)}) ${connection(e, true)} rule ${text(e.rule)} after ${duration(Number(e.durationMs))}: ` +
+        `${plural(e.packetsOut, 'packet')} / ${plural(e.bytesOut, 'byte')} out, ${plural(e.packetsIn, 'packet')} / ${plural(e.bytesIn, 'byte')} in` +
+        `${functions}${pairText(e)}`;
     }
     case 'link.up':
     case 'link.down':

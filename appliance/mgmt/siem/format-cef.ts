@@ -60,8 +60,15 @@ function typeExtension(e: Loose): Extension {
         ['start', time !== undefined && duration !== undefined ? time - duration : undefined], ['end', time],
         ['in', e.bytesOut], ['out', e.bytesIn],
         ...labelled('cn1', 'durationMs', duration), ...labelled('cn2', 'packetsOut', e.packetsOut),
-        ...labelled('cn3', 'packetsIn', e.packetsIn), ...labelled('cs6', 'vlan', e.vlan)];
+        ...labelled('cn3', 'packetsIn', e.packetsIn), ...labelled('cs6', 'vlan', e.vlan),
+        ...labelled('cs5', 'functions', e.functions ? Object.entries(e.functions).map(([name, n]) => `${name}=${n}`).join(',') : undefined)];
     }
+    case 'ot.violation':
+      return [...connection(e), ['act', e.action], ['reason', e.reason], ['cnt', e.count], ['app', e.protocol],
+        ['start', millis(e.firstSeen)], ['end', millis(e.lastSeen)],
+        ...labelled('cs5', 'function', e.function), ...labelled('cn1', 'unit', e.unit),
+        ...labelled('cn2', 'addressFirst', e.addressFirst), ...labelled('cn3', 'addressLast', e.addressLast),
+        ...labelled('cs6', 'vlan', e.vlan)];
     case 'deny.summary':
       return [...connection(e), ['act', e.action], ['cnt', e.count], ['in', e.bytes],
         ['start', millis(e.firstSeen)], ['end', millis(e.lastSeen)],

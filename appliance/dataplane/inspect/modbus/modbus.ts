@@ -1,36 +1,26 @@
-// Modbus/TCP inspector: the AppInspector contract (see the inspection stage's inspector.ts) for flows
-// whose rule has a `modbus:` block. Per segment: the TCP stream guard keeps the stream in order, the
-// parser frames messages, `decide` judges each request against the rule; responses are checked for
-// framing and matched to outstanding requests. It decides; it does not forward, answer or count
-// globally (the engine does, from the outcome). Nothing allocates per segment: flow states are pooled.
+// Modbus/TCP inspector: the AppInspector contract (../inspector.ts) for flows whose rule has a
+// `modbus:` block. Per segment: the TCP stream guard keeps the stream in order, the parser frames
+// messages, policy/modbus-match.ts's `decide` judges each request against the rule; responses are
+// checked for framing and matched to outstanding requests. It decides; it does not forward, answer
+// or count globally (the engine does, from the outcome). Nothing allocates per segment: flow states
+// are pooled.
 //
 // Per inspected flow: two 4 KiB stream rings, two 260-byte parser buffers, 16 outstanding requests and
 // 256 request counters: about 9.5 KiB.
 //
-// A violation is final for the flow: every later data segment of it gets `after_violation`. TCP is a
-// stream, so once a request is refused nothing behind it can be delivered anyway, and a retransmission
-// of the refused bytes must not find them "already checked".
+// Enforcing, a violation is final for the flow: every later data segment of it gets `after_violation`.
+// TCP is a stream, so once a request is refused nothing behind it can be delivered anyway, and a
+// retransmission of the refused bytes must not find them "already checked". In monitor mode nothing is
+// refused, so the flow goes on being parsed and every would-be violation is reported.
 
 import { Proto, TcpFlag } from '../../../wire/protocols';
-import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason, type TcpSegment } from '../tcp-stream';
-import { FunctionCode as F } from '../../../policy/modbus-functions';
-import { ModbusParser, ParseStatus, malformedReasons, type MalformedReason, type ModbusMessage } from './parser';
-import type { ModbusPolicy } from '../../../policy/types';
+import type { CompiledRule, ModbusPolicy } from '../../../policy/types';
+import { FunctionCode as F, functionNames } from '../../../policy/modbus-functions';
 import { decide, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
-
-/** Verdicts, as the inspection contract numbers them, plus Hold and Exception (proposed additions). */
-export const InspectVerdict = {
-  Forward: 0,
-  /** Drop silently (a violation under on-violation: drop). */
-  Drop: 1,
-  /** RST both ways. */
-  Reset: 2,
-  /** Drop without a violation: out of order or the stream ring is full; TCP retransmits. */
-  Hold: 3,
-  /** Answer the client with the Modbus exception in the outcome, reset the server side. */
-  Exception: 4,
-} as const;
-export type InspectVerdict = (typeof InspectVerdict)[keyof typeof InspectVerdict];
+import type { Flow } from '../../flow/flow';
+import { InspectVerdict, type AppInspector, type InspectOutcome, type Segment } from '../inspector';
+import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason } from '../tcp-stream';
+import { ModbusParser, ParseStatus, malformedReasons, type MalformedReason, type ModbusMessage } from './parser';
 
 export const inspectorReasons = ['unexpected_response', 'response_mismatch', 'too_many_outstanding', 'after_violation'] as const;
 export type InspectorReason = (typeof inspectorReasons)[number];
@@ -39,30 +29,8 @@ export type ModbusReason = MalformedReason | PolicyReason | StreamReason | Inspe
 /** Every violation reason, in one list: outcome.reasonIndex indexes it (counters per rule and reason). */
 export const modbusReasons: readonly ModbusReason[] = [...malformedReasons, ...policyReasons, ...streamReasons, ...inspectorReasons];
 
-/** Why a segment is held (not a violation): counted, not logged. */
-export const holdReasons = ['segment_ahead', 'ring_full'] as const;
-
-/** What the inspector says beyond the verdict; one reused instance. */
-export class InspectOutcome {
-  /** A modbusReasons or holdReasons name (a constant string), '' when forwarded. */
-  reason = '';
-  /** Index in modbusReasons of a violation, -1 otherwise. */
-  reasonIndex = -1;
-  // For InspectVerdict.Exception: the answer to build with writeExceptionAdu, and its TCP numbers.
-  transactionId = 0;
-  unit = 0;
-  function = 0;
-  exceptionCode = 0;
-  /** Sequence number of the answer (the server's next byte) and its ACK (the end of the refused segment). */
-  replySeq = 0;
-  replyAck = 0;
-}
-
-/** The fields of the flow record the inspector reads (the engine's Flow has them). */
-export interface ClaimedFlow {
-  proto: number;
-  ruleIndex: number;
-}
+/** Why a segment is held (not a violation), as the guard's Admit says: counted, not logged. */
+export const holdReasons = ['segment_ahead', 'ring_full', 'before_start'] as const;
 
 export const MAX_OUTSTANDING = 16;
 
@@ -148,12 +116,16 @@ export class ModbusFlowState {
   outstanding = 0;
   /** Requests seen per function code (flow.end events). */
   readonly functionCounts = new Uint32Array(256);
-  /** The violation that ended the flow, null while it has none. */
+  /** The violation that ended the flow, null while it has none (never set in monitor mode). */
   violation: ModbusReason | null = null;
+  monitor = false;
+  /** Where forwarding stopped at the violation, per direction (initiator first): the receiver's next byte. */
+  readonly stopSeq = new Uint32Array(2);
 
-  open(policy: ModbusPolicy): void {
+  open(policy: ModbusPolicy, midStream: boolean, monitor: boolean): void {
     this.policy = policy;
-    this.guard.clear();
+    this.monitor = monitor;
+    this.guard.clear(midStream);
     this.requests.reset(true);
     this.responses.reset(false);
     this.outstanding = 0;
@@ -189,24 +161,44 @@ export class ModbusFlowState {
   }
 }
 
-export class ModbusInspector {
+const functionNameOf: readonly string[] = (() => {
+  const names = Array.from({ length: 256 }, (_, code) => String(code));
+  for (const [name, code] of functionNames) if (code < 256) names[code] = name;
+  return names;
+})();
+
+export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPolicy> {
   readonly protocol = 'modbus';
-  /** Segments held (not violations), by holdReasons index. */
-  readonly holds = new Float64Array(holdReasons.length);
+  readonly reasons = modbusReasons;
+  readonly holdReasons = holdReasons;
   private readonly admission = new Admission();
   private readonly pool: ModbusFlowState[] = [];
 
-  /** `policies[i]`: the compiled `modbus:` block of rule i, null for a rule without one. */
-  constructor(private readonly policies: readonly (ModbusPolicy | null)[]) {}
-
-  claims(flow: ClaimedFlow): boolean {
-    return flow.proto === Proto.TCP && (this.policies[flow.ruleIndex] ?? null) !== null;
+  blockOf(rule: CompiledRule): ModbusPolicy | null {
+    return rule.modbus;
   }
 
-  open(flow: ClaimedFlow): ModbusFlowState {
+  claims(flow: Pick<Flow, 'proto'>): boolean {
+    return flow.proto === Proto.TCP;
+  }
+
+  open(_flow: unknown, block: ModbusPolicy, midStream: boolean, monitor: boolean): ModbusFlowState {
     const state = this.pool.pop() ?? new ModbusFlowState();
-    state.open(this.policies[flow.ruleIndex] as ModbusPolicy);
+    state.open(block, midStream, monitor);
     return state;
+  }
+
+  rebind(state: ModbusFlowState, block: ModbusPolicy, monitor: boolean): void {
+    state.policy = block;
+    state.monitor = monitor;
+  }
+
+  functionName(code: number): string {
+    return functionNameOf[code & 0xff];
+  }
+
+  functionCounts(state: ModbusFlowState): Uint32Array {
+    return state.functionCounts;
   }
 
   close(state: ModbusFlowState): void {
@@ -214,30 +206,35 @@ export class ModbusInspector {
     this.pool.push(state);
   }
 
-  inspect(state: ModbusFlowState, seg: TcpSegment, out: InspectOutcome): InspectVerdict {
-    out.reason = '';
-    out.reasonIndex = -1;
+  inspect(state: ModbusFlowState, seg: Segment, out: InspectOutcome): InspectVerdict {
     if (state.violation !== null) {
       if (seg.length === 0) return InspectVerdict.Forward;
-      return this.refuse(state, 'after_violation', seg, null, out);
+      out.clear();
+      return this.refuse(state, 'after_violation', seg, null, state.stopSeq[seg.fromInitiator ? 0 : 1], out);
     }
     const adm = state.guard.admit(seg, this.admission);
     switch (adm.verdict) {
       case Admit.Forward:
         return InspectVerdict.Forward;
       case Admit.DropAhead:
-      case Admit.DropFull: {
-        const hold = adm.verdict === Admit.DropAhead ? 0 : 1;
-        this.holds[hold]++;
+      case Admit.DropFull:
+      case Admit.DropBeforeStart: {
+        out.clear();
+        const hold = adm.verdict === Admit.DropAhead ? 0 : adm.verdict === Admit.DropFull ? 1 : 2;
         out.reason = holdReasons[hold];
+        out.reasonIndex = hold;
         return InspectVerdict.Hold;
       }
       case Admit.Violation:
-        return this.refuse(state, adm.reason ?? 'retransmission_differs', seg, null, out);
+        out.clear();
+        return this.refuse(state, adm.reason ?? 'retransmission_differs', seg, null, state.guard.nextSeq(seg.fromInitiator), out);
     }
     const parser = seg.fromInitiator ? state.requests : state.responses;
     const frame = seg.frame;
     const end = adm.deliverOffset + adm.deliverLength;
+    // The receiver has everything before this segment's new bytes: a RST to it goes there.
+    const onwardSeq = (state.guard.nextSeq(seg.fromInitiator) - adm.deliverLength) >>> 0;
+    let verdict: InspectVerdict = InspectVerdict.Forward;
     let off = adm.deliverOffset;
     while (off < end) {
       off = parser.push(frame, off, end);
@@ -248,22 +245,38 @@ export class ModbusInspector {
         // A header that lost framing names no function.
         if (!parser.lost) state.functionCounts[msg.function]++;
         reason = decide(state.policy as ModbusPolicy, msg);
-        if (reason === null && !state.addOutstanding(msg)) reason = 'too_many_outstanding';
+        if ((reason === null || state.monitor) && !state.addOutstanding(msg)) reason = reason ?? 'too_many_outstanding';
       } else {
         // Only framing and shape are checked on responses: a response that looks like a request is
         // still parsed as a response, so it cannot smuggle one the other way.
         reason = msg.malformed ?? state.matchResponse(msg);
       }
-      if (reason !== null) return this.refuse(state, reason, seg, seg.fromInitiator ? msg : null, out);
+      if (reason === null || verdict !== InspectVerdict.Forward) continue;
+      out.clear();
+      verdict = this.refuse(state, reason, seg, seg.fromInitiator ? msg : null, onwardSeq, out);
+      // Enforcing, nothing behind a refused message can pass; monitoring, the rest is parsed too.
+      if (!state.monitor) break;
     }
-    return InspectVerdict.Forward;
+    return verdict;
   }
 
-  /** The flow's violation: the verdict its rule's on-violation asks for. */
-  private refuse(state: ModbusFlowState, reason: ModbusReason, seg: TcpSegment, request: ModbusMessage | null, out: InspectOutcome): InspectVerdict {
-    state.violation = state.violation ?? reason;
+  /** The flow's violation: the verdict its rule's on-violation asks for, the outcome filled. */
+  private refuse(state: ModbusFlowState, reason: ModbusReason, seg: Segment, request: ModbusMessage | null, onwardSeq: number,
+    out: InspectOutcome): InspectVerdict {
+    if (!state.monitor && state.violation === null) {
+      state.violation = reason;
+      state.stopSeq[seg.fromInitiator ? 0 : 1] = onwardSeq;
+      state.stopSeq[seg.fromInitiator ? 1 : 0] = state.guard.nextSeq(!seg.fromInitiator);
+    }
     out.reason = reason;
     out.reasonIndex = modbusReasons.indexOf(reason);
+    out.onwardSeq = onwardSeq;
+    if (request !== null) {
+      out.function = request.function;
+      out.unit = request.unit;
+      out.start = request.table >= 0 ? request.start : -1;
+      out.quantity = request.table >= 0 ? request.quantity : 0;
+    }
     const action = (state.policy as ModbusPolicy).onViolation;
     if (action === 'drop') return InspectVerdict.Drop;
     if (action === 'reset' || request === null || request.malformed === 'bad_protocol_id' || request.malformed === 'bad_length') {
@@ -271,13 +284,11 @@ export class ModbusInspector {
     }
     const code = exceptionCodeFor(reason);
     if (code === 0) return InspectVerdict.Reset;
-    out.transactionId = request.transactionId;
-    out.unit = request.unit;
-    out.function = request.function;
-    out.exceptionCode = code;
-    out.replySeq = state.guard.nextSeq(false);
-    // A FIN on the refused segment occupies a sequence number too.
-    out.replyAck = (seg.seq + seg.length + ((seg.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
-    return InspectVerdict.Exception;
+    out.replyLength = writeExceptionAdu(out.reply, 0, request.transactionId, request.unit, request.function, code);
+    // The answer comes from the server's next byte (what the client acknowledges) and acknowledges
+    // the whole refused segment; a FIN on it occupies a sequence number too.
+    out.replySeq = (seg.flags & TcpFlag.ACK) !== 0 ? seg.ack : state.guard.nextSeq(false);
+    out.replyAck = (seg.seq + ((seg.flags & TcpFlag.SYN) !== 0 ? 1 : 0) + seg.length + ((seg.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
+    return InspectVerdict.Answer;
   }
 }
