@@ -7,6 +7,7 @@
 import t, { type Test } from 'tap';
 import { hostOffloadSetups, labAddresses as A, sleep, startLab, type HostOffloads, type RunningLab } from './lib/lab-fixture';
 import { ModbusServer, modbusLabUnavailable } from './lib/modbus-server';
+import { ModbusCounter } from './lib/modbus-counts';
 
 type OnViolation = 'reset' | 'exception' | 'drop';
 
@@ -58,6 +59,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
   const lab = await startLab(t, policy(readOnly('reset')), offloads);
   const server = new ModbusServer(lab);
   await server.start();
+  const counts = await ModbusCounter.start(lab.lab, 'client-modbus');
 
   /** Per connection the server saw end since the mark: was it reset? */
   const resets = (mark: number) => server.disconnects(mark).map((error) => /reset/i.test(error ?? ''));
@@ -82,6 +84,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
     t.equal(coils.status, 0, coils.stderr);
     t.same(coils.values, [1, 0, 1, 0, 1, 0, 1, 0], 'coils 0-7');
     t.same(server.executed(mark).map((e) => e.function), [3, 1], 'the server executed both reads');
+    t.same(await counts.since(), { violations: {}, held: {}, rule: 0 }, 'no violation counted');
   });
 
   t.test('on-violation reset: every write is refused with a reset, none reaches the server', async (t) => {
@@ -93,6 +96,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
       });
       t.same(resets(mark), [true], `${w.name}: the server side was reset too`);
     }
+    t.same(await counts.since(), { violations: { function_not_allowed: 4 }, held: {}, rule: 4 }, 'four violations counted, on the rule');
   });
 
   t.test('on-violation reset: a unit and addresses outside the rule are refused', async (t) => {
@@ -103,12 +107,14 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
         t.match(r.stderr, /reset by peer/i, `${args.join(' ')}: with a reset`);
       }
     });
+    t.same(await counts.since(), { violations: { unit_not_allowed: 1, address_not_allowed: 3 }, held: {}, rule: 4 }, 'counted by reason');
   });
 
   t.test('a read on a new connection after refusals works', async (t) => {
     const r = mbpoll(lab, ['-a', '1', '-r', '91', '-c', '10']);
     t.equal(r.status, 0, r.stderr);
     t.same(r.values, range(1090, 10), 'holding registers 90-99');
+    t.same(await counts.since(), { violations: {}, held: {}, rule: 0 }, 'no violation counted');
   });
 
   t.test('IPv6: reads pass, writes are refused', async (t) => {
@@ -121,6 +127,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
       t.not(r.status, 0, 'write multiple registers over IPv6 fails');
     });
     t.same(server.entries(mark).filter((e) => e.event === 'connect').map((e) => e.peer), [A.client6], 'the server saw the IPv6 client');
+    t.same(await counts.since(), { violations: { function_not_allowed: 1 }, held: {}, rule: 1 }, 'one violation counted');
   });
 
   t.test('on-violation exception: mbpoll gets the Modbus exception, the server gets nothing', async (t) => {
@@ -144,6 +151,8 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
     }
     const read = mbpoll(lab, ['-a', '1', '-r', '1', '-c', '2']);
     t.same(read.values, [1000, 1001], 'a read still works');
+    t.same(await counts.since(), { violations: { function_not_allowed: 2, address_not_allowed: 1, unit_not_allowed: 1 }, held: {}, rule: 4 },
+      'counted by reason');
   });
 
   t.test('on-violation drop: a refused write times out', async (t) => {
@@ -156,6 +165,13 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
     });
     const read = mbpoll(lab, ['-a', '1', '-r', '1', '-c', '2']);
     t.same(read.values, [1000, 1001], 'a read still works');
+    // The client's TCP resends the dropped write (refused as after_violation), and would go on after
+    // mbpoll closed the socket: end it, so later cases count only their own.
+    lab.client(['ss', '-K', 'dst', A.server4, 'dport', '=', '502']);
+    const c = await counts.since();
+    const resent = c.violations.after_violation ?? 0;
+    t.same(c, { violations: { function_not_allowed: 1, ...(resent > 0 ? { after_violation: resent } : {}) }, held: {}, rule: 1 + resent },
+      `the write counted, and ${resent} retransmissions of it`);
   });
 
   t.test('monitor mode: writes pass and reach the server', async (t) => {
@@ -165,6 +181,7 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
     t.equal(r.status, 0, r.stderr);
     t.same(server.writesReceived(mark), [6, 6], 'delivered and executed');
     t.equal(server.memory().holding[10], 7, 'holding register 10 written');
+    t.same(await counts.since(), { violations: { function_not_allowed: 1 }, held: {}, rule: 1 }, 'the would-be violation counted');
   });
 
   // The control: without a modbus block the same requests reach the server, so the oracle can fail.
@@ -183,5 +200,6 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
     t.same(unit2.values, [2000, 2001], 'unit 2 answers');
     const beyond = mbpoll(lab, ['-a', '1', '-r', '151']);
     t.same(beyond.values, [1150], 'holding register 150 answers');
+    t.same(await counts.since(), { violations: {}, held: {}, rule: 0 }, 'nothing inspected, nothing counted');
   });
 }
