@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { hostOffloadSetups, labAddresses as A, sleep, startLab, type HostOffloads, type RunningLab } from './lib/lab-fixture';
 import { ModbusServer, modbusLabUnavailable, python } from './lib/modbus-server';
+import { ModbusCounter, type ModbusCounts } from './lib/modbus-counts';
 
 const crafted = join(__dirname, 'lib', 'modbus-crafted.py');
 
@@ -62,6 +63,9 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
   const lab = await startLab(t, policy(''), offloads);
   const server = new ModbusServer(lab);
   await server.start();
+  const counts = await ModbusCounter.start(lab.lab, 'client-modbus');
+  const only = (violations: Record<string, number>, held: Record<string, number> = {}): ModbusCounts =>
+    ({ violations, held, rule: Object.values(violations).reduce((a, b) => a + b, 0) });
 
   /** Run the crafted case, let stragglers arrive, and return what the server got since. */
   async function run(name: string, v6 = false) {
@@ -86,6 +90,7 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
     const ahead = await run('ahead-read');
     t.same(ahead.result.steps, { after_second_half: 0, after_first_half: 1, after_retransmission: 1 },
       'ahead-read: the half sent ahead was forwarded, the server\'s TCP answered once the first half came');
+    t.same(await counts.since(), only({}), 'nothing inspected, nothing counted');
   });
 
   t.test('inspected', async (t) => {
@@ -106,6 +111,7 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       t.same(read.received.adus.map((a) => a.hex), [READ_HEX], 'the server got the read whole');
       const write = await noWrite(t, 'split-mbap-write');
       t.ok(write.result.reset, 'the write\'s connection was reset');
+      t.same(await counts.since(), only({ function_not_allowed: 1 }), 'the write counted');
     });
 
     t.test('a read split inside the PDU is answered, a write is refused', async (t) => {
@@ -113,6 +119,7 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       t.same(read.result.responses, [readAnswer], 'read answered');
       const write = await noWrite(t, 'split-pdu-write');
       t.ok(write.result.reset, 'the write\'s connection was reset');
+      t.same(await counts.since(), only({ function_not_allowed: 1 }), 'the write counted');
     });
 
     t.test('IPv6: a read split inside the PDU is answered, a write is refused', async (t) => {
@@ -120,6 +127,7 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       t.same(read.result.responses, [readAnswer], 'read answered');
       const write = await noWrite(t, 'split-pdu-write', true);
       t.ok(write.result.reset, 'the write\'s connection was reset');
+      t.same(await counts.since(), only({ function_not_allowed: 1 }), 'the write counted');
     });
 
     t.test('a read and a write in one segment: the write does not reach the server', async (t) => {
@@ -128,16 +136,25 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       // Whether the read in front of the write is answered is the gatekeeper's choice; nothing else may be.
       t.ok(r.result.responses.every((hex) => hex === readAnswer), `only the read may be answered (${r.result.responses.length} answers)`);
       t.ok(r.received.adus.every((adu) => adu.hex === READ_HEX), 'only the read may reach the server');
+      t.same(await counts.since(), only({ function_not_allowed: 1 }), 'the write counted');
     });
 
     t.test('an overlapping retransmission with other bytes: the write does not reach the server', async (t) => {
       const r = await noWrite(t, 'overlap');
-      t.ok(r.result.reset, 'the differing retransmission reset the connection');
+      // The two segments leave back to back; the server's ACK of the read can still pass the gatekeeper
+      // before the second one. Bytes the server acknowledged are not compared: its TCP discards them.
+      if (r.result.reset) {
+        t.same(await counts.since(), only({ retransmission_differs: 1 }), 'compared with the bytes checked: refused, counted');
+      } else {
+        t.same(r.result.responses, [readAnswer], 'the read was acknowledged first, the copy behind it passed uncompared and was answered as the read');
+        t.same(await counts.since(), only({}), 'nothing counted');
+      }
     });
 
     t.test('a read with a bad checksum, then a write at the same sequence number: the write does not reach the server', async (t) => {
       const r = await noWrite(t, 'overlap-badsum');
       t.ok(r.result.reset, 'the differing retransmission reset the connection');
+      t.same(await counts.since(), only({ retransmission_differs: 1 }), 'counted as a differing retransmission');
     });
 
     t.test('segments out of order: a read is held until it comes in order, a write never reaches the server', async (t) => {
@@ -150,6 +167,7 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       const left = [...write.received.partial.values()].join('');
       t.ok(WRITE_HEX.startsWith(left) && left.length < WRITE_HEX.length,
         `the server got at most a strict prefix of the write (${left || 'nothing'}), the bytes in order before it`);
+      t.same(await counts.since(), only({ function_not_allowed: 1 }, { segment_ahead: 2 }), 'each segment ahead held, not a violation; the write counted');
     });
   });
 }
