@@ -208,7 +208,7 @@ rules:
   const p = r.policy;
   const ip = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
   t.equal(p.rules.length, 4);
-  t.same(p.rules[3], { index: 3, name: 'default', action: 0, log: true, line: 0, isDefault: true });
+  t.same(p.rules[3], { index: 3, name: 'default', action: 0, log: true, line: 0, isDefault: true, modbus: null });
   t.equal(p.rules[2].line, 14);
   t.equal(p.match4(ip('1.2.3.4'), ip('10.0.0.1'), 47, 0), 0);
   t.equal(p.match4(ip('1.2.3.4'), ip('10.0.0.1'), 6, 80), 3);

@@ -77,7 +77,7 @@ program
     const inside = parseInside(o.inside);
     if (typeof inside === 'string') fail(inside);
     const summary = await replayPcap(pcap, policy, o.summary || o.json ? undefined : (f) => {
-      const detail = [f.rule && `rule=${f.rule}`, f.reason && `reason=${f.reason}`].filter(Boolean).join(' ');
+      const detail = [f.rule && `rule=${f.rule}`, f.reason && `reason=${f.reason}`, f.inspector && `app=${f.inspector}`].filter(Boolean).join(' ');
       process.stdout.write(`${f.number}\t${f.side}\t${f.verdict}\t${detail}\n`);
     }, { inside });
     if (o.json) {
@@ -88,9 +88,11 @@ program
       `rejected ${summary.rejected}, skipped ${summary.skipped}\n`);
     process.stdout.write(`  sides: ${summary.sides}\n`);
     for (const r of summary.byRule) {
-      if (r.packets > 0) process.stdout.write(`  ${r.rule} (${r.action}): ${r.packets} packets, ${r.bytes} bytes\n`);
+      const violations = r.violations > 0 ? `, ${r.violations} violations` : '';
+      if (r.packets > 0) process.stdout.write(`  ${r.rule} (${r.action}): ${r.packets} packets, ${r.bytes} bytes${violations}\n`);
     }
     for (const [reason, n] of Object.entries(summary.dropReasons)) process.stdout.write(`  dropped for ${reason}: ${n}\n`);
+    for (const [reason, n] of Object.entries(summary.inspectorReasons)) process.stdout.write(`  application layer ${reason}: ${n}\n`);
   });
 
 const policyCmd = program.command('policy').description('Check, explain and compile policy files.');
@@ -112,9 +114,17 @@ policyCmd
   .requiredOption('--from <ip>', 'source address (the side that opens the connection)')
   .requiredOption('--to <ip>', 'destination address')
   .option('--service <svc>', 'e.g. tcp/502, udp/53, icmp/echo-request', 'any')
-  .action((file: string, o: { from: string; to: string; service: string }) => {
+  .option('--modbus-function <f>', "a Modbus request's function: name (read-holding-registers), code (3) or 43/14; " +
+    "says whether the deciding rule's modbus block lets it through")
+  .option('--unit <n>', 'with --modbus-function: the unit identifier, 0-255')
+  .option('--address <a>', "with --modbus-function: the address or range A-B in the function's table (the range's length is the quantity)")
+  .action((file: string, o: { from: string; to: string; service: string; modbusFunction?: string; unit?: string; address?: string }) => {
+    if (o.modbusFunction === undefined && (o.unit !== undefined || o.address !== undefined)) {
+      fail('--unit and --address describe a Modbus request: give its --modbus-function too');
+    }
     const r = mustLoad(file);
-    const result = explainDecision(r.model, r.policy, o.from, o.to, o.service);
+    const modbus = o.modbusFunction === undefined ? undefined : { function: o.modbusFunction, unit: o.unit, address: o.address };
+    const result = explainDecision(r.model, r.policy, o.from, o.to, o.service, modbus);
     process.stdout.write(`${result.text}\n`);
     if (!result.ok) process.exitCode = 2;
   });

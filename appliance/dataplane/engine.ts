@@ -10,6 +10,7 @@ import { isIcmpError } from './decode/icmp';
 import { Packet } from './decode/packet';
 import { allows, matchFlow, matchPacket } from './detect/match';
 import { forwardInstead, isMonitor, wouldDrop } from './detect/monitor';
+import { countsByFunctionName } from './events/flow-records';
 import type { TrafficObserver, Violation } from './events/traffic-events';
 import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
 import { DropReason, InspectCounters, PortCounters, RuleCounters } from './counters';
@@ -128,6 +129,14 @@ export class Engine {
   ruleTotals(): RuleCounters {
     for (const flow of this.flows.flows()) this.settle(flow);
     return this.ruleCounters;
+  }
+
+  /** What the inspector saw on `flow` (requests per function name), null when it is not inspected. Not for the packet path. */
+  appLayerOf(flow: Flow): { protocol: string; functions: Record<string, number> } | null {
+    const inspection = flow.inspected ? this.inspections.get(flow) : undefined;
+    if (inspection === undefined) return null;
+    const inspector = inspection.inspector;
+    return { protocol: inspector.protocol, functions: countsByFunctionName(inspector.functionCounts(inspection.state), (code) => inspector.functionName(code)) };
   }
 
   private settle(flow: Flow): void {

@@ -46,7 +46,8 @@ export function managementRequests(
     abort() {
       if (running.abort()) log.info('prepared policy aborted by management');
     },
-    flows: (filter, limit) => listFlows(engine.flows, (generation, index) => running.ruleName(generation, index), filter, limit),
+    flows: (filter, limit) => listFlows(engine.flows, (generation, index) => running.ruleName(generation, index), filter, limit,
+      (flow) => engine.appLayerOf(flow)),
   };
 }
 

@@ -89,6 +89,15 @@ export interface FlowRecord {
   /** Epoch ms. */
   firstSeen: number;
   lastSeen: number;
+  /** An inspected flow (its rule has e.g. a `modbus:` block): what the inspector saw. */
+  app?: FlowApp;
+}
+
+/** What an application-layer inspector saw on one flow. */
+export interface FlowApp {
+  protocol: string;
+  /** Requests per function name so far. */
+  functions: Record<string, number>;
 }
 
 export interface FlowsMessage {

@@ -101,7 +101,8 @@ export const flowRecordSchema = object({
   bytesIn: count,
   firstSeen: count,
   lastSeen: count,
-});
+  app: object({ protocol: string, functions: countsByName }),
+}, ['app']);
 
 const errorSchema = object({ type: constant('error'), requestId: count, message: string }, ['requestId']);
 

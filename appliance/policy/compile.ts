@@ -348,7 +348,7 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
     log: r.log,
     line: r.line,
     isDefault: false,
-    modbus: null,
+    modbus: r.modbus,
   }));
   compiledRules.push({
     index: n,

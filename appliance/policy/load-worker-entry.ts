@@ -8,7 +8,10 @@ import { loadPolicyTables } from './load';
 import type { WorkerInput, WorkerReply } from './load-worker';
 import type { PolicyTables } from './types';
 
-/** Every buffer behind the tables' typed arrays, once each (a transfer list must not repeat one). */
+/**
+ * Every buffer behind the tables' typed arrays, once each (a transfer list must not repeat one). The
+ * rules' modbus blocks (a few words each) are copied with the rules rather than transferred.
+ */
 function buffersOf(t: PolicyTables): ArrayBuffer[] {
   const arrays = [t.ruleActions, t.l2Allow, t.bitsets, t.keySlot, t.keyed, t.protoSet];
   for (const field of [t.src4, t.dst4]) arrays.push(field.top, field.mid, field.runs);

@@ -88,7 +88,7 @@ export function loadPolicyTables(text: string, file: string): TablesResult {
     const report: Reporter = {
       error: (path, message, onKey) => add('error', locator.at(path, onKey), message),
       warning: (path, message, onKey) => add('warning', locator.at(path, onKey), message),
-      line: (path) => locator.at(path).line,
+      line: (path, onKey) => locator.at(path, onKey).line,
     };
     const model = resolvePolicy(data, report);
     if (!model) return done();
@@ -96,7 +96,9 @@ export function loadPolicyTables(text: string, file: string): TablesResult {
     for (const { rule, by } of shadowed) {
       report.warning(
         [...rule.path, 'name'],
-        `rule '${rule.name}' can never match: rule '${by.name}' (line ${by.line}) matches everything it does`,
+        `rule '${rule.name}' can never match: rule '${by.name}' (line ${by.line}) matches everything it does` +
+          // The first matching rule takes the connection; its block then judges every request.
+          (by.modbus === null ? '' : `, and its modbus block then judges every request: a request that block refuses is refused, never passed on to '${rule.name}'`),
       );
     }
     return { ok: true, tables, model, document: data, warnings: sortDiagnostics(warnings) };

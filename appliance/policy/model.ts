@@ -1,12 +1,17 @@
-// The resolved policy: groups and services expanded to intervals, rules pointing at them, flow
-// settings in milliseconds. Semantic checks (names, cycles, literals) happen here; positions are
+// The resolved policy: groups and services expanded to intervals, rules pointing at them (and at
+// their compiled `modbus:` blocks, built by modbus-block.ts), flow settings in milliseconds. Semantic
+// checks (names, cycles, literals, where a modbus block may stand) happen here; positions are
 // reported as document paths and turned into line:col by load.ts.
 
 import { AddressSet, anyAddressSet, emptyAddressSet, intervalsContain, isAddressLiteral, mergeIntervals, parseAddressEntry, unionAddressSets } from './addresses';
-import { FLOW_KEYS, NamedSetDef, PolicyDocument, Refs } from './schema';
-import { anyServiceSet, BUILTIN_SERVICES, isServiceLiteral, parseServiceEntry, ServiceSet, serviceSetOf, unionServiceSets } from './services';
-import { ActionName, FlowSettings, Mode } from './types';
-import { ETHERTYPE_NAMES, PROTOCOL_NAMES } from '../wire/protocols';
+import { compileModbusBlock } from './modbus-block';
+import { DEVICE_ID_BIT, FUNCTION_BITS, functionClasses, functionNames, requestTable, Table, tableNames } from './modbus-functions';
+import { FLOW_KEYS, MODBUS_KEYS, NamedSetDef, PolicyDocument, Refs, RuleDoc } from './schema';
+import {
+  anyServiceSet, BUILTIN_SERVICES, formatServiceSet, isServiceLiteral, parseServiceEntry, ServiceSet, serviceMatches, serviceSetOf, unionServiceSets,
+} from './services';
+import { ActionName, FlowSettings, KEY_MAX, Mode, ModbusPolicy } from './types';
+import { ETHERTYPE_NAMES, Proto, PROTOCOL_NAMES } from '../wire/protocols';
 import { wordsToV6 } from '../wire/address-text';
 
 export type Path = (string | number)[];
@@ -14,8 +19,8 @@ export type Path = (string | number)[];
 export interface Reporter {
   error(path: Path, message: string, onKey?: boolean): void;
   warning(path: Path, message: string, onKey?: boolean): void;
-  /** 1-based line of the node at path (0 when unknown). */
-  line(path: Path): number;
+  /** 1-based line of the node at path, or of its key (0 when unknown). */
+  line(path: Path, onKey?: boolean): number;
 }
 
 export interface ModelRule {
@@ -34,6 +39,8 @@ export interface ModelRule {
   src: AddressSet;
   dst: AddressSet;
   services: ServiceSet;
+  /** The compiled `modbus:` block, null without one. */
+  modbus: ModbusPolicy | null;
 }
 
 export interface ModelGroup {
@@ -233,7 +240,7 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
       report.error(path, message, onKey);
     },
     warning: (path, message, onKey) => report.warning(path, message, onKey),
-    line: (path) => report.line(path),
+    line: (path, onKey) => report.line(path, onKey),
   };
 
   const groupDefs = defsOf(doc.groups, 'groups');
@@ -353,7 +360,9 @@ function resolveRules(docs: PolicyDocument['rules'], groups: NamedSets<AddressSe
     const src = groups.resolveEntries(fromEntries);
     const dst = groups.resolveEntries(toEntries);
     const svc = services.resolveEntries(serviceEntries);
-    if (!src || !dst || !svc) return;
+    // Checked even when the rest of the rule failed, so that every error is reported at once.
+    const modbus = r.modbus === undefined ? null : resolveModbus(r, path, serviceEntries, svc, services, report);
+    if (!src || !dst || !svc || modbus === undefined) return;
     for (const [set, key] of [
       [src, 'from'],
       [dst, 'to'],
@@ -383,9 +392,127 @@ function resolveRules(docs: PolicyDocument['rules'], groups: NamedSets<AddressSe
       src,
       dst,
       services: svc,
+      modbus,
     });
   });
   return rules;
+}
+
+/** The document path of a BlockError's path inside the block ("functions[2]", "addresses.coils[0]"). */
+function blockPath(path: string): Path {
+  const item = /^(functions|units)\[(\d+)\]$/.exec(path);
+  if (item) return [item[1], Number(item[2])];
+  const table = /^addresses\.(.+?)(?:\[(\d+)\])?$/.exec(path);
+  if (table) return table[2] === undefined ? ['addresses', table[1]] : ['addresses', table[1], Number(table[2])];
+  return path === '' ? [] : [path];
+}
+
+/** Code -> function name, for messages ("write-single-register (6)"). */
+const functionNameOf = new Map([...functionNames].map(([name, code]) => [code, name]));
+
+export function describeFunction(code: number): string {
+  if (code === DEVICE_ID_BIT) return 'read-device-identification (43/14)';
+  const name = functionNameOf.get(code);
+  return name === undefined ? `function ${code}` : `${name} (${code})`;
+}
+
+/**
+ * A rule's `modbus:` block, compiled; every error reported at its node. Undefined when there was an
+ * error. The block inspects allowed TCP connections only: a deny or reject rule forwards nothing to
+ * inspect, and a UDP or ICMP flow carries no Modbus/TCP stream. `svc` is the rule's services, null
+ * when they failed (reported already: the entries are not looked at again).
+ */
+function resolveModbus(
+  r: RuleDoc,
+  path: Path,
+  serviceEntries: Entry[],
+  svc: ServiceSet | null,
+  services: NamedSets<ServiceSet>,
+  report: Reporter,
+): ModbusPolicy | undefined {
+  const at: Path = [...path, 'modbus'];
+  const blockLine = report.line(at, true);
+  let ok = true;
+  if (r.action !== 'allow') {
+    report.error(at, `a modbus block needs action allow: a ${r.action} rule forwards no connection to inspect`, true);
+    ok = false;
+  }
+  for (const e of svc === null ? [] : serviceEntries) {
+    // Each entry again, to name the one that is not TCP (resolved names are memoized).
+    const set = services.resolveEntries([e]);
+    if (set === null) continue;
+    if (set.any) {
+      report.error(e.path, `'${e.text}' matches every protocol, but the rule's modbus block (line ${blockLine}) inspects TCP only: name the Modbus service (modbus, tcp/502)`);
+      ok = false;
+      continue;
+    }
+    const other = [...set.protos].filter(([proto]) => proto !== Proto.TCP);
+    if (other.length > 0) {
+      const what = formatServiceSet({ any: false, protos: new Map(other) });
+      report.error(e.path, `'${e.text}' includes ${what}, but the rule's modbus block (line ${blockLine}) inspects TCP only`);
+      ok = false;
+    }
+  }
+  const block = r.modbus as Record<string, unknown>;
+  const compiled = compileModbusBlock(block);
+  if (compiled.errors) {
+    for (const e of compiled.errors) {
+      const inner = blockPath(e.path);
+      const last = inner[inner.length - 1];
+      // An unknown key or table is the key's fault, anything else its value's.
+      const onKey = inner.length === 1 ? !(MODBUS_KEYS as readonly string[]).includes(String(last))
+        : inner.length === 2 && inner[0] === 'addresses' && !tableNames.includes(String(last));
+      let hint = '';
+      const value = inner.reduce<unknown>((v, k) => (v as Record<string | number, unknown> | undefined)?.[k], block);
+      if (inner[0] === 'functions' && inner.length === 2 && typeof value === 'string') {
+        hint = didYouMean(value.trim(), [...functionClasses.keys(), ...functionNames.keys()]);
+      } else if (onKey && inner[0] === 'addresses') {
+        hint = didYouMean(String(last), tableNames);
+      }
+      report.error([...at, ...inner], `modbus${e.path === '' ? '' : ` ${e.path}`}: ${e.message}${hint}`, onKey);
+    }
+    return undefined;
+  }
+  if (!ok || svc === null) return undefined;
+  warnModbus(compiled.policy, svc.protos.get(Proto.TCP) ?? [], at, report);
+  return compiled.policy;
+}
+
+/** The registered Modbus/TCP port. */
+const MODBUS_PORT = 502;
+
+const allowed = (set: Uint32Array, n: number): boolean => (set[n >>> 5] & (1 << (n & 31))) !== 0;
+
+/** Legal blocks that likely do not do what their author meant. */
+function warnModbus(policy: ModbusPolicy, ports: number[], at: Path, report: Reporter): void {
+  // `ports`: the rule's merged TCP port intervals (its services are TCP only).
+  const tcp: ServiceSet = { any: false, protos: new Map([[Proto.TCP, ports]]) };
+  if (ports.length === 2 && ports[0] === 0 && ports[1] === KEY_MAX) {
+    report.warning(at, 'the rule allows every TCP port: each connection it allows is inspected as Modbus/TCP, and one that is not Modbus is refused', true);
+  } else if (!serviceMatches(tcp, Proto.TCP, MODBUS_PORT)) {
+    report.warning(at, `the rule's service (${formatServiceSet(tcp)}) does not include tcp/${MODBUS_PORT}: its connections are inspected as Modbus/TCP all the same`, true);
+  }
+  if (policy.addresses === null) return;
+  const touched = new Map<number, number[]>();
+  for (let code = 0; code < FUNCTION_BITS; code++) {
+    const table = code < requestTable.length ? requestTable[code] : Table.None;
+    if (table === Table.None || !allowed(policy.functions, code)) continue;
+    touched.get(table)?.push(code) ?? touched.set(table, [code]);
+  }
+  const unlisted = [...touched].filter(([table]) => policy.addresses![table].length === 0);
+  if (unlisted.length > 0) {
+    const codes = unlisted.flatMap(([, list]) => list).map(describeFunction).join(', ');
+    report.warning(
+      [...at, 'addresses'],
+      `addresses lists no ${unlisted.map(([table]) => tableNames[table]).join(', ')}: ${codes} pass the functions but are always refused there (a table not listed allows no address)`,
+      true,
+    );
+  }
+  tableNames.forEach((name, table) => {
+    if (policy.addresses![table].length > 0 && !touched.has(table)) {
+      report.warning([...at, 'addresses', name], `no function the rule allows reads or writes ${name}: these addresses never apply`, true);
+    }
+  });
 }
 
 function warnUnused<T>(kind: 'group' | 'service', defs: Defs, sets: NamedSets<T>, report: Reporter): void {

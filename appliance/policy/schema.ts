@@ -18,6 +18,8 @@ export interface RuleDoc {
   action: 'allow' | 'deny' | 'reject';
   log?: boolean;
   enabled?: boolean;
+  /** Modbus/TCP inspection of the rule's connections; its contents are checked by modbus-block.ts. */
+  modbus?: Record<string, unknown>;
 }
 
 export interface PolicyDocument {
@@ -50,6 +52,12 @@ export const FLOW_KEYS = {
   'fragment-timeout': 'duration',
   'pickup-established': 'boolean',
 } as const;
+
+/**
+ * The keys of a rule's `modbus:` block: the schema knows the keys (so a typo gets the same "did you
+ * mean" as any other key), modbus-block.ts checks the values.
+ */
+export const MODBUS_KEYS = ['functions', 'units', 'addresses', 'max-length', 'on-violation'] as const;
 
 const refs = { type: ['string', 'array'], items: { type: 'string' }, minItems: 1 };
 
@@ -109,6 +117,12 @@ export const policySchema = {
           action: { enum: ['allow', 'deny', 'reject'] },
           log: { type: 'boolean' },
           enabled: { type: 'boolean' },
+          modbus: {
+            type: 'object',
+            required: ['functions'],
+            additionalProperties: false,
+            properties: Object.fromEntries(MODBUS_KEYS.map((key) => [key, {}])),
+          },
         },
       },
     },

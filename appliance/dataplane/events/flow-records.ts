@@ -2,7 +2,7 @@
 // Used for flows.get and for the flow.start / flow.end events; never on the packet path.
 
 import { formatIpv4, formatIpv6, parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
-import type { FlowFilter, FlowRecord, FlowsMessage } from '../../ipc/messages';
+import type { FlowApp, FlowFilter, FlowRecord, FlowsMessage } from '../../ipc/messages';
 import { Family, Proto, protocolName } from '../../wire/protocols';
 import type { Flow } from '../flow/flow';
 import type { FlowTable } from '../flow/flow-table';
@@ -49,11 +49,18 @@ export function flowEnds(flow: Flow): FlowEnds {
   };
 }
 
+/** Requests per function code as {name: count}, the codes never seen left out (events and flow listings). */
+export function countsByFunctionName(counts: Uint32Array, functionName: (code: number) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let code = 0; code < counts.length; code++) if (counts[code] !== 0) out[functionName(code)] = counts[code];
+  return out;
+}
+
 const stateNames: FlowRecord['state'][] = ['none', 'opening', 'established', 'closing'];
 
-export function flowRecord(flow: Flow, rule: string): FlowRecord {
+export function flowRecord(flow: Flow, rule: string, app: FlowApp | null = null): FlowRecord {
   const ends = flowEnds(flow);
-  return {
+  const record: FlowRecord = {
     proto: protocolName(ends.proto),
     src: addressText(ends.family, ends.src4, ends.src6),
     srcPort: ends.srcPort,
@@ -71,6 +78,8 @@ export function flowRecord(flow: Flow, rule: string): FlowRecord {
     firstSeen: flow.firstSeen,
     lastSeen: flow.lastSeen,
   };
+  if (app !== null) record.app = app;
+  return record;
 }
 
 /** ICMP flows carry the echo identifier where ports would be: a port filter never matches them. */
@@ -93,13 +102,15 @@ function addressMatch(text: string): AddressMatch | null {
 
 /**
  * The flows matching `filter`, most recent first, at most `limit`. `ruleName` names the rule a flow
- * was decided by in its generation. A filter address that is not an address is an error.
+ * was decided by in its generation; `appOf` says what an inspector saw on it. A filter address that
+ * is not an address is an error.
  */
 export function listFlows(
   table: FlowTable,
   ruleName: (generation: number, index: number) => string,
   filter: FlowFilter,
   limit: number,
+  appOf: (flow: Flow) => FlowApp | null = () => null,
 ): Omit<FlowsMessage, 'type' | 'requestId'> | { error: string } {
   let address: AddressMatch | null = null;
   if (filter.address !== undefined) {
@@ -117,6 +128,6 @@ export function listFlows(
     matched.push(flow);
   }
   matched.sort((x, y) => y.lastSeen - x.lastSeen);
-  const flows = matched.slice(0, limit).map((f) => flowRecord(f, ruleName(f.generation, f.ruleIndex)));
+  const flows = matched.slice(0, limit).map((f) => flowRecord(f, ruleName(f.generation, f.ruleIndex), appOf(f)));
   return { flows, matched: matched.length, total };
 }

@@ -14,7 +14,7 @@ import { Family, Proto, protocolName } from '../../wire/protocols';
 import type { Flow } from '../flow/flow';
 import type { FlowEndReason } from '../flow/flow-table';
 import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
-import { addressText, flowEnds, type FlowEnds } from './flow-records';
+import { addressText, countsByFunctionName, flowEnds, type FlowEnds } from './flow-records';
 import { ViolationSummary, type Violation, type ViolationEntry } from './violation-summary';
 
 export type { Violation };
@@ -180,13 +180,8 @@ export class TrafficEvents implements TrafficObserver {
     const logged = this.logged.get(flow);
     if (logged === undefined) return;
     this.logged.delete(flow);
-    let functions: Record<string, number> | undefined;
-    if (functionCounts !== null && names !== null) {
-      functions = {};
-      for (let code = 0; code < functionCounts.length; code++) {
-        if (functionCounts[code] !== 0) functions[names.functionName(code)] = functionCounts[code];
-      }
-    }
+    const functions = functionCounts !== null && names !== null
+      ? countsByFunctionName(functionCounts, (code) => names.functionName(code)) : undefined;
     this.pend({
       kind: 'end', flow: logged, reason, at: Date.now(), durationMs: flow.lastSeen - flow.firstSeen,
       packetsOut: flow.packetsOut, packetsIn: flow.packetsIn, bytesOut: flow.bytesOut, bytesIn: flow.bytesIn, functions,

@@ -27,6 +27,8 @@ export interface ReplayFrame {
   rule: string | null;
   /** Why it was dropped (drop reason, or the decode error for decode drops). */
   reason: string | null;
+  /** Why an application-layer block (`modbus:`) refused or held it, also when monitor mode forwarded it. */
+  inspector: string | null;
 }
 
 export interface ReplaySummary {
@@ -37,8 +39,10 @@ export interface ReplaySummary {
   skipped: number;
   /** How each frame's port was decided: from --inside, or learned from MAC addresses. */
   sides: string;
-  byRule: Array<{ rule: string; action: string; packets: number; bytes: number }>;
+  byRule: Array<{ rule: string; action: string; packets: number; bytes: number; violations: number }>;
   dropReasons: Record<string, number>;
+  /** Application-layer refusals and holds by the inspector's reason (monitor mode's would-be ones too). */
+  inspectorReasons: Record<string, number>;
 }
 
 export interface ReplayOptions {
@@ -113,13 +117,13 @@ export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?:
     sides: inside === null
       ? 'learned from MAC addresses (the first talker is outside); use --inside when frames share MACs'
       : `frames from ${inside.text} came in on the inside port, all others on the outside`,
-    byRule: [], dropReasons: {},
+    byRule: [], dropReasons: {}, inspectorReasons: {},
   };
   for await (const frame of readPcap(path)) {
     summary.frames++;
     if (frame.linkType !== LINKTYPE_ETHERNET || frame.length < 14) {
       summary.skipped++;
-      onFrame?.({ number: frame.number, side: 'outside', verdict: 'skip', rule: null, reason: 'not an Ethernet frame' });
+      onFrame?.({ number: frame.number, side: 'outside', verdict: 'skip', rule: null, reason: 'not an Ethernet frame', inspector: null });
       continue;
     }
     const dst = frame.data.toString('hex', 0, 6);
@@ -152,12 +156,15 @@ export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?:
       reason = result.reason === DropReason.Decode ? `decode:${decodeErrorNames[engine.pkt.error]}` : dropName;
       summary.dropReasons[dropName] = (summary.dropReasons[dropName] ?? 0) + 1;
     }
+    const inspector = result.inspectorReason;
+    if (inspector !== null) summary.inspectorReasons[inspector] = (summary.inspectorReasons[inspector] ?? 0) + 1;
     onFrame?.({
       number: frame.number,
       side: side === Side.Inside ? 'inside' : 'outside',
       verdict: verdict === Verdict.Forward ? 'forward' : verdict === Verdict.Reject ? 'reject' : 'drop',
       rule,
       reason,
+      inspector,
     });
   }
   const totals = engine.ruleTotals();
@@ -166,6 +173,7 @@ export async function replayPcap(path: string, policy: CompiledPolicy, onFrame?:
     action: actionNames[r.action],
     packets: totals.packets(r.index),
     bytes: totals.bytes(r.index),
+    violations: totals.violations(r.index),
   }));
   return summary;
 }

@@ -1,13 +1,17 @@
 // Explains a decision: which rule decides a connection, which rules matched each field, and which
-// earlier rules came close but failed on a field. Uses the compiled tables for the decision (what
-// the dataplane does) and a linear walk over the resolved rules for the reasons. An offline tool for
-// people (CLI, management): reads a policy, changes nothing, never on the packet path.
+// earlier rules came close but failed on a field; and, asked about a Modbus request, whether the
+// deciding rule's `modbus:` block lets it through (modbus-match.ts's decide, as the inspector asks it).
+// Uses the compiled tables for the decision (what the dataplane does) and a linear walk over the
+// resolved rules for the reasons. An offline tool for people (CLI, management): reads a policy,
+// changes nothing, never on the packet path.
 
 import { AddressSet, intervalsContain } from '../addresses';
 import { ruleKeyOf } from '../match';
-import { groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from '../model';
+import { describeFunction, didYouMean, groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from '../model';
+import { DEVICE_ID_BIT, FUNCTION_BITS, FunctionCode, functionClasses, functionNames, Limits, MEI_READ_DEVICE_ID, requestTable, Table, tableNames } from '../modbus-functions';
+import { decide, type ModbusRequest } from '../modbus-match';
 import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from '../services';
-import { actionNames, CompiledPolicy, KEY_MAX } from '../types';
+import { actionNames, CompiledPolicy, KEY_MAX, type ModbusPolicy, type OnViolation } from '../types';
 import { Proto, protocolName } from '../../wire/protocols';
 import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 
@@ -32,6 +36,25 @@ export interface ProbeExplanation {
   nearMisses: RuleCheck[];
   /** Names of the enabled rules whose from / to / service match, in rule order. */
   matching: { from: string[]; to: string[]; service: string[] };
+  /** Null when the deciding rule has no modbus block and no Modbus request was asked about. */
+  modbus: ModbusCheck | null;
+}
+
+/** A Modbus request to ask about, as the CLI's flags give it (text, checked here). */
+export interface ModbusQuestion {
+  /** A function name, code (1-127) or 43/N, e.g. read-holding-registers, 3, 43/14. */
+  function: string;
+  /** A unit identifier 0-255; omitted: some unit the rule allows. */
+  unit?: string;
+  /** A (PDU) address or range A-B in the function's table; omitted: some address the rule allows. */
+  address?: string;
+}
+
+export interface ModbusCheck {
+  /** The deciding rule has a modbus block. */
+  inspected: boolean;
+  /** Asked about a request: null when it would pass, else why it would be refused. Undefined when not asked. */
+  refused?: string | null;
 }
 
 export interface Explanation {
@@ -85,14 +108,275 @@ const list = (names: string[]) =>
     ? 'none'
     : names.slice(0, MAX_LISTED).join(', ') + (names.length > MAX_LISTED ? `, ... (${names.length} in all)` : '');
 
+/** A Modbus question, checked. */
+interface Asked {
+  function: number;
+  /** MEI type of 43, -1 when not given. */
+  subFunction: number;
+  unit: number | null;
+  range: [number, number] | null;
+}
+
+/** Functions whose request addresses one item (the parser sets quantity 1). */
+const SINGLE_ADDRESS: readonly number[] = [FunctionCode.WriteSingleCoil, FunctionCode.WriteSingleRegister, FunctionCode.MaskWriteRegister, FunctionCode.ReadFifoQueue];
+
+/** The most items one request may carry (the parser's bad_quantity beyond). 23's range is used for its read and its write. */
+const QUANTITY_LIMITS: ReadonlyMap<number, number> = new Map([
+  [FunctionCode.ReadCoils, Limits.readBits],
+  [FunctionCode.ReadDiscreteInputs, Limits.readBits],
+  [FunctionCode.ReadHoldingRegisters, Limits.readRegisters],
+  [FunctionCode.ReadInputRegisters, Limits.readRegisters],
+  [FunctionCode.WriteMultipleCoils, Limits.writeCoils],
+  [FunctionCode.WriteMultipleRegisters, Limits.writeRegisters],
+  [FunctionCode.ReadWriteMultipleRegisters, Math.min(Limits.readWriteRead, Limits.readWriteWrite)],
+]);
+
+/**
+ * The exception code answering a refusal under on-violation: exception, for the reasons explain can
+ * give (the inspector's exceptionCodeFor decides; test/policy-modbus.test.ts keeps the two in step).
+ */
+export const explainExceptionCodes: Readonly<Record<string, number>> = {
+  function_not_allowed: 0x01,
+  address_not_allowed: 0x02,
+  too_long: 0x03,
+  bad_quantity: 0x03,
+  unit_not_allowed: 0x0b,
+};
+
+const EXCEPTION_NAMES: Readonly<Record<number, string>> = { 1: 'illegal function', 2: 'illegal data address', 3: 'illegal data value', 11: 'gateway target device failed to respond' };
+
+/** Length of the smallest ADU of such a request: MBAP header (7 bytes, the unit id included) and PDU. */
+function aduLengthOf(fn: number, sub: number, quantity: number): number {
+  switch (fn) {
+    case FunctionCode.ReadCoils:
+    case FunctionCode.ReadDiscreteInputs:
+    case FunctionCode.ReadHoldingRegisters:
+    case FunctionCode.ReadInputRegisters:
+    case FunctionCode.WriteSingleCoil:
+    case FunctionCode.WriteSingleRegister:
+    case FunctionCode.Diagnostics:
+      return 7 + 5;
+    case FunctionCode.WriteMultipleCoils:
+      return 7 + 6 + ((quantity + 7) >> 3);
+    case FunctionCode.WriteMultipleRegisters:
+      return 7 + 6 + 2 * quantity;
+    case FunctionCode.MaskWriteRegister:
+      return 7 + 7;
+    case FunctionCode.ReadWriteMultipleRegisters:
+      return 7 + 10 + 2 * quantity;
+    case FunctionCode.ReadFifoQueue:
+      return 7 + 3;
+    case FunctionCode.ReadFileRecord:
+      return 7 + 2 + 7;
+    case FunctionCode.WriteFileRecord:
+      return 7 + 2 + 9;
+    case FunctionCode.EncapsulatedInterface:
+      return 7 + (sub === MEI_READ_DEVICE_ID ? 4 : 2);
+    default:
+      return 7 + 1;
+  }
+}
+
+function parseFunction(text: string): { function: number; subFunction: number } | string {
+  const t = text.trim().toLowerCase();
+  const bad = `--modbus-function '${text}'`;
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    return n >= 1 && n <= 127 ? { function: n, subFunction: -1 } : `${bad}: a function code is 1-127`;
+  }
+  const mei = /^(\d+)\/(\d+)$/.exec(t);
+  if (mei) {
+    if (Number(mei[1]) !== FunctionCode.EncapsulatedInterface || Number(mei[2]) > 255) {
+      return `${bad}: only function 43 takes a type after '/', 0-255 (43/14 reads device identification)`;
+    }
+    return { function: FunctionCode.EncapsulatedInterface, subFunction: Number(mei[2]) };
+  }
+  // A request has one function: "diagnostics" is function 8 here, not the class of that name.
+  const code = functionNames.get(t);
+  const members = functionClasses.get(t);
+  if (code === undefined && members) return `${bad}: '${t}' is a class (${members.map(describeFunction).join(', ')}): name one function`;
+  if (code === undefined) {
+    return `${bad}: unknown function${didYouMean(t, functionNames.keys())} (a name such as read-holding-registers, a code 1-127, or 43/14)`;
+  }
+  return code === DEVICE_ID_BIT ? { function: FunctionCode.EncapsulatedInterface, subFunction: MEI_READ_DEVICE_ID } : { function: code, subFunction: -1 };
+}
+
+function parseQuestion(q: ModbusQuestion): Asked | string {
+  const fn = parseFunction(q.function);
+  if (typeof fn === 'string') return fn;
+  let unit: number | null = null;
+  if (q.unit !== undefined) {
+    const t = q.unit.trim();
+    if (!/^\d+$/.test(t) || Number(t) > 255) return `--unit '${q.unit}': a unit identifier is 0-255`;
+    unit = Number(t);
+  }
+  let range: [number, number] | null = null;
+  if (q.address !== undefined) {
+    const what = describeRequestFunction(fn.function, fn.subFunction);
+    const table = requestTable[fn.function];
+    if (table === Table.None) return `--address '${q.address}': ${what} touches no data table, so it has no address`;
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(q.address);
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m ? (m[2] === undefined ? lo : Number(m[2])) : NaN;
+    if (!(hi < Limits.addressSpace)) return `--address '${q.address}': an address or a range A-B, 0-${Limits.addressSpace - 1}`;
+    if (lo > hi) return `--address '${q.address}': the range starts after it ends`;
+    if (lo !== hi && SINGLE_ADDRESS.includes(fn.function)) return `--address '${q.address}': ${what} addresses one item of ${tableNames[table]}: give one address`;
+    range = [lo, hi];
+  }
+  return { ...fn, unit, range };
+}
+
+function describeRequestFunction(fn: number, sub: number): string {
+  if (fn !== FunctionCode.EncapsulatedInterface) return describeFunction(fn);
+  return sub === MEI_READ_DEVICE_ID ? describeFunction(DEVICE_ID_BIT) : `encapsulated-interface (43${sub < 0 ? '' : `/${sub}`})`;
+}
+
+const hasBit = (set: Uint32Array, n: number): boolean => (set[n >>> 5] & (1 << (n & 31))) !== 0;
+
+/** "1-4, 16, 65-72" of the numbers < `bits` present in a bitset. */
+function bitRanges(set: Uint32Array, bits: number): string {
+  const parts: string[] = [];
+  for (let n = 0; n < bits; n++) {
+    if (!hasBit(set, n)) continue;
+    let end = n;
+    while (end + 1 < bits && hasBit(set, end + 1)) end++;
+    parts.push(end === n ? String(n) : `${n}-${end}`);
+    n = end;
+  }
+  return parts.join(', ');
+}
+
+function intervalText(iv: Uint32Array): string {
+  const parts: string[] = [];
+  for (let i = 0; i < iv.length; i += 2) parts.push(iv[i] === iv[i + 1] ? String(iv[i]) : `${iv[i]}-${iv[i + 1]}`);
+  return parts.join(', ');
+}
+
+function functionsText(p: ModbusPolicy): string {
+  const codes = bitRanges(p.functions, FUNCTION_BITS - 1);
+  // Naming 43 sets 43/14 too: show 43/14 only when it is allowed alone.
+  const device = hasBit(p.functions, DEVICE_ID_BIT) && !hasBit(p.functions, FunctionCode.EncapsulatedInterface) ? '43/14' : '';
+  return [codes, device].filter((x) => x !== '').join(', ') || 'none';
+}
+
+function addressesText(p: ModbusPolicy): string {
+  if (p.addresses === null) return 'any';
+  const listed = tableNames.map((name, t) => (p.addresses![t].length > 0 ? `${name} ${intervalText(p.addresses![t])}` : '')).filter((x) => x !== '');
+  return `${listed.join('; ')} (no address in any other table)`;
+}
+
+/** What on-violation does about a request refused for `reason`. */
+function violationEffect(onViolation: OnViolation, reason: string): string {
+  switch (onViolation) {
+    case 'reset':
+      return 'the connection is reset both ways';
+    case 'drop':
+      return 'the request is dropped silently (the client waits for its timeout) and the connection passes nothing more';
+    case 'exception': {
+      const code = explainExceptionCodes[reason];
+      return `the client gets exception ${code.toString(16).padStart(2, '0').toUpperCase()} (${EXCEPTION_NAMES[code]}) and the server side is reset`;
+    }
+  }
+}
+
+/** The lines saying what the deciding rule's modbus block makes of the request asked about. */
+function explainModbus(
+  policy: ModbusPolicy | null,
+  rule: { name: string; action: string },
+  asked: Asked | null,
+  monitor: boolean,
+  lines: string[],
+): ModbusCheck | null {
+  if (policy === null) {
+    if (asked === null) return null;
+    lines.push(
+      rule.action === 'allow'
+        ? `    rule '${rule.name}' does not inspect Modbus: any function passes`
+        : `    the connection is not allowed (${rule.action}): no Modbus request reaches the server`,
+    );
+    return { inspected: false, refused: rule.action === 'allow' ? null : rule.action };
+  }
+  lines.push(`    inspected by its modbus block: functions ${functionsText(policy)}; units ${policy.units === null ? 'any' : bitRanges(policy.units, 256)}; ` +
+    `addresses ${addressesText(policy)}; max-length ${policy.maxLength}; on-violation ${policy.onViolation}`);
+  if (asked === null) return { inspected: true };
+
+  const fn = asked.function;
+  const table = requestTable[fn];
+  // Not given: the lowest unit / the first address the block allows, so that only what was given is judged.
+  let unit = asked.unit;
+  let unitNote = '';
+  if (unit === null) {
+    unit = 0;
+    while (policy.units !== null && unit < 255 && !hasBit(policy.units, unit)) unit++;
+    unitNote = policy.units === null ? ' (not given: any unit passes)' : ' (not given: one the block allows)';
+  }
+  let range = asked.range;
+  let addressNote = '';
+  if (range === null && table !== Table.None) {
+    const allowed = policy.addresses?.[table];
+    const some = allowed !== undefined && allowed.length > 0;
+    range = some ? [allowed[0], allowed[0]] : [0, 0];
+    addressNote = policy.addresses === null ? ' (not given: any address passes)' : some ? ' (not given: one the block allows)' : ' (not given)';
+  }
+  const quantity = range === null ? 0 : range[1] - range[0] + 1;
+  const limit = QUANTITY_LIMITS.get(fn);
+  const request: ModbusRequest = {
+    malformed: limit !== undefined && quantity > limit ? 'bad_quantity' : null,
+    aduLength: aduLengthOf(fn, asked.subFunction, quantity),
+    function: fn,
+    subFunction: asked.subFunction,
+    unit,
+    table,
+    start: range?.[0] ?? 0,
+    quantity,
+    writeStart: fn === FunctionCode.ReadWriteMultipleRegisters ? (range?.[0] ?? 0) : 0,
+    writeQuantity: fn === FunctionCode.ReadWriteMultipleRegisters ? quantity : 0,
+  };
+  const what = describeRequestFunction(fn, asked.subFunction);
+  const span = range === null ? '' : range[0] === range[1] ? String(range[0]) : `${range[0]}-${range[1]}`;
+  const where = range === null ? '' : `, ${tableNames[table]} ${span}${addressNote}`;
+  const head = `    modbus request ${what}, unit ${unit}${unitNote}${where}`;
+  const reason = decide(policy, request);
+  if (reason === null) {
+    lines.push(`${head}: allowed`);
+    return { inspected: true, refused: null };
+  }
+  const why = (): string => {
+    switch (reason) {
+      case 'bad_quantity':
+        return `${quantity} items are more than one ${what} request may carry (${limit}); the inspector refuses it as malformed`;
+      case 'too_long':
+        return `the request is at least ${request.aduLength} bytes, more than max-length ${policy.maxLength}`;
+      case 'function_not_allowed':
+        return `${what} is not among the block's functions`;
+      case 'unit_not_allowed':
+        return `unit ${unit} is not among the block's units`;
+      case 'address_not_allowed':
+        return policy.addresses![table].length === 0
+          ? `the block allows no ${tableNames[table]} address`
+          : `${tableNames[table]} ${span} is not inside one range the block allows`;
+      default:
+        return reason;
+    }
+  };
+  lines.push(`${head}: refused (${reason}): ${why()}`);
+  lines.push(monitor
+    ? `      mode is monitor: the violation is counted and logged, and the request forwarded`
+    : `      on-violation ${policy.onViolation}: ${violationEffect(policy.onViolation, reason)}`);
+  return { inspected: true, refused: reason };
+}
+
 export function explainDecision(
   model: PolicyModel,
   policy: CompiledPolicy,
   from: string,
   to: string,
   service: string,
+  modbus?: ModbusQuestion,
 ): Explanation {
   const fail = (error: string): Explanation => ({ ok: false, error, fromGroups: [], toGroups: [], probes: [], text: error });
+  const asked = modbus === undefined ? null : parseQuestion(modbus);
+  if (typeof asked === 'string') return fail(asked);
   const src = parseAddress(from);
   if (!src) return fail(`'${from}' is not an IPv4 or IPv6 address`);
   const dst = parseAddress(to);
@@ -146,6 +430,7 @@ export function explainDecision(
         to: checks.filter((c) => c.to).map((c) => c.name),
         service: checks.filter((c) => c.service).map((c) => c.name),
       },
+      modbus: null,
     };
   });
 
@@ -169,6 +454,7 @@ export function explainDecision(
     lines.push(`    rules matching from: ${list(p.matching.from)}`);
     lines.push(`    rules matching to: ${list(p.matching.to)}`);
     lines.push(`    rules matching the service: ${list(p.matching.service)}`);
+    p.modbus = explainModbus(policy.rules[d.index].modbus, d, asked, model.mode === 'monitor', lines);
   }
   if (model.mode === 'monitor') lines.push('  mode is monitor: the packet is forwarded whatever the decision, and drops are only recorded');
   return { ok: true, fromGroups, toGroups, probes: results, text: lines.join('\n') };
