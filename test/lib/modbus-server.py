@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 # A real Modbus/TCP server for the lab tests (Debian's pymodbus 3.0; run it with /usr/bin/python3, a
 # python3 earlier on PATH may not see Debian's modules). It serves units 1 and 2 on port 502 of every
-# address (IPv4 and IPv6); any other unit gets pymodbus's gateway exception. It is the tests' oracle:
+# address (IPv4 and IPv6); a request to any other unit is not answered (pymodbus's framer skips it,
+# its bytes are still logged). It is the tests' oracle:
 # every connection, every chunk of bytes its TCP delivered and every request it executed go to the
 # log file as JSON lines, and after every executed request its whole memory is written to the state
 # file, so a test can prove what reached the server without asking through the gatekeeper.
-# It must not answer anything pymodbus would not: it is the server under protection, not a mock.
+# It must not answer anything pymodbus would not: it is the server under protection, not a mock (it
+# only frames the stream into whole ADUs for pymodbus, whose own framer breaks on split ones).
 #
 #   /usr/bin/python3 modbus-server.py LOG_FILE STATE_FILE [PORT]
 #
