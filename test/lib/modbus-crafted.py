@@ -37,7 +37,7 @@ REQUESTS = {'read': READ, 'write': WRITE}
 # so the nft rule drops only the kernel's RSTs.
 RAW_PORTS = (20000, 20999)
 MARK = 0x2a
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+SYN, RST, PSH, ACK = 0x02, 0x04, 0x08, 0x10
 
 
 def adus(data):

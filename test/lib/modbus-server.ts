@@ -10,10 +10,10 @@ import { labUnavailable, sleep, type RunningLab } from './lab-fixture';
 
 /** Debian's interpreter: a python3 earlier on PATH may not see Debian's pymodbus. */
 export const python = '/usr/bin/python3';
-export const serverScript = join(__dirname, 'modbus-server.py');
+const serverScript = join(__dirname, 'modbus-server.py');
 
 /** Function codes that change the server's memory (5, 6, 15, 16, 22, 23; 21 writes file records). */
-export const writeFunctions: ReadonlySet<number> = new Set([5, 6, 15, 16, 21, 22, 23]);
+const writeFunctions: ReadonlySet<number> = new Set([5, 6, 15, 16, 21, 22, 23]);
 
 /** Why the Modbus lab cannot run here, or false; `tools` are the client's (mbpoll, nft). */
 export function modbusLabUnavailable(tools: string[]): string | false {
