@@ -2,6 +2,9 @@
 // packets, policy compile time, and heap bytes per tracked flow. Traffic is drawn from the generated
 // rules themselves (addresses and ports inside each rule's ranges) plus misses that fall to the
 // default rule, so lookups walk the whole rule table rather than stopping at an early catch-all.
+// Modbus inspection: the same pipelined polls (4 reads of 10 holding registers per segment, their 4
+// responses per segment) on flows whose rule has a `modbus:` block and on flows whose rule has none;
+// the ratio is inspection's cost in the same run.
 //
 //   npm run bench [-- --json] [-- --rules 10000]
 
@@ -16,7 +19,8 @@ import { generatePolicyText, prng } from '../appliance/policy/generate';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { PolicyModel } from '../appliance/policy/model';
 import type { CompiledPolicy } from '../appliance/policy/types';
-import { frameSet, PROTO_TCP, PROTO_UDP, setTcpAck, TCP_ACK, TCP_SYN, type FlowSpec } from './frames';
+import { frameSet, PROTO_TCP, PROTO_UDP, setTcpAck, TCP_ACK, TCP_SYN, tcpDataFrame, type FlowSpec } from './frames';
+import { compileModbusBlock } from '../appliance/policy/modbus-block';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -305,6 +309,78 @@ function bytesPerFlow(): { bytesPerFlow: number; flows: number; boundBytes: numb
   };
 }
 
+/** Modbus connections and poll rounds (one request segment, one response segment) per timed run. */
+const MODBUS_FLOWS = 1024;
+const MODBUS_ROUNDS = 48;
+const PIPELINED = 4;
+
+/**
+ * Packets/s of pipelined Modbus polls through the engine, inspected (the rule has a read-only block)
+ * and not (the same rule without one), in the same run.
+ */
+function modbusPps(): { inspectedPps: number; plainPps: number } {
+  const loaded = loadPolicyText(`version: 1
+default: deny
+rules:
+  - name: hmi-reads-plc
+    from: 198.18.0.0/16
+    to: 198.19.0.1
+    service: tcp/502
+    action: allow
+`, 'bench.yaml');
+  if (!loaded.ok) throw new Error('bench policy refused');
+  const plain = loaded.policy;
+  const block = compileModbusBlock({ functions: ['read'], units: [1], addresses: { 'holding-registers': ['0-999'] } });
+  if (block.errors) throw new Error('bench block refused');
+  const inspected: CompiledPolicy = { ...plain, rules: plain.rules.map((r, i) => (i === 0 ? { ...r, modbus: block.policy } : r)) };
+  const flows: FlowSpec[] = Array.from({ length: MODBUS_FLOWS }, (_, i) => ({
+    src: ((198 << 24) | (18 << 16) | (i + 1)) >>> 0, dst: ((198 << 24) | (19 << 16) | 1) >>> 0, proto: PROTO_TCP, sport: 40_000 + (i % 20_000), dport: 502,
+  }));
+  const request: number[] = [];
+  const response: number[] = [];
+  for (let k = 0; k < PIPELINED; k++) {
+    request.push(0, k, 0, 0, 0, 6, 1, 3, 0, 10 * k, 0, 10);
+    response.push(0, k, 0, 0, 0, 23, 1, 3, 20, ...Array(20).fill(0));
+  }
+  // Sequence numbers grow through the run, so every segment is new data the stream guard checks.
+  const frames: Buffer[] = [];
+  for (let round = 0; round < MODBUS_ROUNDS; round++) {
+    for (const flow of flows) {
+      const clientSeq = 1 + round * request.length;
+      const serverSeq = 1 + round * response.length;
+      frames.push(tcpDataFrame(flow, false, clientSeq, serverSeq, request));
+      frames.push(tcpDataFrame(flow, true, serverSeq, clientSeq + request.length, response));
+    }
+  }
+  const now = 1000;
+  const open = (policy: CompiledPolicy): Engine => {
+    const engine = new Engine(policy, 1);
+    for (const flow of flows) {
+      const [syn] = frameSet([flow]);
+      engine.process(syn, syn.length, Side.Outside, now);
+      const [synAck] = frameSet([flow], true, TCP_SYN | TCP_ACK);
+      setTcpAck(synAck, 1);
+      engine.process(synAck, synAck.length, Side.Inside, now);
+      const [ack] = frameSet([flow], false, TCP_ACK);
+      setTcpAck(ack, 1);
+      engine.process(ack, ack.length, Side.Outside, now);
+    }
+    return engine;
+  };
+  const run = (engine: Engine): number => {
+    let refused = 0;
+    for (let i = 0; i < frames.length; i++) {
+      if (engine.process(frames[i], frames[i].length, (i & 1) === 0 ? Side.Outside : Side.Inside, now).verdict !== Verdict.Forward) refused++;
+    }
+    if (refused > 0) throw new Error(`${refused} poll frames not forwarded: the bench traffic is wrong`);
+    return frames.length;
+  };
+  const probe = open(inspected);
+  run(probe);
+  if (probe.inspectCounters[0].snapshot().flows !== MODBUS_FLOWS) throw new Error('the inspected run did not inspect every flow');
+  return { inspectedPps: measure(() => open(inspected), run), plainPps: measure(() => open(plain), run) };
+}
+
 function main(): void {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
@@ -324,6 +400,7 @@ function main(): void {
     gc();
   }
   const memory = bytesPerFlow();
+  const modbus = modbusPps();
 
   const mpps = (x: number) => (x / 1e6).toFixed(2).padStart(8);
   log('');
@@ -341,6 +418,9 @@ function main(): void {
   }
   log(`memory: ${memory.bytesPerFlow.toFixed(0)} bytes per tracked flow (heap growth with ${memory.flows} flows, flow table arrays included)`);
   log(`memory at the bound: ${(memory.boundBytes / 2 ** 20).toFixed(1)} MiB for ${memory.boundFlows} flows (max-flows ${MEMORY_FLOWS} + embryonic budget, flooded)`);
+  log(`modbus polls (${MODBUS_FLOWS} connections, ${PIPELINED} requests per segment): inspected ${mpps(modbus.inspectedPps).trim()} Mpps, ` +
+    `not inspected ${mpps(modbus.plainPps).trim()} Mpps: ${(modbus.inspectedPps / modbus.plainPps).toFixed(2)}× ` +
+    `(${((PIPELINED * modbus.inspectedPps) / 2 / 1e6).toFixed(2)} M requests/s inspected)`);
 
   const at = (rules: number) => results.find((r) => r.rules === rules);
   const reference = at(10_000) ?? results[results.length - 1];
@@ -360,6 +440,8 @@ function main(): void {
       ...byRules((r) => r.loadMs, 'loadMs'),
     },
     memory: { bytesPerFlow: Math.round(memory.bytesPerFlow), flows: memory.flows, boundBytes: memory.boundBytes, boundFlows: memory.boundFlows },
+    modbus: { inspectedPps: Math.round(modbus.inspectedPps), plainPps: Math.round(modbus.plainPps),
+      ratioInspectedVsPlain: +(modbus.inspectedPps / modbus.plainPps).toFixed(3), requestsPerSegment: PIPELINED, flows: MODBUS_FLOWS },
     traffic: Object.fromEntries(results.map((r) => [r.rules, { forwardedShare: +r.forwardedShare.toFixed(3),
       defaultShare: +r.defaultShare.toFixed(3), medianRule: r.medianRule }])),
     spread: Object.fromEntries(results.map((r) => [r.rules, {

@@ -8,6 +8,7 @@ export const FRAME_BYTES = 60;
 
 export const TCP_SYN = 0x02;
 export const TCP_ACK = 0x10;
+export const TCP_PSH = 0x08;
 
 export interface FlowSpec {
   src: number;
@@ -48,6 +49,23 @@ export function writeFrame(buf: Buffer, off: number, flow: FlowSpec, reply = fal
   } else {
     buf.writeUInt16BE(8, l4 + 4);
   }
+}
+
+/**
+ * A TCP data frame of `flow` (PSH+ACK, `seq`, `ack`, `payload`) into a fresh buffer: `reply` swaps the
+ * endpoints. For the inspection benchmark; padded to the 60-byte minimum.
+ */
+export function tcpDataFrame(flow: FlowSpec, reply: boolean, seq: number, ack: number, payload: readonly number[]): Buffer {
+  const length = Math.max(FRAME_BYTES, 14 + 20 + 20 + payload.length);
+  const buf = Buffer.alloc(length);
+  writeFrame(buf, 0, flow, reply, TCP_PSH | TCP_ACK);
+  buf.writeUInt16BE(20 + 20 + payload.length, 14 + 2);
+  buf.writeUInt16BE(0, 14 + 10);
+  buf.writeUInt16BE(ipChecksum(buf, 14), 14 + 10);
+  buf.writeUInt32BE(seq >>> 0, 14 + 20 + 4);
+  buf.writeUInt32BE(ack >>> 0, 14 + 20 + 8);
+  buf.set(payload, 14 + 40);
+  return buf;
 }
 
 /** Sets the acknowledgment number of a TCP frame written by writeFrame. */

@@ -139,3 +139,36 @@ t.test('gatekeeper replay --inside: per-frame sides and the summary line', async
   t.equal(bad.status, 2);
   t.match(bad.stderr, /--inside plc: not an IPv4\/IPv6 address, CIDR or MAC address/);
 });
+
+t.test('gatekeeper replay --policy with a modbus block: Modbus violations per frame, by reason and rule', async (t) => {
+  const otCapture = resolve(__dirname, '../../shared/conformance/ot/modbus_test_data_part1.pcap');
+  const readOnly = (mode: string) => {
+    const path = join(dir, `read-only-${mode}.yaml`);
+    writeFileSync(path, `version: 1
+mode: ${mode}
+default: deny
+rules:
+  - name: reads
+    from: 10.0.0.0/8
+    to: 10.0.0.0/8
+    service: modbus
+    action: allow
+    modbus:
+      functions: [read]
+flows:
+  pickup-established: true
+`);
+    return path;
+  };
+  const run = (...args: string[]) => spawnSync(process.execPath, [cliPath, 'replay', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const enforced = run(otCapture, '--policy', readOnly('enforce'));
+  t.equal(enforced.status, 0, enforced.stderr);
+  // Frame 8 is a diagnostics request (function 8, see the capture's .ot.tsv): the first request of its flow.
+  t.match(enforced.stdout, /^8\toutside\treject\trule=reads reason=inspect app=function_not_allowed$/m, 'refused as not a read');
+  t.match(enforced.stdout, /^9\tinside\treject\trule=reads reason=inspect app=after_violation$/m, 'nothing more on that flow');
+  t.match(enforced.stdout, /^ {2}reads \(allow\): \d+ packets, \d+ bytes, \d+ violations$/m, 'violations per rule');
+  t.match(enforced.stdout, /^ {2}application layer function_not_allowed: \d+$/m, 'and by reason');
+  const monitored = run(otCapture, '--policy', readOnly('monitor'));
+  t.match(monitored.stdout, /^8\toutside\tforward\trule=reads app=function_not_allowed$/m, 'monitor mode forwards the would-be violation');
+  t.notMatch(monitored.stdout, /after_violation/, 'and goes on judging every request');
+});

@@ -141,9 +141,13 @@ export class ModbusFlowState {
     if (i === n) return 'unexpected_response';
     const fn = this.outstandingFunction[i];
     const bytes = this.outstandingBytes[i];
-    this.outstandingId.copyWithin(i, i + 1, n);
-    this.outstandingFunction.copyWithin(i, i + 1, n);
-    this.outstandingBytes.copyWithin(i, i + 1, n);
+    // A plain loop: copyWithin calls into the runtime per array (the inspected poll bench ran at 0.44
+    // Mpps with it, 0.7-0.97 without).
+    for (let j = i + 1; j < n; j++) {
+      this.outstandingId[j - 1] = this.outstandingId[j];
+      this.outstandingFunction[j - 1] = this.outstandingFunction[j];
+      this.outstandingBytes[j - 1] = this.outstandingBytes[j];
+    }
     this.outstanding = n - 1;
     if (msg.function !== fn) return 'response_mismatch';
     if (!msg.exception && bytes >= 0 && msg.byteCount !== bytes) return 'response_mismatch';
