@@ -1,14 +1,13 @@
 #!/usr/bin/python3
 # Crafted Modbus/TCP streams for the stream tests, sent from the lab's client namespace (standard
-# library only). Socket cases use the kernel's TCP with TCP_NODELAY and timed send() calls to choose
-# the segment boundaries; raw cases build every IPv4 TCP segment themselves (handshake, sequence
+# library only), over IPv4 or IPv6. Socket cases use the kernel's TCP with TCP_NODELAY and timed send()
+# calls to choose the segment boundaries; raw cases build every TCP segment themselves (handshake, sequence
 # numbers, checksums) on a raw socket, so a segment can repeat or precede bytes as no kernel would
 # send. It reports what came back as one JSON line; it does not judge (the test does, from the
 # server's log). The kernel's RSTs for the raw connection's port are dropped with nft while it runs.
 #
 #   /usr/bin/python3 modbus-crafted.py CASE SERVER_IP CLIENT_IP
 #
-# Socket cases take IPv4 or IPv6 addresses, raw cases IPv4 only.
 # Cases (REQ is read or write: read = read holding registers 0-1, write = write single register 4):
 #   split-mbap-REQ   the MBAP header, then the PDU, in two segments
 #   split-pdu-REQ    MBAP + function code + one byte, then the rest
@@ -30,6 +29,7 @@ import time
 
 case, server_ip, client_ip = sys.argv[1], sys.argv[2], sys.argv[3]
 PORT = 502
+FAMILY = socket.AF_INET6 if ':' in server_ip else socket.AF_INET
 READ = bytes.fromhex('0001' '0000' '0006' '01' '03' '0000' '0002')
 WRITE = bytes.fromhex('0002' '0000' '0006' '01' '06' '0004' '1111')
 REQUESTS = {'read': READ, 'write': WRITE}
@@ -90,7 +90,7 @@ class RawConnection:
     """One TCP connection built segment by segment; it ACKs the server's data and collects it in order."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        self.sock = socket.socket(FAMILY, socket.SOCK_RAW, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, MARK)
         # The checksum covers the source address: the kernel must use the one given.
         self.sock.bind((client_ip, 0))
@@ -102,7 +102,11 @@ class RawConnection:
 
     def send(self, flags, seq, payload=b'', bad_checksum=False):
         hdr = struct.pack('!HHIIBBHHH', self.sport, PORT, seq & 0xffffffff, self.rcv_nxt, 5 << 4, flags, 65535, 0, 0)
-        pseudo = socket.inet_aton(client_ip) + socket.inet_aton(server_ip) + struct.pack('!BBH', 0, 6, len(hdr) + len(payload))
+        addresses = socket.inet_pton(FAMILY, client_ip) + socket.inet_pton(FAMILY, server_ip)
+        if FAMILY == socket.AF_INET:
+            pseudo = addresses + struct.pack('!BBH', 0, 6, len(hdr) + len(payload))
+        else:
+            pseudo = addresses + struct.pack('!I3xB', len(hdr) + len(payload), 6)
         csum = checksum(pseudo + hdr + payload)
         if bad_checksum:
             csum ^= 0x5a5a
@@ -118,11 +122,12 @@ class RawConnection:
         while time.time() < deadline and not self.reset and not (until and until()):
             self.sock.settimeout(max(0.01, deadline - time.time()))
             try:
-                pkt = self.sock.recv(65535)
+                pkt, source = self.sock.recvfrom(65535)
             except socket.timeout:
                 break
-            ihl = (pkt[0] & 0x0f) * 4
-            if socket.inet_ntoa(pkt[12:16]) != server_ip:
+            # An IPv4 raw socket gets the IP header too, an IPv6 one only the TCP segment.
+            ihl = (pkt[0] & 0x0f) * 4 if FAMILY == socket.AF_INET else 0
+            if socket.inet_pton(FAMILY, source[0]) != socket.inet_pton(FAMILY, server_ip):
                 continue
             sport, dport, seq, _ack, off, flags = struct.unpack('!HHIIBB', pkt[ihl:ihl + 14])
             if sport != PORT or dport != self.sport:
@@ -174,11 +179,11 @@ def raw_case():
         req = REQUESTS[case.split('-', 1)[1]]
         half = len(req) // 2
         conn.data(half, req[half:])
-        conn.receive(0.3, answered(conn, 1))
+        conn.receive(0.2, answered(conn, 1))
         steps = {'after_second_half': len(adus(conn.server_data))}
         conn.data(0, req[:half])
         conn.sent = half
-        conn.receive(0.3, answered(conn, 1))
+        conn.receive(0.2, answered(conn, 1))
         steps['after_first_half'] = len(adus(conn.server_data))
         if not conn.reset:
             conn.data(half, req[half:])
@@ -190,7 +195,7 @@ def raw_case():
         conn.close()
 
 
-NFT = """table ip gk_crafted {
+NFT = """table inet gk_crafted {
   chain out {
     type filter hook output priority 0;
     tcp sport %d-%d tcp flags & rst == rst meta mark != %d drop
@@ -212,7 +217,7 @@ def main():
     try:
         return raw_case()
     finally:
-        subprocess.run(['nft', 'delete', 'table', 'ip', 'gk_crafted'], check=False)
+        subprocess.run(['nft', 'delete', 'table', 'inet', 'gk_crafted'], check=False)
 
 
 print(json.dumps(main()), flush=True)
