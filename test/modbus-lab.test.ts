@@ -100,13 +100,14 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
   });
 
   t.test('on-violation reset: a unit and addresses outside the rule are refused', async (t) => {
-    await noWriteReaches(t, () => {
+    const mark = await noWriteReaches(t, () => {
       for (const args of [['-a', '2', '-r', '1'], ['-a', '1', '-r', '151'], ['-a', '1', '-r', '95', '-c', '10'], ['-a', '1', '-t', '0', '-r', '17']]) {
         const r = mbpoll(lab, args);
         t.not(r.status, 0, `${args.join(' ')}: refused`);
         t.match(r.stderr, /reset by peer/i, `${args.join(' ')}: with a reset`);
       }
     });
+    t.same(server.received(mark).adus, [], 'none of the refused reads reached the server');
     t.same(await counts.since(), { violations: { unit_not_allowed: 1, address_not_allowed: 3 }, held: {}, rule: 4 }, 'counted by reason');
   });
 
