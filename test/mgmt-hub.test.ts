@@ -603,6 +603,12 @@ t.test('dry-run: observed flows whose verdict changes under a candidate', async 
   const noPing = policy('allow', 'deny').replace('service: ping\n    action: allow', 'service: ping\n    action: reject');
   t.match((await hub.dryRun(active, noPing)).changes, [{ proto: 'icmp', src: '198.18.1.12', dstPort: 8, before: { rule: 'ping', action: 'allow' }, after: { action: 'reject' } }]);
 
+  // Still allowed, but no longer every request: a modbus block on the web rule is a change too.
+  const readOnly = active.replace('service: tcp/8080\n    action: allow', 'service: tcp/8080\n    action: allow\n    modbus:\n      functions: [read]\n      units: [1]');
+  t.match((await hub.dryRun(active, readOnly)).changes, [{ dstPort: 8080, before: { rule: 'web', action: 'allow', inspection: undefined },
+    after: { rule: 'web', action: 'allow', inspection: /^modbus: functions .*; units 1; .*on-violation reset$/ } }], 'an added block');
+  t.same((await hub.dryRun(readOnly, readOnly)).changes, [], 'the same block: no change');
+
   await t.rejects(hub.dryRun(active, 'version: 1\nrules: [oops'), /candidate policy does not compile: candidate policy:\d+:\d+: /);
   now += 2 * 60 * 60 * 1000;
   dp.flows = [];

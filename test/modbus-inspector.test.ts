@@ -7,11 +7,11 @@ import t from 'tap';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
 import type { ModbusPolicy } from '../appliance/policy/types';
 import { InspectOutcome, InspectVerdict } from '../appliance/dataplane/inspect/inspector';
+import { exceptionCodeFor } from '../appliance/policy/modbus-match';
 import {
   EXCEPTION_ADU_LENGTH,
   MAX_OUTSTANDING,
   ModbusInspector,
-  exceptionCodeFor,
   modbusReasons,
   writeExceptionAdu,
   type ModbusFlowState,

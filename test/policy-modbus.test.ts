@@ -8,15 +8,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath } from '../appliance/paths';
-import { explainDecision, explainExceptionCodes, type ModbusQuestion } from '../appliance/policy/analysis/explain';
+import { explainDecision, type ModbusQuestion } from '../appliance/policy/analysis/explain';
 import { formatDiagnostic } from '../appliance/policy/diagnostics';
 import { loadPolicyText } from '../appliance/policy/load';
 import { loadPolicyInBackground } from '../appliance/policy/load-worker';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
 import { DEVICE_ID_BIT, FUNCTION_WORDS, Table } from '../appliance/policy/modbus-functions';
-import { decide, policyReasons } from '../appliance/policy/modbus-match';
+import { decide } from '../appliance/policy/modbus-match';
 import { MODBUS_KEYS } from '../appliance/policy/schema';
-import { exceptionCodeFor } from '../appliance/dataplane/inspect/modbus/modbus';
 
 /**
  * One rule `r` from hmi to plc; the block's lines start on line 12 (`modbus:` is on line 11, at
@@ -368,13 +367,6 @@ t.test('explain: bad questions are errors', async (t) => {
     const e = explain(q);
     t.equal(e.ok, false, JSON.stringify(q));
     t.equal(e.text, message);
-  }
-});
-
-t.test('explain: the exception codes are the inspector\'s', async (t) => {
-  for (const reason of policyReasons) t.ok(reason in explainExceptionCodes, `${reason} has a code`);
-  for (const [reason, code] of Object.entries(explainExceptionCodes)) {
-    t.equal(code, exceptionCodeFor(reason as Parameters<typeof exceptionCodeFor>[0]), reason);
   }
 });
 

@@ -154,7 +154,7 @@ export const validateResponse = obj({
   }),
 }, ['stats']);
 export const diffResponse = obj({ diff: str, added: int, removed: int });
-const verdictRef = obj({ rule: str, action: str });
+const verdictRef = obj({ rule: str, action: str, inspection: str }, ['inspection']);
 export const dryRunResponse = obj({
   ok: bool, errors: arr(diagnostic), observed: int,
   changes: arr(obj({ pair: str, proto: str, src: str, srcPort: int, dst: str, dstPort: int, before: verdictRef, after: verdictRef })),

@@ -1,6 +1,7 @@
 // The decision on one Modbus request against its rule's compiled block (types.ts's ModbusPolicy), as
 // match.ts is for addresses and ports: the Modbus inspector calls it per parsed message, `policy
-// explain` per question. Runs per message and allocates nothing; building the block is modbus-block.ts's.
+// explain` per question, and the exception answering a refusal. Runs per message and allocates nothing;
+// building the block is modbus-block.ts's.
 
 import { DEVICE_ID_BIT, FunctionCode, MEI_READ_DEVICE_ID, Table } from './modbus-functions';
 import type { ModbusPolicy } from './types';
@@ -65,4 +66,43 @@ export function decide<Malformed extends string>(policy: ModbusPolicy, msg: Modb
     if (msg.writeQuantity > 0 && !covered(allowed, msg.writeStart, msg.writeQuantity)) return 'address_not_allowed';
   }
   return null;
+}
+
+export const ExceptionCode = {
+  IllegalFunction: 0x01,
+  IllegalDataAddress: 0x02,
+  IllegalDataValue: 0x03,
+  ServerBusy: 0x06,
+  GatewayTargetFailed: 0x0b,
+} as const;
+
+/**
+ * The exception answering a request refused for `reason` (a decision or a malformed-request reason)
+ * under on-violation: exception, or 0 when the request cannot be answered (its header is not trusted,
+ * or the fault is in the stream): reset instead. A unit the rule does not allow gets
+ * 0x0B (gateway target failed to respond), as a gateway answers for a device it cannot reach: the
+ * client learns nothing about the unit's functions.
+ */
+export function exceptionCodeFor(reason: string): number {
+  switch (reason) {
+    case 'function_not_allowed':
+    case 'bad_function':
+      return ExceptionCode.IllegalFunction;
+    case 'address_not_allowed':
+    case 'address_overflow':
+      return ExceptionCode.IllegalDataAddress;
+    case 'unit_not_allowed':
+      return ExceptionCode.GatewayTargetFailed;
+    case 'too_many_outstanding':
+      return ExceptionCode.ServerBusy;
+    case 'too_long':
+    case 'truncated_pdu':
+    case 'trailing_bytes':
+    case 'bad_quantity':
+    case 'bad_byte_count':
+    case 'bad_value':
+      return ExceptionCode.IllegalDataValue;
+    default:
+      return 0;
+  }
 }

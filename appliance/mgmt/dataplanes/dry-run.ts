@@ -1,13 +1,15 @@
 // Policy dry-run: decide every recently observed conversation under the running policy and under a
 // candidate, exactly as the engine does for a flow's first packet (match4/match6 with the decoder's
-// protocol numbers and rule key), and list those whose action changes. Both policies compile on
+// protocol numbers and rule key), and list those whose action changes, or whose deciding rule's
+// application-layer block (`modbus:`) changes: the connection is still allowed, but not every request. Both policies compile on
 // worker threads (policy/load-worker.ts), in parallel; only the lookups run here.
 
 import { formatDiagnostic } from '../../policy/diagnostics';
 import { loadPolicyInBackground } from '../../policy/load-worker';
 import { ruleKeyOf } from '../../policy/match';
 import { protocolNumber } from '../../wire/protocols';
-import { actionNames, type CompiledPolicy } from '../../policy/types';
+import { modbusBlockText } from '../../policy/analysis/explain';
+import { actionNames, type CompiledPolicy, type CompiledRule } from '../../policy/types';
 import type { ObservedTuple } from './observed-flows';
 import type { DryRunChange, DryRunResult } from './types';
 import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
@@ -42,6 +44,16 @@ function probeOf(t: ObservedTuple): Probe | null {
   return (p) => p.match6(srcWords, dstWords, proto, key);
 }
 
+/** The rule's modbus block in words, or undefined when its flows are not inspected. */
+function inspectionOf(rule: CompiledRule): string | undefined {
+  return rule.modbus === null ? undefined : `modbus: ${modbusBlockText(rule.modbus)}`;
+}
+
+function verdictOf(rule: CompiledRule): DryRunChange['before'] {
+  const inspection = inspectionOf(rule);
+  return inspection === undefined ? { rule: rule.name, action: actionNames[rule.action] } : { rule: rule.name, action: actionNames[rule.action], inspection };
+}
+
 export async function dryRun(observed: ObservedTuple[], activeText: string, candidateText: string): Promise<DryRunResult> {
   const [activeLoad, candidateLoad] = await Promise.allSettled([compile(activeText, 'active policy'), compile(candidateText, 'candidate policy')]);
   // The active policy's error first, as when they compiled one after the other.
@@ -55,7 +67,7 @@ export async function dryRun(observed: ObservedTuple[], activeText: string, cand
     if (probe === null) continue;
     const before = active.rules[probe(active)];
     const after = candidate.rules[probe(candidate)];
-    if (before.action === after.action) continue;
+    if (before.action === after.action && inspectionOf(before) === inspectionOf(after)) continue;
     changes.push({
       pair: t.pair,
       proto: t.proto,
@@ -63,8 +75,8 @@ export async function dryRun(observed: ObservedTuple[], activeText: string, cand
       srcPort: t.srcPort,
       dst: t.dst,
       dstPort: t.dstPort,
-      before: { rule: before.name, action: actionNames[before.action] },
-      after: { rule: after.name, action: actionNames[after.action] },
+      before: verdictOf(before),
+      after: verdictOf(after),
     });
   }
   return { observed: observed.length, changes };

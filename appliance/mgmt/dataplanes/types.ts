@@ -74,9 +74,16 @@ export type ApplyResult =
 
 export type DryRunChange = Pick<FlowRecord, 'proto' | 'src' | 'srcPort' | 'dst' | 'dstPort'> & {
   pair: string;
-  before: { rule: string; action: string };
-  after: { rule: string; action: string };
+  before: DryRunVerdict;
+  after: DryRunVerdict;
 };
+
+export interface DryRunVerdict {
+  rule: string;
+  action: string;
+  /** The rule's application-layer block in words ("modbus: functions read; ..."), absent without one. */
+  inspection?: string;
+}
 
 export interface DryRunResult {
   /** Recently observed flows checked. */

@@ -9,7 +9,7 @@ import { AddressSet, intervalsContain } from '../addresses';
 import { ruleKeyOf } from '../match';
 import { describeFunction, didYouMean, groupNamesFor4, groupNamesFor6, ModelRule, PolicyModel } from '../model';
 import { DEVICE_ID_BIT, FUNCTION_BITS, FunctionCode, functionClasses, functionNames, Limits, MEI_READ_DEVICE_ID, requestTable, Table, tableNames } from '../modbus-functions';
-import { decide, type ModbusRequest } from '../modbus-match';
+import { decide, exceptionCodeFor, type ModbusRequest } from '../modbus-match';
 import { formatServiceSet, isServiceLiteral, KEYED_PROTOCOLS, parseServiceEntry, serviceMatches, ServiceSet } from '../services';
 import { actionNames, CompiledPolicy, KEY_MAX, type ModbusPolicy, type OnViolation } from '../types';
 import { Proto, protocolName } from '../../wire/protocols';
@@ -130,18 +130,6 @@ const QUANTITY_LIMITS: ReadonlyMap<number, number> = new Map([
   [FunctionCode.WriteMultipleRegisters, Limits.writeRegisters],
   [FunctionCode.ReadWriteMultipleRegisters, Math.min(Limits.readWriteRead, Limits.readWriteWrite)],
 ]);
-
-/**
- * The exception code answering a refusal under on-violation: exception, for the reasons explain can
- * give (the inspector's exceptionCodeFor decides; test/policy-modbus.test.ts keeps the two in step).
- */
-export const explainExceptionCodes: Readonly<Record<string, number>> = {
-  function_not_allowed: 0x01,
-  address_not_allowed: 0x02,
-  too_long: 0x03,
-  bad_quantity: 0x03,
-  unit_not_allowed: 0x0b,
-};
 
 const EXCEPTION_NAMES: Readonly<Record<number, string>> = { 1: 'illegal function', 2: 'illegal data address', 3: 'illegal data value', 11: 'gateway target device failed to respond' };
 
@@ -273,10 +261,16 @@ function violationEffect(onViolation: OnViolation, reason: string): string {
     case 'drop':
       return 'the request is dropped silently (the client waits for its timeout) and the connection passes nothing more';
     case 'exception': {
-      const code = explainExceptionCodes[reason];
+      const code = exceptionCodeFor(reason);
       return `the client gets exception ${code.toString(16).padStart(2, '0').toUpperCase()} (${EXCEPTION_NAMES[code]}) and the server side is reset`;
     }
   }
+}
+
+/** A compiled modbus block in words: functions, units, addresses, max-length, on-violation. */
+export function modbusBlockText(policy: ModbusPolicy): string {
+  return `functions ${functionsText(policy)}; units ${policy.units === null ? 'any' : bitRanges(policy.units, 256)}; ` +
+    `addresses ${addressesText(policy)}; max-length ${policy.maxLength}; on-violation ${policy.onViolation}`;
 }
 
 /** The lines saying what the deciding rule's modbus block makes of the request asked about. */
@@ -296,8 +290,7 @@ function explainModbus(
     );
     return { inspected: false, refused: rule.action === 'allow' ? null : rule.action };
   }
-  lines.push(`    inspected by its modbus block: functions ${functionsText(policy)}; units ${policy.units === null ? 'any' : bitRanges(policy.units, 256)}; ` +
-    `addresses ${addressesText(policy)}; max-length ${policy.maxLength}; on-violation ${policy.onViolation}`);
+  lines.push(`    inspected by its modbus block: ${modbusBlockText(policy)}`);
   if (asked === null) return { inspected: true };
 
   const fn = asked.function;

@@ -16,7 +16,7 @@
 import { Proto, TcpFlag } from '../../../wire/protocols';
 import type { CompiledRule, ModbusPolicy } from '../../../policy/types';
 import { FunctionCode as F, functionNames } from '../../../policy/modbus-functions';
-import { decide, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
+import { decide, exceptionCodeFor, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
 import type { Flow } from '../../flow/flow';
 import { InspectVerdict, type AppInspector, type InspectOutcome, type Segment } from '../inspector';
 import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason } from '../tcp-stream';
@@ -33,44 +33,6 @@ export const modbusReasons: readonly ModbusReason[] = [...malformedReasons, ...p
 export const holdReasons = ['segment_ahead', 'ring_full', 'before_start'] as const;
 
 export const MAX_OUTSTANDING = 16;
-
-export const ExceptionCode = {
-  IllegalFunction: 0x01,
-  IllegalDataAddress: 0x02,
-  IllegalDataValue: 0x03,
-  ServerBusy: 0x06,
-  GatewayTargetFailed: 0x0b,
-} as const;
-
-/**
- * The exception answering a refused request, or 0 when the request cannot be answered (its header is
- * not trusted, or the fault is in the stream): reset instead. A unit the rule does not allow gets
- * 0x0B (gateway target failed to respond), as a gateway answers for a device it cannot reach: the
- * client learns nothing about the unit's functions.
- */
-export function exceptionCodeFor(reason: ModbusReason): number {
-  switch (reason) {
-    case 'function_not_allowed':
-    case 'bad_function':
-      return ExceptionCode.IllegalFunction;
-    case 'address_not_allowed':
-    case 'address_overflow':
-      return ExceptionCode.IllegalDataAddress;
-    case 'unit_not_allowed':
-      return ExceptionCode.GatewayTargetFailed;
-    case 'too_many_outstanding':
-      return ExceptionCode.ServerBusy;
-    case 'too_long':
-    case 'truncated_pdu':
-    case 'trailing_bytes':
-    case 'bad_quantity':
-    case 'bad_byte_count':
-    case 'bad_value':
-      return ExceptionCode.IllegalDataValue;
-    default:
-      return 0;
-  }
-}
 
 export const EXCEPTION_ADU_LENGTH = 9;
 

@@ -330,6 +330,15 @@ function renderDiff(result) {
     })));
 }
 
+/**
+ * A rule and its action, and its modbus block in words when it has one.
+ * @param {import('../api-types').DryRun['changes'][number]['before']} v
+ */
+function verdictCell(v) {
+  return h('span', null, actionBadge(v.action), ' ', h('code', null, v.rule),
+    v.inspection ? h('div', { class: 'muted' }, v.inspection) : null);
+}
+
 /** @param {import('../api-types').DryRun} result */
 function renderDryRun(result) {
   if (result.ok === false) {
@@ -340,14 +349,14 @@ function renderDryRun(result) {
   const changes = result.changes;
   const summary = changes.length === 0
     ? `None of the ${result.observed} recently observed flows would change verdict.`
-    : `${changes.length} of the ${result.observed} recently observed flows would change verdict:`;
+    : `${changes.length} of the ${result.observed} recently observed flows would change verdict or inspection:`;
   return h('div', null,
     message(summary, changes.length ? 'warn' : 'ok'),
     changes.length ? table('Flows that change verdict', ['Pair', 'Connection', 'Now', 'After the change'], changes.map((c) => [
       c.pair,
       h('code', null, connection(c)),
-      h('span', null, actionBadge(c.before.action), ' ', h('code', null, c.before.rule)),
-      h('span', null, actionBadge(c.after.action), ' ', h('code', null, c.after.rule)),
+      verdictCell(c.before),
+      verdictCell(c.after),
     ]), '') : null);
 }
 
