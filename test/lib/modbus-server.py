@@ -2,10 +2,10 @@
 # A real Modbus/TCP server for the lab tests (Debian's pymodbus 3.0; run it with /usr/bin/python3, a
 # python3 earlier on PATH may not see Debian's modules). It serves units 1 and 2 on port 502 of every
 # address (IPv4 and IPv6); a request to any other unit is not answered (pymodbus's framer skips it,
-# its bytes are still logged). It is the tests' oracle:
-# every connection, every chunk of bytes its TCP delivered and every request it executed go to the
-# log file as JSON lines, and after every executed request its whole memory is written to the state
-# file, so a test can prove what reached the server without asking through the gatekeeper.
+# its bytes are still logged). It is the tests' oracle: every connection, every chunk of bytes its
+# TCP delivered and every request it executed go to the log file as JSON lines, and before every
+# answer its whole memory is written to the state file, so a test can prove what reached the server
+# without asking through the gatekeeper.
 # It must not answer anything pymodbus would not: it is the server under protection, not a mock (it
 # only frames the stream into whole ADUs for pymodbus, whose own framer breaks on split ones).
 #
@@ -101,7 +101,11 @@ class RecordingHandler(ModbusConnectedRequestHandler):
                count=getattr(request, 'count', None), value=getattr(request, 'value', None),
                values=getattr(request, 'values', None))
         super().execute(request, *addr)
+
+    def send(self, message, *addr, **kwargs):
+        # The memory is on disk before the answer leaves: a client that saw it can read the state file.
         dump_state()
+        super().send(message, *addr, **kwargs)
 
 
 async def main():
