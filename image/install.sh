@@ -16,10 +16,11 @@ fi
 
 # libpcap-dev and a compiler for the native addons; ip and ethtool, which the dataplane calls; openssl;
 # and the real tools the lab, tests and benchmarks drive: hosts (ping, nc, iperf3, nmap, tcpdump,
-# tshark, trafgen), a SIEM receiver (rsyslog with TLS and RELP), a browser (chromium) and systemd-analyze.
+# tshark, trafgen), a SIEM receiver (rsyslog with TLS and RELP), a browser (chromium), systemd-analyze,
+# and a Modbus client and server (mbpoll; pymodbus, whose server module imports serial and serial_asyncio).
 packages=(libpcap-dev g++ make python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
   iperf3 nmap tcpdump tshark netsniff-ng procps openssl rsyslog rsyslog-gnutls rsyslog-relp gnutls-bin chromium
-  systemd)
+  systemd mbpoll python3-pymodbus python3-serial python3-serial-asyncio)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
