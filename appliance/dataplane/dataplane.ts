@@ -16,7 +16,7 @@ import { takeOverPair, type FailSafe } from './failsafe/fail-mode';
 import { bypassNames, type FailMode } from './failsafe/kernel-bridge';
 import { kernelLink, LinkFaultMirror } from './failsafe/link-fault';
 import { TrafficEvents } from './events/traffic-events';
-import { startForwarding } from './forward';
+import { countKernelDrops, startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
 import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
 import { Port } from './port/port';
@@ -99,6 +99,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   const running = new RunningPolicy(engine, options.policyPath, first, (next) => mgmt?.events.policyChanging(next));
 
   const stats = (): DataplaneStats => {
+    countKernelDrops(engine, ports);
     const events: EventStats | undefined = mgmt === null ? undefined : {
       connected: mgmt.status.connected, queued: mgmt.status.eventsQueued, sent: mgmt.status.eventsSent,
       dropped: mgmt.status.eventsDropped, denyOverflow: mgmt.events.counters.denyOverflow,
@@ -151,7 +152,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   startForwarding(engine, ports);
   for (const port of ports) {
     log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason,
-      limitation: port.ioLimitation }, 'port I/O');
+      limitation: port.ioLimitation, kernelDrops: port.kernelDropsUncounted }, 'port I/O');
   }
   if (failSafe.endedBypass !== null) {
     const { since, reason } = failSafe.endedBypass;
