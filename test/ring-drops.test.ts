@@ -52,7 +52,7 @@ t.test(`${io}: kernel_dropped is 0 while the dataplane keeps up, the ring overfl
 
   await t.test('quiet run', async (t) => {
     const before = await lab.freshStats();
-    const sent = trafgen(lab, lab.client, frame, QUIET_FRAMES, QUIET_PPS);
+    const sent = await trafgen(lab, lab.client, frame, QUIET_FRAMES, QUIET_PPS);
     t.equal(sent.sent, QUIET_FRAMES, `trafgen sent ${sent.sent} frames in ${sent.ms} ms`);
     await lab.freshStats();
     const after = await lab.freshStats();
@@ -67,7 +67,7 @@ t.test(`${io}: kernel_dropped is 0 while the dataplane keeps up, the ring overfl
     t.teardown(() => dataplane.kill('SIGCONT'));
     let sent;
     try {
-      sent = trafgen(lab, lab.client, frame, OVERFLOW_FRAMES);
+      sent = await trafgen(lab, lab.client, frame, OVERFLOW_FRAMES);
     } finally {
       dataplane.kill('SIGCONT');
     }

@@ -49,19 +49,23 @@ export interface TrafgenRun {
 
 /**
  * Send `count` frames of `config` out of `dev` in namespace `ns`, at `pps` frames per second (or as
- * fast as it can), from one CPU; waits until it is done.
+ * fast as it can), from one CPU; resolves when it is done.
  */
-export function trafgen(lab: Lab, ns: string, config: string, count: number, pps?: number, dev = 'eth0'): TrafgenRun {
+export async function trafgen(lab: Lab, ns: string, config: string, count: number, pps?: number, dev = 'eth0'): Promise<TrafgenRun> {
   const file = join(lab.dir, `trafgen-${Date.now()}.cfg`);
   writeFileSync(file, config);
   const args = [TRAFGEN, '--dev', dev, '--conf', file, '--num', String(count), '--cpus', '1', '--no-sock-mem', '--notouch-irq',
     ...(pps === undefined ? [] : ['--rate', `${pps}pps`])];
   const started = Date.now();
-  const r = lab.exec(ns, args, 120_000);
+  const child = lab.spawn(ns, args);
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   const ms = Date.now() - started;
-  if (r.status !== 0) throw new Error(`trafgen failed (${r.status}): ${r.stderr}`);
+  if (code !== 0) throw new Error(`trafgen failed (${code}): ${out}`);
   // "  60000 packets outgoing" in its summary.
-  const m = /(\d+) packets outgoing/.exec(r.stdout + r.stderr);
+  const m = /(\d+) packets outgoing/.exec(out);
   return { sent: m === null ? NaN : Number(m[1]), ms };
 }
 
