@@ -79,6 +79,12 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   }
   const engine = new Engine(first.policy, first.generation);
   const startedAt = Date.now();
+  // Every start may be a restart (systemd's after a crash, an upgrade): the hosts' TCP connections
+  // kept running and their next segments are mid-stream. A PLC's connection must survive that, so
+  // connections the policy allows are picked up for as long as the dataplane before would have kept
+  // an idle one (tcp-established-idle); after that none of them can be left, and mid-stream TCP is
+  // dropped again (tcp_no_flow) unless the policy sets pickup-established for all times.
+  engine.pickupUntil = startedAt + first.policy.flow.tcpEstablishedIdleMs;
 
   // Without a management socket nothing is collected: the packet path never calls an observer.
   const mgmt = options.mgmtSocket === undefined ? null : {
@@ -167,7 +173,8 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   ) : null;
   linkFault?.start();
   log.info({ inside: options.inside, outside: options.outside, generation: first.generation, mode: first.policy.mode,
-    rules: first.policy.rules.length - 1, policy: first.policy.sourceHash }, 'forwarding');
+    rules: first.policy.rules.length - 1, policy: first.policy.sourceHash,
+    pickupUntil: new Date(engine.pickupUntil).toISOString() }, 'forwarding; established TCP connections the policy allows are picked up until pickupUntil');
 
   const purge = setInterval(() => {
     engine.flows.purgeIdle();
