@@ -6,12 +6,18 @@
 // pick the established connections up (the policy allows them) instead of dropping their segments.
 // The gaps are measured from the clients' timestamps; the TCP gap adds the hosts' retransmission
 // timeout to the forwarding gap. Pickup still asks the policy: a third connection, on a service the
-// policy file no longer allows when the new dataplane starts, is not picked up.
+// policy file no longer allows when the new dataplane starts, is not picked up. The pickup window
+// itself (Engine.pickupUntil, set by the dataplane at start) is checked first through the engine.
 
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { DropReason } from '../appliance/dataplane/counters';
+import { Engine } from '../appliance/dataplane/engine';
+import { Side, Verdict } from '../appliance/dataplane/verdict';
 import type { DataplaneStats } from '../appliance/ipc/stats';
+import { loadPolicyText } from '../appliance/policy/load';
+import { CLIENT_MAC, frame, SERVER_MAC } from './lib/frames';
 import { labAddresses as A, labUnavailable, sleep, startLab } from './lib/lab-fixture';
 import { pythonUnavailable, startEchoServer, startPoller, type PollResult } from './lib/tcp-poll';
 
@@ -74,6 +80,35 @@ function longestSilence(r: PollResult): { ms: number; from: number } {
   }
   return best;
 }
+
+t.test('the pickup window: mid-stream TCP the policy allows, until pickupUntil; never a handshake or a RST', async (t) => {
+  const loaded = loadPolicyText(POLICY, 'restart.yaml');
+  if (!loaded.ok) throw new Error(loaded.errors[0].message);
+  const e = new Engine(loaded.policy, 1);
+  const start = 1_000_000;
+  e.pickupUntil = start + loaded.policy.flow.tcpEstablishedIdleMs;
+  const run = (f: Buffer, side: Side, now: number) => {
+    const r = e.process(f, f.length, side, now);
+    return { verdict: r.verdict, reason: r.reason };
+  };
+  const toPlc = (sport: number, dport: number, flags: string) =>
+    frame({ src: A.client4, dst: A.server4, proto: 'tcp', sport, dport, flags, seq: 1, ack: 1, payload: [1, 2, 3] });
+  const fromPlc = (sport: number, dport: number, flags: string) => frame({ src: A.server4, dst: A.client4, proto: 'tcp', sport, dport, flags,
+    seq: 1, ack: 1, payload: [4, 5, 6], srcMac: SERVER_MAC, dstMac: CLIENT_MAC });
+
+  t.equal(run(fromPlc(502, 40000, 'PA'), Side.Inside, start + 10).verdict, Verdict.Forward, 'the PLC\'s answer, first after the restart, is picked up');
+  t.equal(run(toPlc(40000, 502, 'PA'), Side.Outside, start + 20).verdict, Verdict.Forward, 'and the master\'s next request follows the flow');
+  t.equal(e.flows.size, 1, 'one flow, for both directions');
+  t.equal(run(toPlc(40001, 8080, 'A'), Side.Outside, start + 30).verdict, Verdict.Forward, 'a stream to tcp/8080, from the master\'s side');
+  t.same(run(toPlc(40002, 2323, 'PA'), Side.Outside, start + 40), { verdict: Verdict.Drop, reason: DropReason.Policy },
+    'a connection the policy does not allow is not picked up: the policy drops it');
+  t.same(run(fromPlc(502, 40003, 'SA'), Side.Inside, start + 50), { verdict: Verdict.Drop, reason: DropReason.TcpNoFlow },
+    'a SYN-ACK without its SYN is no running connection');
+  t.same(run(toPlc(40004, 502, 'R'), Side.Outside, start + 60), { verdict: Verdict.Drop, reason: DropReason.TcpNoFlow }, 'nor a RST');
+  t.same(run(toPlc(40005, 502, 'PA'), Side.Outside, e.pickupUntil), { verdict: Verdict.Drop, reason: DropReason.TcpNoFlow },
+    'after tcp-established-idle no connection from before the start can be left: mid-stream is dropped again');
+  t.equal(run(toPlc(40000, 502, 'PA'), Side.Outside, e.pickupUntil + 10).verdict, Verdict.Forward, 'a picked-up flow stays');
+});
 
 t.test('fail-closed: a restarted dataplane picks up the established connections; measured gaps', { skip }, async (t) => {
   const running = await startLab(t, FIRST_POLICY);

@@ -10,7 +10,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { DataplaneStats } from '../appliance/ipc/stats';
 import { labAddresses as A, labUnavailable, sleep, startLab } from './lib/lab-fixture';
-import { pythonUnavailable, slowestAnswer, startEchoServer, startPoller } from './lib/tcp-poll';
+import { PYTHON, pythonUnavailable, slowestAnswer, startEchoServer, startPoller } from './lib/tcp-poll';
 import { synFlood, trafgen, trafgenUnavailable } from './lib/trafgen';
 
 const MAX_FLOWS = 2000;
@@ -77,7 +77,14 @@ t.test(`a ${SYN_RATE / 1000}k/s spoofed SYN flood for ${FLOOD_SECONDS} s does no
     }
   })();
   const floodStart = Date.now();
-  const sent = await trafgen(lab, lab.client, flood, SYN_RATE * FLOOD_SECONDS, SYN_RATE);
+  const sending = trafgen(lab, lab.client, flood, SYN_RATE * FLOOD_SECONDS, SYN_RATE);
+  // A new connection in the middle of the flood: how long its handshake takes.
+  await sleep((FLOOD_SECONDS * 1000) / 2);
+  const opening = lab.exec(lab.client, [PYTHON, '-c', `import socket, time
+t = time.time()
+s = socket.create_connection(('${A.server4}', 502), timeout=10)
+print(round((time.time() - t) * 1000))`], 15_000);
+  const sent = await sending;
   const floodEnd = Date.now();
   const result = await polls;
   sampling = false;
@@ -92,6 +99,7 @@ t.test(`a ${SYN_RATE / 1000}k/s spoofed SYN flood for ${FLOOD_SECONDS} s does no
   t.comment(`trafgen sent ${sent.sent} SYNs in ${(sent.ms / 1000).toFixed(1)} s (${Math.round(sent.sent / (sent.ms / 1000))}/s); ` +
     `the dataplane saw ${seen} frames on the outside, ${answers} (SYN-ACKs) on the inside, forwarded ${synAcksForwarded} of them; kernel drops ${kernel}`);
   t.comment(`flows: created ${f.created}, earlyDropped ${f.earlyDropped}, evicted ${f.evicted}, active ${f.active}, embryonic ${f.embryonic}`);
+  t.comment(`a new connection during the flood: ${opening.status === 0 ? `connected in ${opening.stdout.trim()} ms` : `failed: ${opening.stderr.trim().split('\n').pop()}`}`);
   t.comment(`polls ${result.polls}, slowest answer ${slowestAnswer(result).toFixed(1)} ms; dataplane RSS ${rssBefore.toFixed(0)} MB before, ${rssMax.toFixed(0)} MB at most`);
 
   t.equal(sent.sent, SYN_RATE * FLOOD_SECONDS, 'trafgen sent every SYN');
