@@ -16,9 +16,10 @@ import { synFlood, trafgen, trafgenUnavailable } from './lib/trafgen';
 const MAX_FLOWS = 2000;
 /**
  * SYNs offered per second. On the 2-core test box the dataplane (JS, one thread) handles each SYN and
- * the server's SYN-ACK while trafgen, the server's kernel and other tests share the cores: with other
- * labs running it saw about 23k SYNs/s of 25k/s (the rest dropped by the kernel, kernel_dropped),
- * about 30k/s of 40k/s. The comment the test prints gives the numbers of each run.
+ * the server's SYN-ACK while trafgen, the server's kernel and other tests share the cores. Measured
+ * there with other labs running: of 25k/s it saw 21-24k/s (the rest dropped by the kernel and
+ * counted as kernel_dropped: 4-15 %), of 40k/s 29-30k/s (24-28 % dropped): about 25-30k SYNs/s, with
+ * their SYN-ACKs 50-60k frames/s, is what the box sustains. The comment the test prints gives each run's numbers.
  */
 const SYN_RATE = 25_000;
 const FLOOD_SECONDS = 10;
