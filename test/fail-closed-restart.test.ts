@@ -57,8 +57,8 @@ const FIRST_POLICY = POLICY.replace('rules:\n', `rules:
 const RUN_SECONDS = 10;
 const KILL_AFTER_MS = 2500;
 /**
- * Forwarding gap bound: kill to the first frame forwarded by the new dataplane. Measured 1.4-3.2 s
- * on the 2-core test box with other labs running (load average 8-10), most of it the new process
+ * Forwarding gap bound: kill to the first frame forwarded by the new dataplane. Measured about 1.0 s
+ * on the quiet 2-core test box, 1.1-3.2 s with other labs running (load average 8-10), most of it the new process
  * starting (node, its modules, the policy worker, the ports' 32 MiB rings).
  */
 const FORWARDING_GAP_BOUND_MS = 4000;
