@@ -114,6 +114,7 @@ t.test('web UI in chromium against the real service and lab', { skip: unavailabl
     t.match(await text(card), /policy v1/, 'the running policy is the stored v1');
     t.match(await text(card), /Inside port\s*inside0\s*link up/, 'the inside link is up');
     t.match(await text(card), /Outside port\s*outside0\s*link up/, 'the outside link is up');
+    t.match(await text(card), /Lost before inspection\s*0\s*\(box too slow, not the policy\)/, 'frames lost in the kernel are shown apart, none here');
     const denied = page.getByRole('region', { name: 'Top denied flows (last hour)' });
     await denied.getByRole('cell', { name: 'tcp/9999' }).waitFor({ timeout: 30_000 });
     t.pass('the denied tcp/9999 attempt is listed under top denied flows');

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `gatekeeper` command: one entry point for the dataplane, offline tools and the lab.
 
+import './prewarm'; // first: `run` starts the policy worker before the rest loads
 import { constants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDataplane } from '../dataplane/dataplane';

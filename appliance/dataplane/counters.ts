@@ -1,6 +1,6 @@
 // Counters of one dataplane: the one place that counts. Per port, what the pipeline decided about
 // each frame (from its PacketResult) and what the port did with it (refused before the pipeline,
-// answers sent, the kernel's report of sent batches); per rule, packets, bytes and flows. Plain typed
+// answers sent, the kernel's report of sent batches, frames the kernel dropped before we saw them); per rule, packets, bytes and flows. Plain typed
 // arrays indexed by constants, so counting on the packet path is a few stores. The names they are
 // published under belong to the IPC contract (ipc/stats.ts); test/engine.test.ts keeps indices and
 // names in step.
@@ -23,6 +23,11 @@ export const PortCounter = {
   SendErrors: 7,
   /** Frames forwarded only because the policy is in monitor mode. */
   MonitorWouldDrop: 8,
+  /**
+   * Frames the kernel dropped before the pipeline saw them (the port's receive ring was full: the box
+   * was too slow), read from the socket now and then; never in rx_packets or any drop reason.
+   */
+  KernelDropped: 9,
 } as const;
 
 /** Why a frame was dropped. */
@@ -90,6 +95,11 @@ export class PortCounters {
     this.port[PortCounter.RejectsSent]++;
     this.port[PortCounter.TxPackets]++;
     this.port[PortCounter.TxBytes] += length;
+  }
+
+  /** Frames the kernel dropped on this port's receive side since the last report (Port.takeKernelDrops). */
+  kernelDropped(frames: number): void {
+    this.port[PortCounter.KernelDropped] += frames;
   }
 
   /** What the kernel took from this port's sends (frames, bytes) and refused (frames). */

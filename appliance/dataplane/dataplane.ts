@@ -16,7 +16,7 @@ import { takeOverPair, type FailSafe } from './failsafe/fail-mode';
 import { bypassNames, type FailMode } from './failsafe/kernel-bridge';
 import { kernelLink, LinkFaultMirror } from './failsafe/link-fault';
 import { TrafficEvents } from './events/traffic-events';
-import { startForwarding } from './forward';
+import { countKernelDrops, startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
 import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
 import { Port } from './port/port';
@@ -59,7 +59,18 @@ export function runDataplane(options: DataplaneOptions): void {
 }
 
 async function start(options: DataplaneOptions, name: string, log: Logger): Promise<void> {
-  const loaded = await loadFirstPolicy(options.policyPath);
+  // The policy compiles on its worker while this thread prepares the ports (about 150 ms of ip and
+  // ethtool): a restart forwards again that much sooner. A refused policy still starts nothing.
+  const loading = loadFirstPolicy(options.policyPath);
+  const ports: [Port, Port] = [new Port(options.inside), new Port(options.outside)];
+  const bypassBridge = bypassNames(options.inside, options.outside).bridge;
+  for (const port of ports) {
+    const prep = port.prepare(bypassBridge);
+    if (prep.offloadsNotChanged.length > 0) {
+      log.info({ port: port.name, offloads: prep.offloadsNotChanged }, 'offloads left as the driver fixes them');
+    }
+  }
+  const loaded = await loading;
   if (!loaded.ok) {
     logDiagnostics(log, loaded.errors);
     log.fatal('policy refused; not starting');
@@ -69,16 +80,14 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   for (const d of loaded.warnings) log.warn(formatDiagnostic(d));
   const first: PolicyVersion = { policy: loaded.policy, groups: loaded.groups, generation: FIRST_GENERATION };
 
-  const ports: [Port, Port] = [new Port(options.inside), new Port(options.outside)];
-  const bypassBridge = bypassNames(options.inside, options.outside).bridge;
-  for (const port of ports) {
-    const prep = port.prepare(bypassBridge);
-    if (prep.offloadsNotChanged.length > 0) {
-      log.info({ port: port.name, offloads: prep.offloadsNotChanged }, 'offloads left as the driver fixes them');
-    }
-  }
   const engine = new Engine(first.policy, first.generation);
   const startedAt = Date.now();
+  // Every start may be a restart (systemd's after a crash, an upgrade): the hosts' TCP connections
+  // kept running and their next segments are mid-stream. A PLC's connection must survive that, so
+  // connections the policy allows are picked up for as long as the dataplane before would have kept
+  // an idle one (tcp-established-idle); after that none of them can be left, and mid-stream TCP is
+  // dropped again (tcp_no_flow) unless the policy sets pickup-established for all times.
+  engine.pickupUntil = startedAt + first.policy.flow.tcpEstablishedIdleMs;
 
   // Without a management socket nothing is collected: the packet path never calls an observer.
   const mgmt = options.mgmtSocket === undefined ? null : {
@@ -99,6 +108,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   const running = new RunningPolicy(engine, options.policyPath, first, (next) => mgmt?.events.policyChanging(next));
 
   const stats = (): DataplaneStats => {
+    countKernelDrops(engine, ports);
     const events: EventStats | undefined = mgmt === null ? undefined : {
       connected: mgmt.status.connected, queued: mgmt.status.eventsQueued, sent: mgmt.status.eventsSent,
       dropped: mgmt.status.eventsDropped, denyOverflow: mgmt.events.counters.denyOverflow,
@@ -151,7 +161,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   startForwarding(engine, ports);
   for (const port of ports) {
     log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason,
-      limitation: port.ioLimitation }, 'port I/O');
+      limitation: port.ioLimitation, kernelDrops: port.kernelDropsUncounted }, 'port I/O');
   }
   if (failSafe.endedBypass !== null) {
     const { since, reason } = failSafe.endedBypass;
@@ -166,7 +176,8 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   ) : null;
   linkFault?.start();
   log.info({ inside: options.inside, outside: options.outside, generation: first.generation, mode: first.policy.mode,
-    rules: first.policy.rules.length - 1, policy: first.policy.sourceHash }, 'forwarding');
+    rules: first.policy.rules.length - 1, policy: first.policy.sourceHash,
+    pickupUntil: new Date(engine.pickupUntil).toISOString() }, 'forwarding; established TCP connections the policy allows are picked up until pickupUntil');
 
   const purge = setInterval(() => {
     engine.flows.purgeIdle();

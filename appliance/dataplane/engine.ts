@@ -57,6 +57,12 @@ export class Engine {
   generation: number;
   /** Set by the dataplane when events are collected; null costs nothing on the packet path. */
   observer: TrafficObserver | null = null;
+  /**
+   * Until this time (ms, the clock process() is given) mid-stream TCP the policy allows is picked up
+   * as with `pickup-established`: the dataplane sets it when it starts (a restart), so the hosts'
+   * connections that ran through the dataplane before it are not cut. 0: only the policy's setting.
+   */
+  pickupUntil = 0;
 
   /** Settled counts only: read them through ruleTotals(). */
   private ruleCounters: RuleCounters;
@@ -297,7 +303,7 @@ export class Engine {
         rule = matchPacket(policy, pkt, false);
         tcpState = TcpState.Opening;
         ttl = timeouts.tcpOpening;
-      } else if (policy.flow.pickupEstablished && mayPickUp(flags)) {
+      } else if ((policy.flow.pickupEstablished || now < this.pickupUntil) && mayPickUp(flags)) {
         // Mid-stream after a restart: allowed if either endpoint may have opened it.
         rule = matchPacket(policy, pkt, false);
         if (!allows(policy, rule)) {

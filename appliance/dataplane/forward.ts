@@ -2,7 +2,7 @@
 // out of the other port, dropped, or answered (reject) on the port it came from. Frames arrive in
 // batches; the forwarded ones of a batch leave the other port together, in order, when the batch is
 // done, and the port reports what the kernel took. Counting is counters.ts's: this file only says
-// what happened to a frame outside the pipeline.
+// what happened to a frame outside the pipeline (also the frames the kernel dropped before it).
 
 import { DropReason } from './counters';
 import type { Engine } from './engine';
@@ -53,4 +53,13 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
   };
   ports[Side.Inside].open(onBatch(Side.Inside), onSent(Side.Inside));
   ports[Side.Outside].open(onBatch(Side.Outside), onSent(Side.Outside));
+}
+
+/**
+ * Add the frames the kernel dropped on each port's receive ring since the last call to its counters
+ * (kernel_dropped). The kernel's count restarts at each read, so this runs from the stats timer only.
+ */
+export function countKernelDrops(engine: Engine, ports: readonly [Port, Port]): void {
+  engine.counters[Side.Inside].kernelDropped(ports[Side.Inside].takeKernelDrops());
+  engine.counters[Side.Outside].kernelDropped(ports[Side.Outside].takeKernelDrops());
 }

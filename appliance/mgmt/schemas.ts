@@ -90,7 +90,8 @@ export type PasswordBody = Infer<typeof passwordBody>;
 
 const portStatus = obj({
   name: str, link: str, rxPackets: num, rxBytes: num, txPackets: num, txBytes: num, dropped: num,
-  droppedByReason: typed<Record<string, number>>({ type: 'object', additionalProperties: num }), rxPps: num, rxBps: num,
+  droppedByReason: typed<Record<string, number>>({ type: 'object', additionalProperties: num }), kernelDropped: num,
+  rxPps: num, rxBps: num,
 });
 const countsByName = typed<Record<string, number>>({ type: 'object', additionalProperties: num });
 const ruleCounters = obj({ name: str, action: oneOf(['allow', 'deny', 'reject']), packets: num, flows: num, violations: num });

@@ -143,7 +143,7 @@ export async function startMgmt(t: Test, opts: { initialPolicy?: string } = {}):
 
 function port(name: string): PortStatus {
   return { name, link: 'up', rxPackets: 10, rxBytes: 1000, txPackets: 9, txBytes: 900, dropped: 1,
-    droppedByReason: { policy: 1 }, rxPps: 1, rxBps: 100 };
+    droppedByReason: { policy: 1 }, kernelDropped: 0, rxPps: 1, rxBps: 100 };
 }
 
 /** A DataplaneHub double: one connected pair, scripted apply results, recorded calls. */

@@ -11,9 +11,14 @@ export function isOpeningSyn(flags: number): boolean {
   return (flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN;
 }
 
-/** A segment that may pick up a connection already running (after a restart): anything but a RST. */
+/**
+ * A segment that may pick up a connection already running (after a restart): neither a RST nor part
+ * of a handshake. A SYN-ACK whose SYN made no flow (or whose flow a SYN flood's early drop ended) is
+ * no running connection: picked up, the server's answers to a spoofed flood started a flow each,
+ * doubling the table's churn (test/flood-wire.test.ts).
+ */
 export function mayPickUp(flags: number): boolean {
-  return (flags & TcpFlag.RST) === 0;
+  return (flags & (TcpFlag.RST | TcpFlag.SYN)) === 0;
 }
 
 /** A new SYN on a closing flow: the 4-tuple is being reused for a new connection. */

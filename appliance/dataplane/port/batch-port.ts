@@ -30,6 +30,8 @@ export interface BatchPort {
   sendNow(buffer: Uint8Array, frame: Uint32Array, count: 1): boolean;
   /** Stops receiving, sends what is queued and reports it; the sockets are closed on the next loop turn. */
   close(): void;
+  /** Frames the kernel dropped since the last call because the receive ring was full (0 once closed). */
+  kernelDrops(): number;
 }
 
 export interface BatchPortAddon {
@@ -37,6 +39,8 @@ export interface BatchPortAddon {
   /** Where a frame starts in its receive slot, and where when the addon restored a VLAN tag in front of its type. */
   frameStart: number;
   taggedFrameStart: number;
+  /** kernelDrops() for another packet socket of this process (cap's, by descriptor); -1 when `fd` is none. */
+  packetDrops(fd: number): number;
 }
 
 export const batchPortAddonPath = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release', 'batch_port.node');

@@ -11,12 +11,15 @@
 // or the size check in openCap counts them); a partial checksum it cannot detect.
 // What we forward out of a port is not received again there: the batched port receives inbound
 // frames only (it sends through a socket of its own), and Linux never hands cap's socket the frames
-// it sent itself; frames from the port's own MAC are dropped as a second guard. Must not modify
+// it sent itself; frames from the port's own MAC are dropped as a second guard.
+// Frames the kernel dropped before we saw them (the receive ring full: the box too slow) are read
+// from the socket's PACKET_STATISTICS by takeKernelDrops(), for either I/O (cap's socket through the
+// addon, found by its descriptor), so they can be told from the policy's drops. Must not modify
 // the frames it forwards.
 
 import { Cap } from 'cap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { loadBatchPort, type BatchPort, type BatchPortAddon } from './batch-port';
@@ -85,6 +88,8 @@ export class Port {
   sendThread = false;
   /** Why the batched I/O is not used (addon missing or refused the port); undefined when it is. */
   ioFallbackReason: string | undefined;
+  /** Why frames the kernel dropped cannot be counted on this port (cap without the addon); undefined when they are. */
+  kernelDropsUncounted: string | undefined;
 
   /** Receive buffer: the batch's frames in fixed-size slots, each after its vnet header (batched). */
   private rx: Buffer = Buffer.alloc(0);
@@ -98,6 +103,9 @@ export class Port {
   private plainStart = 0;
   private batchPort: BatchPort | undefined;
   private cap: Cap | undefined;
+  /** cap's packet socket and the addon that reads its statistics (-1: not found, not counted). */
+  private capFd = -1;
+  private capDrops: BatchPortAddon['packetDrops'] | undefined;
   /** Frames queued for sending: (offset, length) pairs into `txSource`'s receive buffer. */
   private readonly tx = new Uint32Array(BATCH_FRAMES * 2);
   /** The same frames as views, for cap, which sends from the start of a buffer. */
@@ -229,7 +237,9 @@ export class Port {
       }
     }
     const cap = new Cap();
+    const before = new Set(socketFds());
     cap.open(this.name, '', RING_BYTES, this.rx);
+    this.watchCapDrops(before);
     const lengths = this.lengths;
     // Without the metadata a frame above the MTU can only be a super-frame (or a merged one): sent
     // on as it is, it would be refused or arrive with a partial checksum. Reported as not fitting.
@@ -246,6 +256,37 @@ export class Port {
       'send partial checksums and super-frames that it cannot forward correctly; frames above the MTU are dropped ' +
       '(counted as truncated or as decode errors) (turn those offloads off on the hosts, or build the batched addon)';
     process.emitWarning(`port ${this.name}: ${this.ioLimitation}`);
+  }
+
+  /**
+   * cap does not expose libpcap's pcap_stats(): its packet socket is the one cap.open() added to this
+   * process, and the addon reads the same PACKET_STATISTICS from it that pcap_stats() would.
+   */
+  private watchCapDrops(before: Set<number>): void {
+    const loaded = loadBatchPort();
+    if (typeof loaded === 'string') {
+      this.kernelDropsUncounted = `frames the kernel drops are not counted: ${loaded}`;
+      return;
+    }
+    for (const fd of socketFds()) {
+      if (!before.has(fd) && loaded.packetDrops(fd) >= 0) {
+        this.capFd = fd;
+        this.capDrops = loaded.packetDrops;
+        return;
+      }
+    }
+    this.kernelDropsUncounted = 'frames the kernel drops are not counted: libpcap\'s packet socket not found';
+  }
+
+  /**
+   * Frames the kernel dropped on this port since the last call, before the dataplane saw them: the
+   * receive ring was full because the event loop did not read it in time. One getsockopt(); the
+   * kernel's count restarts at each read, the caller adds them up. Call it seldom (once a second).
+   */
+  takeKernelDrops(): number {
+    if (this.batchPort !== undefined) return this.batchPort.kernelDrops();
+    if (this.capDrops !== undefined) return Math.max(0, this.capDrops(this.capFd));
+    return 0;
   }
 
   /**
@@ -323,6 +364,9 @@ export class Port {
     this.cap?.close();
     this.batchPort = undefined;
     this.cap = undefined;
+    this.capFd = -1;
+    this.capDrops = undefined;
+    this.kernelDropsUncounted = undefined;
     this.io = undefined;
     this.sendThread = false;
     this.ioLimitation = undefined;
@@ -335,6 +379,19 @@ export class Port {
 
 function defaultIo(): PortIo {
   return process.env[PORT_IO_ENV] === 'cap' ? 'cap' : 'batched';
+}
+
+/** This process's socket descriptors (cap's packet socket is found among them). */
+function socketFds(): number[] {
+  const fds: number[] = [];
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`).startsWith('socket:')) fds.push(Number(name));
+    } catch {
+      // closed meanwhile (the listing's own descriptor)
+    }
+  }
+  return fds;
 }
 
 function run(cmd: string, args: string[]): void {

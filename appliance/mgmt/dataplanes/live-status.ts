@@ -159,6 +159,7 @@ function portStatus(name: string, port: PortStats | undefined, rates: PortRates)
     txBytes: port?.tx_bytes ?? 0,
     dropped: Object.values(droppedByReason).reduce((a, b) => a + b, 0),
     droppedByReason,
+    kernelDropped: port?.kernel_dropped ?? 0,
     rxPps: rates.rxPps,
     rxBps: rates.rxBps,
   };

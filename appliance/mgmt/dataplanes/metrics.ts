@@ -52,6 +52,9 @@ export class HubMetrics {
     portCounter('gatekeeper_port_rx_bytes_total', 'Bytes received on the port', (p) => p.rx_bytes);
     portCounter('gatekeeper_port_tx_packets_total', 'Frames sent out of the port', (p) => p.tx_packets);
     portCounter('gatekeeper_port_tx_bytes_total', 'Bytes sent out of the port', (p) => p.tx_bytes);
+    portCounter('gatekeeper_port_kernel_dropped_total',
+      'Frames the kernel dropped before the dataplane saw them (receive ring full: the box too slow); never a policy decision',
+      (p) => p.kernel_dropped);
     dataplaneCounter('gatekeeper_port_dropped_total', 'Frames dropped, by the port they arrived on and reason', ['pair', 'port', 'reason'], (set) => {
       for (const t of pairs()) {
         if (t.stats === null) continue;

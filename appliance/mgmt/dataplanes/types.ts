@@ -16,6 +16,8 @@ export interface PortStatus {
   /** Sum of all drop reasons. */
   dropped: number;
   droppedByReason: Record<string, number>;
+  /** Frames the kernel dropped before the dataplane saw them (receive ring full: too slow), not in `dropped`. */
+  kernelDropped: number;
   rxPps: number;
   rxBps: number;
 }

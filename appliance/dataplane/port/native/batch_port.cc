@@ -18,8 +18,10 @@
 //   lets it run beside the event loop; where cores are scarce the hand-over costs more than it
 //   gives (measured on 2 cores). Either way the outcome comes back to JS through onSent().
 // Frames leave through the second socket, which only sends; the receiving one takes inbound frames
-// only (PACKET_IGNORE_OUTGOING), so nothing sent here is seen again. Must not modify frame bytes
-// beyond the VLAN tag it restores.
+// only (PACKET_IGNORE_OUTGOING), so nothing sent here is seen again.
+// Frames the kernel dropped because the ring was full (the event loop did not read it in time) are
+// read from PACKET_STATISTICS on request (kernelDrops(); also for libpcap's socket, packetDrops(fd)).
+// Must not modify frame bytes beyond the VLAN tag it restores.
 
 #include <napi.h>
 #include <uv.h>
@@ -113,8 +115,10 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       InstanceMethod("queue", &BatchPort::Queue),
       InstanceMethod("sendNow", &BatchPort::SendNow),
       InstanceMethod("close", &BatchPort::Close),
+      InstanceMethod("kernelDrops", &BatchPort::KernelDrops),
     });
     exports.Set("BatchPort", ctor);
+    exports.Set("packetDrops", Napi::Function::New(env, PacketDrops));
     exports.Set("frameStart", Napi::Number::New(env, kFrameStart));
     exports.Set("taggedFrameStart", Napi::Number::New(env, kFrameStart - kTagBytes));
     return exports;
@@ -745,6 +749,31 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     self->on_sent_.Reset();
     self->context_.reset();
     self->Unref();
+  }
+
+  // Frames the kernel dropped on packet socket `fd` since the last read: PACKET_STATISTICS resets
+  // on every read, so the caller accumulates. tp_drops counts each frame the ring (or receive queue)
+  // had no room for; on TPACKET_V3 (libpcap's ring) it also covers the frames lost while a block
+  // was frozen, so tp_freeze_q_cnt, a count of freezes, not of frames, is not added. -1 when `fd`
+  // is not a packet socket.
+  static double ReadDrops(int fd) {
+    tpacket_stats_v3 stats{};  // tpacket_stats plus tp_freeze_q_cnt: the kernel copies what its version has
+    socklen_t length = sizeof(stats);
+    if (fd < 0 || getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &stats, &length) != 0) return -1;
+    return stats.tp_drops;
+  }
+
+  // kernelDrops(): frames dropped by the receive ring since the last call (0 once closed).
+  Napi::Value KernelDrops(const Napi::CallbackInfo& info) {
+    double drops = closing_ ? -1 : ReadDrops(fd_);
+    return Napi::Number::New(info.Env(), drops < 0 ? 0 : drops);
+  }
+
+  // packetDrops(fd): the same for another packet socket of this process (cap's); -1 when it is none.
+  static Napi::Value PacketDrops(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) return Throw(env, "packetDrops(fd)");
+    return Napi::Number::New(env, ReadDrops(info[0].As<Napi::Number>().Int32Value()));
   }
 
   static Napi::Value Throw(Napi::Env env, const std::string& message) {

@@ -302,7 +302,11 @@ function portPanel(side, port) {
       h('dt', null, 'Received'), h('dd', null, `${formatCount(port.rxPackets)} packets · ${formatSi(port.rxBytes, 'B')}`),
       h('dt', null, 'Sent'), h('dd', null, `${formatCount(port.txPackets)} packets · ${formatSi(port.txBytes, 'B')}`),
       h('dt', null, 'Dropped'), h('dd', { class: port.dropped > 0 ? 'text-bad' : '' }, formatCount(port.dropped),
-        reasons.length ? h('span', { class: 'muted' }, ` (${reasons.map(([r, n]) => `${r} ${formatCount(n)}`).join(', ')})`) : null)));
+        reasons.length ? h('span', { class: 'muted' }, ` (${reasons.map(([r, n]) => `${r} ${formatCount(n)}`).join(', ')})`) : null),
+      // Not a decision: the kernel had no room left for them because the dataplane read too slowly.
+      h('dt', null, 'Lost before inspection'), h('dd', { class: port.kernelDropped > 0 ? 'text-bad' : '',
+        title: 'Frames the kernel dropped because the receive ring was full: the box was too slow, not the policy' },
+        formatCount(port.kernelDropped), h('span', { class: 'muted' }, ' (box too slow, not the policy)'))));
 }
 
 /**
