@@ -378,7 +378,7 @@ t.test('application-layer slot: a claimed flow\'s payload reaches its inspector,
 t.test('flow table: new flows beyond the embryonic budget early-drop the oldest unanswered one, never an answered one', async (t) => {
   const e = new Engine(policy('', 'enforce', 'flows:\n  max-flows: 1000\n'), 1);
   const budget = e.flows.embryonicBudget;
-  t.equal(budget, 1024, 'the floor: a quarter of 1000 would leave too little room for handshakes');
+  t.equal(budget, 8192, 'the floor: a quarter of 1000 would leave too little room for handshakes');
   run(e, out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside);
   run(e, back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside);
   t.equal(e.flows.counters.embryonic, 0, 'the answered UDP flow is not embryonic');

@@ -26,8 +26,14 @@ import type { TtlOption } from './timeouts';
  * costs a quarter more records at most (bench/README.md "flood": bytes per record).
  */
 const EMBRYONIC_SHARE = 0.25;
-/** So that a small table (max-flows 4096 in the fuzz test) still has room for handshakes in flight. */
-const EMBRYONIC_FLOOR = 1024;
+/**
+ * So that a small table still has room for handshakes in flight. A port hands over up to 2048 frames
+ * per wakeup, so an answer can arrive thousands of new flows after its SYN: with a floor of 1024,
+ * test/flood-wire.test.ts (max-flows 2000, 21-24k spoofed SYNs/s through the lab) saw only 6-10 % of
+ * the SYN-ACKs find their flow and a real connection took 1.1-5.1 s to open; 8192 gives a SYN about
+ * 330 ms at that rate, for 8192 × ~300 bytes = 2.4 MiB.
+ */
+const EMBRYONIC_FLOOR = 8192;
 
 export function embryonicBudget(maxFlows: number): number {
   return Math.max(EMBRYONIC_FLOOR, Math.ceil(maxFlows * EMBRYONIC_SHARE));
