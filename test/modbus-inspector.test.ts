@@ -178,15 +178,45 @@ t.test('on-violation: drop drops silently, and keeps dropping', async (t) => {
   t.equal(c.send(true, []), InspectVerdict.Forward, 'a bare ACK carries nothing');
 });
 
-t.test('a request split at every byte: the violation is found before its last byte leaves', async (t) => {
+t.test('a request split at every byte: a refused function is found as soon as its code arrives', async (t) => {
   const bytes = [...read(1, 0, 1), ...write(2, 5)];
+  // The write's function code is byte 12 + 7: the segment carrying it is refused, whatever follows.
+  const functionAt = 12 + 7;
   for (let cut = 1; cut < bytes.length; cut++) {
     const c = new Conn(policy(readOnly));
     const first = c.send(true, bytes.slice(0, cut));
+    if (cut > functionAt) {
+      t.equal(first, InspectVerdict.Reset, `cut ${cut}: the first part carries the write's function code: refused`);
+      t.equal(c.out.reason, 'function_not_allowed');
+      continue;
+    }
     const second = c.send(true, bytes.slice(cut));
-    t.equal(first, InspectVerdict.Forward, `cut ${cut}: first part incomplete or allowed`);
-    t.equal(second, InspectVerdict.Reset, `cut ${cut}: the part completing the write is refused`);
+    t.equal(first, InspectVerdict.Forward, `cut ${cut}: the first part names no refused function yet`);
+    t.equal(second, InspectVerdict.Reset, `cut ${cut}: the part carrying the write's function code is refused`);
   }
+  // Refused addresses need the whole request: the early decision is only on function and unit.
+  const far = read(3, 500, 1);
+  const c = new Conn(policy(readOnly));
+  t.equal(c.send(true, far.slice(0, 10)), InspectVerdict.Forward, 'a read whose address is not complete yet passes');
+  t.equal(c.send(true, far.slice(10)), InspectVerdict.Reset, 'and is refused when it is');
+  t.equal(c.out.reason, 'address_not_allowed');
+  const unit = new Conn(policy(readOnly));
+  t.equal(unit.send(true, adu(4, [3, 0, 0, 0, 1], 9).slice(0, 8)), InspectVerdict.Reset, 'a unit not allowed: refused with the function code');
+  t.equal(unit.out.reason, 'unit_not_allowed');
+  const exception = new Conn(policy({ ...readOnly, 'on-violation': 'exception' }));
+  t.equal(exception.send(true, write(0x77, 5).slice(0, 8)), InspectVerdict.Answer, 'early, the exception still answers the right transaction');
+  t.same(Array.from(exception.out.reply.subarray(0, exception.out.replyLength)), [0, 0x77, 0, 0, 0, 3, 1, 0x86, 0x01]);
+  const device = new Conn(policy({ functions: ['read-device-identification'] }));
+  t.equal(device.send(true, adu(5, [43, 14, 1, 0]).slice(0, 8)), InspectVerdict.Forward, '43 waits for its MEI type');
+  t.equal(device.send(true, adu(5, [43, 14, 1, 0]).slice(8)), InspectVerdict.Forward, '43/14 allowed');
+});
+
+t.test('a refusal after the violation is a follow-up: counted by reason, not as another violation', async (t) => {
+  const c = new Conn(policy({ ...readOnly, 'on-violation': 'drop' }));
+  t.equal(c.send(true, write(1, 5)), InspectVerdict.Drop);
+  t.equal(c.out.followUp, false, 'the violation');
+  t.equal(c.send(true, write(1, 5)), InspectVerdict.Drop, 'its retransmission');
+  t.same([c.out.reason, c.out.followUp], ['after_violation', true]);
 });
 
 t.test('stream: out of order is held, a different retransmission is a violation', async (t) => {

@@ -171,8 +171,8 @@ async function modbusTests(t: Test, offloads: HostOffloads): Promise<void> {
     lab.client(['ss', '-K', 'dst', A.server4, 'dport', '=', '502']);
     const c = await counts.since();
     const resent = c.violations.after_violation ?? 0;
-    t.same(c, { violations: { function_not_allowed: 1, ...(resent > 0 ? { after_violation: resent } : {}) }, held: {}, rule: 1 + resent },
-      `the write counted, and ${resent} retransmissions of it`);
+    t.same(c, { violations: { function_not_allowed: 1, ...(resent > 0 ? { after_violation: resent } : {}) }, held: {}, rule: 1 },
+      `the write counted once on the rule, its ${resent} retransmissions by reason only`);
   });
 
   t.test('monitor mode: writes pass and reach the server', async (t) => {

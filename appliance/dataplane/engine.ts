@@ -470,8 +470,10 @@ export class Engine {
       return;
     }
     inspection.counters.violation(out.reasonIndex);
-    this.ruleCounters.violation(flow.ruleIndex);
-    if (this.observer !== null) this.report(flow, inspection.inspector, verdict, now);
+    if (!out.followUp) {
+      this.ruleCounters.violation(flow.ruleIndex);
+      if (this.observer !== null) this.report(flow, inspection.inspector, verdict, now);
+    }
     if (this.monitor || verdict === InspectVerdict.Drop) return this.drop(DropReason.Inspect);
     if (!this.rejectLimit.take(now)) {
       r.rejectSuppressed = true;

@@ -57,14 +57,25 @@ function covered(intervals: Uint32Array, start: number, quantity: number): boole
 export function decide<Malformed extends string>(policy: ModbusPolicy, msg: ModbusRequest<Malformed>): PolicyReason | Malformed | null {
   if (msg.malformed !== null) return msg.malformed;
   if (msg.aduLength > policy.maxLength) return 'too_long';
-  const bit = msg.function === FunctionCode.EncapsulatedInterface && msg.subFunction === MEI_READ_DEVICE_ID ? DEVICE_ID_BIT : msg.function;
-  if (!hasBit(policy.functions, bit)) return 'function_not_allowed';
-  if (policy.units !== null && !hasBit(policy.units, msg.unit)) return 'unit_not_allowed';
+  const header = decideHeader(policy, msg.unit, msg.function, msg.subFunction);
+  if (header !== null) return header;
   if (policy.addresses !== null && msg.table !== Table.None) {
     const allowed = policy.addresses[msg.table];
     if (!covered(allowed, msg.start, msg.quantity)) return 'address_not_allowed';
     if (msg.writeQuantity > 0 && !covered(allowed, msg.writeStart, msg.writeQuantity)) return 'address_not_allowed';
   }
+  return null;
+}
+
+/**
+ * The part of the decision a request's first bytes already settle: its function (`subFunction` the
+ * MEI type of 43) and unit. The inspector asks it as soon as a request's function code has arrived,
+ * so a refused function never reaches the server, not even as the start of a request.
+ */
+export function decideHeader(policy: ModbusPolicy, unit: number, fn: number, subFunction: number): PolicyReason | null {
+  const bit = fn === FunctionCode.EncapsulatedInterface && subFunction === MEI_READ_DEVICE_ID ? DEVICE_ID_BIT : fn;
+  if (!hasBit(policy.functions, bit)) return 'function_not_allowed';
+  if (policy.units !== null && !hasBit(policy.units, unit)) return 'unit_not_allowed';
   return null;
 }
 

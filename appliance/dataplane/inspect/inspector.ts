@@ -53,6 +53,11 @@ export class InspectOutcome {
   unit = -1;
   start = -1;
   quantity = 0;
+  /**
+   * A refusal that follows the flow's violation (e.g. its retransmissions): counted by reason, but
+   * not as another violation of the rule and not reported again.
+   */
+  followUp = false;
   /** Sequence number the receiver expects next: where the RST to it goes. */
   onwardSeq = 0;
   /** On Answer: reply[0, replyLength) goes back to the sender at replySeq, acknowledging replyAck. */
@@ -68,6 +73,7 @@ export class InspectOutcome {
     this.unit = -1;
     this.start = -1;
     this.quantity = 0;
+    this.followUp = false;
     this.replyLength = 0;
   }
 }

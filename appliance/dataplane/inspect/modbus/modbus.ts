@@ -16,11 +16,11 @@
 import { Proto, TcpFlag } from '../../../wire/protocols';
 import type { CompiledRule, ModbusPolicy } from '../../../policy/types';
 import { FunctionCode as F, functionNames } from '../../../policy/modbus-functions';
-import { decide, exceptionCodeFor, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
+import { decide, decideHeader, exceptionCodeFor, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
 import type { Flow } from '../../flow/flow';
 import { InspectVerdict, type AppInspector, type InspectOutcome, type Segment } from '../inspector';
 import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason } from '../tcp-stream';
-import { ModbusParser, ParseStatus, malformedReasons, type MalformedReason, type ModbusMessage } from './parser';
+import { ModbusMessage, ModbusParser, ParseStatus, malformedReasons, type MalformedReason } from './parser';
 
 export const inspectorReasons = ['unexpected_response', 'response_mismatch', 'too_many_outstanding', 'after_violation'] as const;
 export type InspectorReason = (typeof inspectorReasons)[number];
@@ -71,6 +71,8 @@ export class ModbusFlowState {
   readonly guard = new TcpStreamGuard();
   readonly requests = new ModbusParser(true);
   readonly responses = new ModbusParser(false);
+  /** The header of a request still arriving, for the early decision on its function and unit. */
+  readonly pending = new ModbusMessage();
   /** Outstanding requests, oldest first: transaction id, function, expected response byte count. */
   readonly outstandingId = new Uint16Array(MAX_OUTSTANDING);
   readonly outstandingFunction = new Uint8Array(MAX_OUTSTANDING);
@@ -221,7 +223,17 @@ export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPoli
       out.clear();
       verdict = this.refuse(state, reason, seg, seg.fromInitiator ? msg : null, onwardSeq, out);
       // Enforcing, nothing behind a refused message can pass; monitoring, the rest is parsed too.
-      if (!state.monitor) break;
+      if (!state.monitor) return verdict;
+    }
+    // A request still arriving whose function or unit is already refused: refused now, so not even
+    // its function code reaches the server. (Monitoring, the complete message is judged and counted.)
+    if (seg.fromInitiator && !state.monitor && verdict === InspectVerdict.Forward && parser.status !== ParseStatus.Message &&
+      parser.pendingHeader(state.pending)) {
+      const reason = decideHeader(state.policy as ModbusPolicy, state.pending.unit, state.pending.function, state.pending.subFunction);
+      if (reason !== null) {
+        out.clear();
+        return this.refuse(state, reason, seg, state.pending, onwardSeq, out);
+      }
     }
     return verdict;
   }
@@ -229,6 +241,8 @@ export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPoli
   /** The flow's violation: the verdict its rule's on-violation asks for, the outcome filled. */
   private refuse(state: ModbusFlowState, reason: ModbusReason, seg: Segment, request: ModbusMessage | null, onwardSeq: number,
     out: InspectOutcome): InspectVerdict {
+    // A segment after the flow's violation is refused too, but is not another violation of the rule.
+    out.followUp = state.violation !== null;
     if (!state.monitor && state.violation === null) {
       state.violation = reason;
       state.stopSeq[seg.fromInitiator ? 0 : 1] = onwardSeq;

@@ -132,6 +132,26 @@ export class ModbusParser {
     return off;
   }
 
+  /**
+   * The message begun but not complete after the last push: when its unit and function code (and for
+   * 43 its MEI type) have arrived, write them and its transaction id into `m` and return true.
+   */
+  pendingHeader(m: ModbusMessage): boolean {
+    const buf = this.buf;
+    if (this.lost || this.have < MBAP_LENGTH + 1) return false;
+    const code = buf[MBAP_LENGTH];
+    if ((code & 0x7f) === F.EncapsulatedInterface && this.have < MBAP_LENGTH + 2) return false;
+    this.clear(m);
+    m.transactionId = read16(buf, 0);
+    m.protocolId = read16(buf, 2);
+    m.length = read16(buf, 4);
+    m.unit = buf[6];
+    m.function = code & 0x7f;
+    m.subFunction = m.function === F.EncapsulatedInterface ? buf[MBAP_LENGTH + 1] : -1;
+    m.aduLength = 6 + m.length;
+    return true;
+  }
+
   /** The header in buf cannot start a message: report it with the fields read so far. */
   private framingError(reason: MalformedReason): void {
     const m = this.msg;
