@@ -93,10 +93,13 @@ class Peer {
     }
   }
 
-  /** Send a request and wait for the reply carrying its requestId. */
+  /**
+   * Send a request and wait for the reply carrying its requestId. A prepare compiles on a worker
+   * thread: in the full suite, beside a lab flooding both cores, it once took more than 5 s.
+   */
   async request(message: Message & { requestId: number }): Promise<Message> {
     this.send(message);
-    return waitUntil(() => this.messages.find((m) => m.requestId === message.requestId));
+    return waitUntil(() => this.messages.find((m) => m.requestId === message.requestId), 20_000);
   }
 
   async close(): Promise<void> {
