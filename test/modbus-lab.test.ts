@@ -6,7 +6,7 @@
 
 import t, { type Test } from 'tap';
 import { hostOffloadSetups, labAddresses as A, sleep, startLab, type HostOffloads, type RunningLab } from './lib/lab-fixture';
-import { ModbusServer, modbusLabUnavailable } from './lib/modbus-server';
+import { ModbusServer, modbusLabPolicy as policy, modbusLabUnavailable } from './lib/modbus-server';
 import { ModbusCounter } from './lib/modbus-counts';
 
 type OnViolation = 'reset' | 'exception' | 'drop';
@@ -21,19 +21,6 @@ const readOnly = (onViolation: OnViolation) => `
         coils: [0-15]
       on-violation: ${onViolation}`;
 
-const policy = (block: string, mode = 'enforce') => `version: 1
-mode: ${mode}
-default: deny
-groups:
-  client: [${A.client4}, "${A.client6}"]
-  server: [${A.server4}, "${A.server6}"]
-rules:
-  - name: client-modbus
-    from: client
-    to: server
-    service: modbus
-    action: allow${block}
-`;
 
 /** The writes mbpoll can send: options, values, and the function code it uses. */
 const writes = [

@@ -9,24 +9,11 @@
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { hostOffloadSetups, labAddresses as A, sleep, startLab, type HostOffloads, type RunningLab } from './lib/lab-fixture';
-import { ModbusServer, modbusLabUnavailable, python } from './lib/modbus-server';
+import { ModbusServer, modbusLabPolicy as policy, modbusLabUnavailable, python } from './lib/modbus-server';
 import { ModbusCounter, type ModbusCounts } from './lib/modbus-counts';
 
 const crafted = join(__dirname, 'lib', 'modbus-crafted.py');
 
-const policy = (block: string) => `version: 1
-mode: enforce
-default: deny
-groups:
-  client: [${A.client4}, "${A.client6}"]
-  server: [${A.server4}, "${A.server6}"]
-rules:
-  - name: client-modbus
-    from: client
-    to: server
-    service: modbus
-    action: allow${block}
-`;
 
 const readsOnly = `
     modbus:

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { labUnavailable, sleep, type RunningLab } from './lab-fixture';
+import { labAddresses, labUnavailable, sleep, type RunningLab } from './lab-fixture';
 
 /** Debian's interpreter: a python3 earlier on PATH may not see Debian's pymodbus. */
 export const python = '/usr/bin/python3';
@@ -134,3 +134,18 @@ export class ModbusServer {
     return (JSON.parse(readFileSync(this.stateFile, 'utf8')) as Record<string, ServerMemory>)[String(unit)];
   }
 }
+
+/** The Modbus lab tests' policy: the lab's client may open Modbus to its server; `block` is the rule's modbus block (or ''). */
+export const modbusLabPolicy = (block: string, mode = 'enforce'): string => `version: 1
+mode: ${mode}
+default: deny
+groups:
+  client: [${labAddresses.client4}, "${labAddresses.client6}"]
+  server: [${labAddresses.server4}, "${labAddresses.server6}"]
+rules:
+  - name: client-modbus
+    from: client
+    to: server
+    service: modbus
+    action: allow${block}
+`;
