@@ -3,8 +3,8 @@
 // byte-exact over TCP, IPv4 and IPv6, both ways; a UDP super-frame is decided once, and a denied
 // one is denied whole. 802.1Q-tagged super-frames are tested at the port (test/port-offload.test.ts):
 // this kernel has neither 8021q, bridge VLAN filtering nor act_vlan, so lab hosts cannot tag.
-// Not here yet: a Modbus request inside a super-frame being inspected (there is no Modbus
-// inspection to test); when it comes, it belongs beside the super-frame decision test below.
+// Modbus requests inside a TCP super-frame are inspected one by one: test/modbus-streams.test.ts.
+// rx_segments counts the segments a super-frame stands for.
 
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
@@ -84,6 +84,11 @@ async function offloadTests(t: Test, offloads: HostOffloads): Promise<void> {
     // With offloads the host hands over one super-frame: one decision, one drop. Without, the
     // host cut it first and every segment is decided on its own.
     t.equal(policyDrops, offloads === 'on' ? 1 : SEGMENTS, `denied ${offloads === 'on' ? 'as one frame' : 'segment by segment'} (${policyDrops} policy drops)`);
+    // The frames and the segments they stand for: each super-frame counts SEGMENTS segments.
+    const frames = after.ports.outside.rx_packets - before.ports.outside.rx_packets;
+    const segments = after.ports.outside.rx_segments - before.ports.outside.rx_segments;
+    if (offloads === 'on') t.ok(segments - frames >= 2 * (SEGMENTS - 1), `two super-frames: ${frames} frames stood for ${segments} segments`);
+    else t.ok(segments >= frames, `${frames} frames, ${segments} segments`);
   });
 
   t.test('nothing dropped that should have passed', async (t) => {

@@ -130,7 +130,7 @@ class FakeDataplane {
 function port(name: string, rxPackets: number, rxBytes: number, dropped: Record<string, number> = {}) {
   return {
     name, link: 'up', rx_packets: rxPackets, rx_bytes: rxBytes, tx_packets: rxPackets, tx_bytes: rxBytes, forwarded: rxPackets,
-    rejects_sent: 0, rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: rxPackets / 100,
+    rejects_sent: 0, rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: rxPackets / 100, rx_segments: rxPackets + 5,
     dropped: { policy: 0, decode: 0, ...dropped }, decode_errors: {},
   };
 }
@@ -371,6 +371,7 @@ t.test('stats: rates from successive snapshots, 1 s history, metrics per port an
   t.equal(m.get('gatekeeper_port_tx_bytes_total{pair="p1",port="outside"}'), 280_000);
   t.equal(m.get('gatekeeper_port_dropped_total{pair="p1",port="inside",reason="policy"}'), 60);
   t.equal(m.get('gatekeeper_port_kernel_dropped_total{pair="p1",port="outside"}'), 28);
+  t.equal(m.get('gatekeeper_port_rx_segments_total{pair="p1",port="outside"}'), 2805);
   t.equal(m.get('gatekeeper_rule_packets_total{pair="p1",rule="web",action="allow"}'), 900);
   t.equal(m.get('gatekeeper_rule_bytes_total{pair="p1",rule="blocked",action="reject"}'), 3600);
   t.equal(m.get('gatekeeper_rule_flows_total{pair="p1",rule="web",action="allow"}'), 3);

@@ -1,6 +1,7 @@
 // Crafted Modbus/TCP streams through the gatekeeper between real hosts: segment boundaries inside a
 // request, a read and a write in one segment, an overlapping retransmission carrying other bytes, and
-// segments out of order (test/lib/modbus-crafted.py sends them from the client namespace). A real
+// segments out of order, and (last, it writes the server's registers) eight pipelined writes in one
+// TSO super-frame, one of them refused (test/lib/modbus-crafted.py sends them from the client namespace). A real
 // pymodbus server is the oracle: its log of the bytes its TCP delivered and the requests it executed
 // must never show a write. The same streams under a plain allow rule show that the writes do reach it
 // where TCP lets them, so the oracle can fail. One lab per host setup; the policy is reloaded between
@@ -163,6 +164,28 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       t.ok(WRITE_HEX.startsWith(left) && left.length < WRITE_HEX.length,
         `the server got at most a strict prefix of the write (${left || 'nothing'}), the bytes in order before it`);
       t.same(await counts.since(), only({ function_not_allowed: 1 }, { segment_ahead: 2 }), 'each segment ahead held, not a violation; the write counted');
+    });
+    t.test('a super-frame of pipelined requests is inspected request by request', async (t) => {
+      // Last: these writes change the server's registers. Writes to holding registers 0-99 allowed: eight 213-byte writes in one send make one super-frame with offloads.
+      await lab.reload(policy(`
+    modbus:
+      functions: [read, write-multiple-registers]
+      units: [1]
+      addresses:
+        holding-registers: [0-99]`));
+      const before = await lab.lab.freshStats();
+      const good = await run('superframe-writes');
+      t.equal(good.result.responses.length, 8, 'all eight writes answered');
+      t.same(good.executed.map((e) => e.function), Array(8).fill(16), 'and executed');
+      const bad = await run('superframe-bad', false, true);
+      t.ok(bad.result.reset, 'the last write (address 500) refused: reset');
+      t.same(bad.executed.map((e) => e.function), [], 'none of the eight writes of that super-frame reached the server');
+      const after = await lab.lab.freshStats();
+      const frames = after.ports.outside.rx_packets - before.ports.outside.rx_packets;
+      const segments = after.ports.outside.rx_segments - before.ports.outside.rx_segments;
+      if (offloads === 'on') t.ok(segments > frames, `the requests came as super-frames (${frames} frames for ${segments} segments)`);
+      t.same(await counts.since(), only({ address_not_allowed: 1 }), 'the one refused request counted');
+      await lab.reload(policy(readsOnly));
     });
   });
 }

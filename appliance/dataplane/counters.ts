@@ -28,6 +28,12 @@ export const PortCounter = {
    * was too slow), read from the socket now and then; never in rx_packets or any drop reason.
    */
   KernelDropped: 9,
+  /**
+   * The wire segments the received frames stand for: a GSO super-frame (hosts with TSO/GSO, or the
+   * port's GRO) counts as the segments it carries, any other frame as one. Equal to rx_packets when
+   * no super-frames arrive.
+   */
+  RxSegments: 10,
 } as const;
 
 /** Why a frame was dropped. */
@@ -78,6 +84,11 @@ export class PortCounters {
       port[PortCounter.Forwarded]++;
       if (result.monitored) port[PortCounter.MonitorWouldDrop]++;
     }
+  }
+
+  /** A received frame stood for `segments` segments on the wire (the port's GSO metadata). */
+  received(segments: number): void {
+    this.port[PortCounter.RxSegments] += segments;
   }
 
   /** A frame the port refused before the pipeline saw it (truncated, or from the port's own MAC). */

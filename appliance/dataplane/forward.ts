@@ -21,6 +21,7 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
       const frames = inPort.frames;
       for (let i = 0; i < count; i++) {
         const length = lengths[2 * i];
+        counters.received(inPort.segments[i]);
         if (lengths[2 * i + 1] > length) {
           counters.refused(DropReason.Truncated);
           continue;

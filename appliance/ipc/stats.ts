@@ -7,7 +7,7 @@ import type { ActionName, Mode } from '../policy/types';
 /** Per-port counters as published; indices are dataplane/counters.ts's PortCounter. */
 export const portCounterNames = [
   'rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'forwarded', 'rejects_sent', 'rejects_suppressed',
-  'send_errors', 'monitor_would_drop', 'kernel_dropped',
+  'send_errors', 'monitor_would_drop', 'kernel_dropped', 'rx_segments',
 ] as const;
 
 /** Why frames were dropped, as published; indices are dataplane/counters.ts's DropReason. */

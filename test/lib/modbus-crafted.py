@@ -33,6 +33,18 @@ FAMILY = socket.AF_INET6 if ':' in server_ip else socket.AF_INET
 READ = bytes.fromhex('0001' '0000' '0006' '01' '03' '0000' '0002')
 WRITE = bytes.fromhex('0002' '0000' '0006' '01' '06' '0004' '1111')
 REQUESTS = {'read': READ, 'write': WRITE}
+
+
+def write_multiple(tid, address, quantity):
+    """Write multiple registers (16): holding registers address.. := 7000, 7001, ... (7 + 2q bytes after the length)."""
+    values = b''.join(struct.pack('!H', 7000 + i) for i in range(quantity))
+    return struct.pack('!HHHBBHHB', tid, 0, 7 + 2 * quantity, 1, 16, address, quantity, 2 * quantity) + values
+
+
+# Eight writes of 100 registers: 1704 bytes in one send, more than one MSS, so TSO hands the gatekeeper
+# one super-frame. The bad one's last request writes address 500, outside the rule's 0-99.
+SUPERFRAME_WRITES = b''.join(write_multiple(100 + i, 0, 100) for i in range(8))
+SUPERFRAME_BAD = b''.join(write_multiple(100 + i, 0, 100) for i in range(7)) + write_multiple(107, 500, 100)
 # Raw connections use source ports outside the kernel's ephemeral range, and mark their own packets
 # so the nft rule drops only the kernel's RSTs.
 RAW_PORTS = (20000, 20999)
@@ -219,6 +231,10 @@ def main():
         return socket_case([req[:9], req[9:]], 1)
     if case == 'pipelined':
         return socket_case([READ + WRITE], 2)
+    if case == 'superframe-writes':
+        return socket_case([SUPERFRAME_WRITES], 8)
+    if case == 'superframe-bad':
+        return socket_case([SUPERFRAME_BAD], 8)
     subprocess.run(['nft', '-f', '-'], input=NFT % (*RAW_PORTS, MARK), text=True, check=True)
     try:
         return raw_case()

@@ -50,6 +50,8 @@ export class HubMetrics {
 
     portCounter('gatekeeper_port_rx_packets_total', 'Frames received on the port', (p) => p.rx_packets);
     portCounter('gatekeeper_port_rx_bytes_total', 'Bytes received on the port', (p) => p.rx_bytes);
+    portCounter('gatekeeper_port_rx_segments_total',
+      'Wire segments the received frames stand for (a GSO super-frame counts as its segments, any other frame as one)', (p) => p.rx_segments);
     portCounter('gatekeeper_port_tx_packets_total', 'Frames sent out of the port', (p) => p.tx_packets);
     portCounter('gatekeeper_port_tx_bytes_total', 'Bytes sent out of the port', (p) => p.tx_bytes);
     portCounter('gatekeeper_port_kernel_dropped_total',
