@@ -73,6 +73,8 @@ export interface CompileStats {
   bitsets: number;
   tableBytes: number;
   compileMs: number;
+  /** address@MAC bindings (IPv4 + IPv6). */
+  bindings: number;
 }
 
 /** An IPv6 field's elementary intervals: ascending bounds (the first is 0) and each one's rule bitset. */
@@ -131,6 +133,16 @@ export interface PolicyTables {
   keyed: Int32Array;
   /** Per unkeyed protocol the bitset offset of the rules that match it. */
   protoSet: Int32Array;
+  /**
+   * The address@MAC bindings (boundMac4/boundMac6 in match.ts look them up): bound IPv4 addresses in
+   * ascending order, and the MAC each one is bound to as a 48-bit number at the same index. Empty
+   * when the policy binds none: then the packet path does not look at all.
+   */
+  bound4: Uint32Array;
+  bound4Macs: Float64Array;
+  /** The same for IPv6: four big-endian words per address, ascending. */
+  bound6: Uint32Array;
+  bound6Macs: Float64Array;
 }
 
 export interface CompiledPolicy extends PolicyTables {
