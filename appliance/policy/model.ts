@@ -329,7 +329,7 @@ function groupSets(defs: Defs, bindings: Map<string, Binding>, report: Reporter)
           report.error(path, e.message);
           return null;
         case 'mac':
-          report.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset`);
+          report.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset. To have the bridge enforce it, bind it to the asset's address: ADDRESS@${e.mac}`);
           return { ...emptyAddressSet(), macs: [e.mac] };
         case 'bound':
           if (!bind(bindings, e.family, e.lo, e.mac, text, path, report)) return null;
