@@ -181,13 +181,7 @@ export class Engine {
     const pkt = this.pkt;
     if (decodeFrame(frame, length, pkt) !== 0) return this.drop(DropReason.Decode);
     // Before anything trusts the source address: ARP, neighbour discovery and fragments too.
-    if (this.bindings) {
-      const bound = spoofedBinding(this.policy, pkt, frame);
-      if (bound >= 0) {
-        if (this.observer !== null) this.observer.spoofed(pkt, sourceMacOf(pkt, frame), bound, side, length, now);
-        return this.drop(DropReason.SpoofedSource);
-      }
-    }
+    if (this.bindings && this.spoofed(frame, side, length, now)) return this.drop(DropReason.SpoofedSource);
     if (pkt.family === Family.None) {
       // ARP must pass for anything to work; other EtherTypes only when the policy names them.
       if (pkt.etherType === EtherType.ARP || this.policy.l2Allow[pkt.etherType] === 1) return;
@@ -201,6 +195,15 @@ export class Engine {
     if (pkt.isFragment && r.verdict === Verdict.Forward) {
       this.fragments.remember(pkt, side, r.rule, wouldDrop(this.policy, r.rule), this.timeouts.fragment);
     }
+  }
+
+  /** detect/: does the frame claim a bound address from another MAC? Tells the observer if so. */
+  private spoofed(frame: Uint8Array, side: Side, length: number, now: number): boolean {
+    const pkt = this.pkt;
+    const bound = spoofedBinding(this.policy, pkt, frame);
+    if (bound < 0) return false;
+    if (this.observer !== null) this.observer.spoofed(pkt, sourceMacOf(pkt, frame), bound, side, length, now);
+    return true;
   }
 
   private decide(frame: Uint8Array, side: Side, length: number, now: number): void {

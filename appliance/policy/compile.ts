@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { macNumber, V4_MAX, V6_MAX } from './addresses';
 import { findShadowed, type Shadowed } from './analysis/shadow';
-import { bindPolicy, INDEX4_MID, MEMO_BYTES } from './match';
+import { bindingSlot4, bindPolicy, INDEX4_MID, MEMO_BYTES } from './match';
 import { Binding, ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
 import { Proto } from '../wire/protocols';
@@ -318,19 +318,26 @@ function serviceTables(pool: BitsetPool, rules: ModelRule[]) {
   return { keySlot, keyed, protoSet };
 }
 
-/** The binding tables (PolicyTables.bound4 ...): addresses ascending, each one's MAC beside it. */
+/**
+ * The binding tables (see PolicyTables.bound4): IPv4 in an open-addressing table at most a quarter
+ * full, IPv6 sorted by address for a binary search, each MAC beside its address.
+ */
 function bindingTables(bindings: Binding[]) {
-  const byAddress = (a: Binding, b: Binding) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
-  const v4 = bindings.filter((b) => b.family === 4).sort(byAddress);
-  const v6 = bindings.filter((b) => b.family === 6).sort(byAddress);
+  const v4 = bindings.filter((b) => b.family === 4);
+  let slots = v4.length === 0 ? 0 : 4;
+  while (slots < v4.length * 4) slots *= 2;
+  const bound4 = new Uint32Array(slots);
+  const bound4Macs = new Float64Array(slots).fill(-1);
+  for (const b of v4) {
+    let slot = bindingSlot4(b.address as number, slots - 1);
+    while (bound4Macs[slot] >= 0) slot = (slot + 1) & (slots - 1);
+    bound4[slot] = b.address as number;
+    bound4Macs[slot] = macNumber(b.mac);
+  }
+  const v6 = bindings.filter((b) => b.family === 6).sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   const bound6 = new Uint32Array(v6.length * 4);
   v6.forEach((b, i) => v6ToWords(b.address as bigint, bound6, i * 4));
-  return {
-    bound4: Uint32Array.from(v4, (b) => b.address as number),
-    bound4Macs: Float64Array.from(v4, (b) => macNumber(b.mac)),
-    bound6,
-    bound6Macs: Float64Array.from(v6, (b) => macNumber(b.mac)),
-  };
+  return { bound4, bound4Macs, bound6, bound6Macs: Float64Array.from(v6, (b) => macNumber(b.mac)) };
 }
 
 export interface Compiled {

@@ -134,9 +134,10 @@ export interface PolicyTables {
   /** Per unkeyed protocol the bitset offset of the rules that match it. */
   protoSet: Int32Array;
   /**
-   * The address@MAC bindings (boundMac4/boundMac6 in match.ts look them up): bound IPv4 addresses in
-   * ascending order, and the MAC each one is bound to as a 48-bit number at the same index. Empty
-   * when the policy binds none: then the packet path does not look at all.
+   * The address@MAC bindings (boundMac4/boundMac6 in match.ts look them up). IPv4: an open-addressing
+   * table (a power of two of slots, at most a quarter used): the bound address in `bound4`, its MAC as
+   * a 48-bit number in `bound4Macs` at the same slot, -1 in an empty slot. Both empty when the policy
+   * binds no IPv4 address (and nothing is looked up when it binds none at all).
    */
   bound4: Uint32Array;
   bound4Macs: Float64Array;
