@@ -2,6 +2,7 @@
 // adds to the group (the address, for rules) and the compiled binding tables the dataplane reads.
 
 import t from 'tap';
+import { explainDecision } from '../appliance/policy/analysis/explain';
 import { formatDiagnostic } from '../appliance/policy/diagnostics';
 import { loadPolicyText } from '../appliance/policy/load';
 import { boundMac4, boundMac6 } from '../appliance/policy/match';
@@ -72,6 +73,15 @@ t.test('the IPv4 table: thousands of bindings, every one found, neighbours not; 
   let found = 0;
   for (let v = parseIPv4('198.18.112.0')!; v < parseIPv4('198.18.120.0')!; v++) if (boundMac4(p.bound4, p.bound4Macs, v) >= 0) found++;
   t.equal(found, 0, 'no address beyond them');
+});
+
+t.test('policy explain says when the source is bound', async (t) => {
+  const r = load(policy('  plc: [198.18.20.5@02:00:00:00:00:05, "2001:2::5@02:00:00:00:00:05"]\n'));
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  const text = (from: string, to: string) => explainDecision(r.model, r.policy, from, to, 'tcp/80').text;
+  t.match(text('198.18.20.5', '198.18.1.1'), /198\.18\.20\.5 is bound to 02:00:00:00:00:05 \(line 3\): from any other MAC it is dropped as spoofed_source/);
+  t.match(text('2001:2::5', '2001:2::1'), /2001:2::5 is bound to 02:00:00:00:00:05/);
+  t.notMatch(text('198.18.1.1', '198.18.20.5'), /bound/, 'only the source is checked');
 });
 
 t.test('a policy without bindings has empty tables', async (t) => {
