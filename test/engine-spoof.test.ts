@@ -127,6 +127,26 @@ t.test('ARP: a sender claiming the bound address with another MAC is dropped (AR
   t.same([spoofedCount(e, Side.Inside), spoofedCount(e, Side.Outside)], [1, 2]);
 });
 
+t.test('a policy binding only IPv6 addresses: IPv4 and ARP are not checked (and do not hang on an empty table)', async (t) => {
+  const r = loadPolicyText(`version: 1
+groups:
+  server: ["${S6}@${mac(SERVER_MAC)}", ${S}]
+rules:
+  - name: any
+    from: any
+    to: server
+    service: any
+    action: allow
+`, 'v6.yaml');
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  const e = new Engine(r.policy, 1);
+  t.equal(run(e, fromServer({ srcMac: ATTACKER_MAC }), Side.Inside), Verdict.Drop, 'IPv4: the rules decide (no rule from the server)');
+  t.equal(last.reason, DropReason.Policy);
+  t.equal(run(e, arp(2, ATTACKER_MAC, ATTACKER_MAC, S, C), Side.Outside), Verdict.Forward, 'ARP passes');
+  t.equal(run(e, frame({ src: S6, dst: C6, proto: 'udp', sport: 1, dport: 2, srcMac: ATTACKER_MAC } as FrameSpec), Side.Inside), Verdict.Drop);
+  t.equal(last.reason, DropReason.SpoofedSource, 'IPv6 is checked');
+});
+
 t.test('monitor mode forwards a spoofed packet and counts it as a would-be drop', async (t) => {
   const e = new Engine(policy(true, 'monitor'), 1);
   t.equal(run(e, fromServer({ srcMac: ATTACKER_MAC }), Side.Inside), Verdict.Forward);

@@ -88,6 +88,8 @@ t.test('a policy without bindings has empty tables', async (t) => {
   const r = load(policy('  plc: [198.18.20.5, 00:11:22:33:44:55]\n'));
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   t.same([r.policy.bound4.length, r.policy.bound6.length, r.policy.stats.bindings], [0, 0, 0]);
+  t.equal(boundMac4(r.policy.bound4, r.policy.bound4Macs, parseIPv4('198.18.20.5')!), -1, 'an empty IPv4 table answers');
+  t.equal(boundMac6(r.policy.bound6, r.policy.bound6Macs, words('2001:2::5')), -1, 'and so does an empty IPv6 one');
   t.match(r.warnings.map(formatDiagnostic).join('\n'), /p\.yaml:3:22: warning: MAC address 00:11:22:33:44:55 is not matched by rules .*ADDRESS@00:11:22:33:44:55/,
     'a plain MAC entry still warns, and says how to bind it');
 });

@@ -163,6 +163,8 @@ export function bindingSlot4(v: number, mask: number): number {
  * binds nothing.
  */
 export function boundMac4(bound: Uint32Array, macs: Float64Array, v: number): number {
+  // A policy that binds only IPv6 addresses has no IPv4 table (and no empty slot to stop at).
+  if (bound.length === 0) return -1;
   const mask = bound.length - 1;
   for (let slot = bindingSlot4(v, mask); ; slot = (slot + 1) & mask) {
     const mac = macs[slot];
