@@ -1,8 +1,7 @@
 // The resolved policy: groups and services expanded to intervals, rules pointing at them (and at
 // their compiled `modbus:` blocks, built by modbus-block.ts), the address@MAC bindings, flow settings
-// in milliseconds. Semantic
-// checks (names, cycles, literals, where a modbus block may stand) happen here; positions are
-// reported as document paths and turned into line:col by load.ts.
+// in milliseconds. Semantic checks (names, cycles, literals, bindings, where a modbus block may
+// stand) happen here; positions are reported as document paths and turned into line:col by load.ts.
 
 import { AddressSet, anyAddressSet, emptyAddressSet, intervalsContain, isAddressLiteral, mergeIntervals, parseAddressEntry, unionAddressSets } from './addresses';
 import { compileModbusBlock } from './modbus-block';
@@ -107,7 +106,7 @@ export class PolicyModel {
     readonly flow: FlowSettings,
     readonly l2Allow: number[],
     /** The address@MAC bindings, one per address, in file order. */
-    readonly bindings: Binding[] = [],
+    readonly bindings: Binding[],
   ) {}
 }
 
@@ -298,7 +297,7 @@ function checkDefinedNames(groupDefs: Defs, serviceDefs: Defs, report: Reporter)
 }
 
 /**
- * Records an address@MAC entry in `bindings` (keyed by the address's text form). One address has one
+ * Records an address@MAC entry in `bindings` (keyed by family and address). One address has one
  * MAC: a second, different MAC is an error, since the bridge could not tell which one is the asset.
  * The same binding written twice, or one MAC bound to several addresses (a host with IPv4 and IPv6,
  * or several addresses on one NIC), is fine.
