@@ -1,6 +1,7 @@
 // The dataplane's traffic events (ipc/events.ts), collected for management. The packet path only
-// records: denied packets into the preallocated deny summary, application-layer violations into their
-// summary, and a small record per logged flow start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
+// records: denied packets into the preallocated deny summary, application-layer violations and
+// spoofed packets (a bound address from another MAC) into theirs, and a small record per logged flow
+// start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
 // the management link calls every 250 ms. Only exists when a management socket is configured.
 // Must not import the engine or anything else that runs it: it is told the policy in use and reads
 // the counters through a callback.
