@@ -183,6 +183,8 @@ t.test('ARP', async (t) => {
   t.equal(pkt.arpSenderIp, ip4Number('192.168.1.1'));
   t.equal(pkt.arpTargetIp, ip4Number('192.168.1.20'));
   t.equal(pkt.family, Family.None);
+  t.equal(pkt.arpSenderMac, MAC.slice(0, 6).reduce((n, b) => n * 256 + b, 0), 'the sender MAC as a 48-bit number');
+  t.ok(pkt.arpSenderMac > 0, 'read from the frame');
 
   const other = arp(1, '1.1.1.1', '2.2.2.2');
   other[1] = 6; // IEEE 802 hardware type: not IPv4 over Ethernet

@@ -100,6 +100,7 @@ class Recorder implements TrafficObserver {
   readonly violations: Violation[] = [];
   readonly ended: Array<Record<number, number>> = [];
   denied(): void {}
+  spoofed(): void {}
   deniedInFlow(): void {}
   flowStarted(): void {}
   flowEnded(_flow: Flow, _reason: unknown, counts: Uint32Array | null): void {

@@ -7,6 +7,7 @@ import { Side, Verdict, type PacketResult } from '../appliance/dataplane/verdict
 import { DropReason, PortCounter } from '../appliance/dataplane/counters';
 import { InspectVerdict, type AppInspector } from '../appliance/dataplane/inspect/inspector';
 import { createInspectors, inspectionsFor } from '../appliance/dataplane/inspect/registry';
+import { dropReasonNames, portCounterNames } from '../appliance/ipc/stats';
 import { loadPolicyText } from '../appliance/policy/load';
 import type { CompiledPolicy } from '../appliance/policy/types';
 import { checksumOk, CLIENT_MAC, frame, ipv4TcpChecksumsOk, SERVER_MAC, type FrameSpec } from './lib/frames';
@@ -52,6 +53,16 @@ function run(engine: Engine, f: Buffer, side: Side, now = 1000): number {
   last = engine.process(f, f.length, side, now);
   return last.verdict;
 }
+
+t.test('counter indices and their published names are in step (counters.ts, ipc/stats.ts)', async (t) => {
+  const snake = (key: string) => key.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+  for (const [what, indices, names] of [['DropReason', DropReason, dropReasonNames], ['PortCounter', PortCounter, portCounterNames]] as const) {
+    const entries = Object.entries(indices);
+    t.equal(names.length, entries.length, `${what}: one name per index`);
+    for (const [key, value] of entries) t.equal(names[value], snake(key), `${what}.${key} = ${value}`);
+  }
+  t.equal(dropReasonNames[DropReason.SpoofedSource], 'spoofed_source');
+});
 
 t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it', async (t) => {
   const e = new Engine(policy('', 'enforce', 'flows:\n  tcp-closing-idle: 50ms\n'), 1);

@@ -31,6 +31,9 @@ export const samples: Record<EventType, GatekeeperEvent> = {
   'deny.summary': { type: 'deny.summary', time: '2026-03-01T10:00:10.000Z', severity: 'warning', ...flow, srcPort: 0,
     rule: 'default-deny', action: 'deny', monitor: false, count: 1532, bytes: 98048,
     firstSeen: '2026-03-01T10:00:00.000Z', lastSeen: '2026-03-01T10:00:10.000Z' },
+  'spoof.summary': { type: 'spoof.summary', time: '2026-03-01T10:00:10.000Z', severity: 'warning', pair: 'cell1', address: '198.18.1.100',
+    groups: ['plc', 'line-1'], mac: '02:00:00:00:00:66', boundMac: '02:00:00:00:00:64', kind: 'arp', side: 'outside', monitor: false,
+    count: 4, bytes: 240, firstSeen: '2026-03-01T10:00:02.000Z', lastSeen: '2026-03-01T10:00:08.000Z' },
   'link.up': { type: 'link.up', time: '2026-03-01T10:00:00.000Z', severity: 'notice', pair: 'cell1', port: 'eth1', side: 'inside' },
   'link.down': { type: 'link.down', time: '2026-03-01T10:00:00.000Z', severity: 'error', pair: 'cell1', port: 'eth2', side: 'outside' },
   'dataplane.start': { type: 'dataplane.start', time: '2026-03-01T10:00:00.000Z', severity: 'notice', pair: 'cell1', pid: 4242 },
@@ -150,6 +153,14 @@ t.test('sentences an analyst reads', async (t) => {
     'after 12.5 s: 10 packets / 1200 bytes out, 8 packets / 900 bytes in; requests read-holding-registers 6 on pair cell1');
   t.equal(describe(samples['ot.violation']), 'Refused and reset 3 modbus messages (write-single-register unit 1 address 40: function_not_allowed) ' +
     'tcp 198.18.1.10 (hmi) -> 198.18.1.100:502 (plc, line-1) by rule hmi-reads-plc in 8 s on pair cell1');
+  t.equal(describe(samples['spoof.summary']), 'Dropped 4 ARP packets claiming 198.18.1.100 (plc, line-1) from MAC 02:00:00:00:00:66 on the ' +
+    'outside port: the address is bound to 02:00:00:00:00:64; in 6 s on pair cell1');
+  t.equal(describe({ ...samples['spoof.summary'], kind: 'ip', monitor: true, groups: [], count: 1 } as GatekeeperEvent),
+    'Would have dropped (monitor mode) 1 packet claiming 198.18.1.100 from MAC 02:00:00:00:00:66 on the outside port: ' +
+    'the address is bound to 02:00:00:00:00:64; in 6 s on pair cell1');
+  const spoof = parseCef(formatCef(samples['spoof.summary'], options)).ext;
+  t.same([spoof.get('src'), spoof.get('smac'), spoof.get('cs5Label'), spoof.get('cs5'), spoof.get('act'), spoof.get('cnt')],
+    ['198.18.1.100', '02:00:00:00:00:66', 'boundMac', '02:00:00:00:00:64', 'drop', '4'], 'CEF: claimed address, real MAC, bound MAC');
   t.equal(describe(samples['policy.refused']), 'Policy refused (submitted by bob) with 2 errors, first: policy.yaml:12:7: unknown group "plcs"; the running policy stays');
   t.equal(describe(samples['auth.lockout']), 'User mallory locked out after repeated failed logins from 198.18.0.66');
   for (const event of Object.values(samples)) t.notMatch(describe(event), /\?|undefined|NaN|\[object/, `${event.type} sentence complete`);

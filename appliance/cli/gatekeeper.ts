@@ -148,6 +148,7 @@ policyCmd
       `source intervals ${s.srcIntervals}`,
       `dest intervals   ${s.dstIntervals}`,
       `rule bitsets     ${s.bitsets}`,
+      `MAC bindings     ${s.bindings}`,
       `table size       ${(s.tableBytes / 1024).toFixed(1)} KiB`,
       `compile time     ${s.compileMs.toFixed(1)} ms`,
     ].join('\n') + '\n');

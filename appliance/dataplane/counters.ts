@@ -60,6 +60,11 @@ export const DropReason = {
   Inspect: 9,
   /** Held by an inspector's stream guard (out of order, buffer full): dropped so TCP resends it in order. */
   InspectHeld: 10,
+  /**
+   * The source address (IP source, or ARP sender) is bound to a MAC by the policy (address@MAC) and
+   * the frame came from another MAC: spoofing, or a host that took the asset's address.
+   */
+  SpoofedSource: 11,
 } as const;
 
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];

@@ -10,6 +10,7 @@ import { isIcmpError } from './decode/icmp';
 import { Packet } from './decode/packet';
 import { allows, matchFlow, matchPacket } from './detect/match';
 import { forwardInstead, isMonitor, wouldDrop } from './detect/monitor';
+import { hasBindings, sourceMacOf, spoofedBinding } from './detect/source-binding';
 import { countsByFunctionName } from './events/flow-records';
 import type { TrafficObserver, Violation } from './events/traffic-events';
 import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
@@ -70,6 +71,8 @@ export class Engine {
   private readonly key = new FlowKey();
   private timeouts: FlowTimeouts;
   private monitor: boolean;
+  /** The policy binds addresses to MACs: only then is a source looked up (detect/source-binding.ts). */
+  private bindings: boolean;
   private readonly reject = new RejectBuilder();
   private readonly rejectLimit = new RejectLimit();
   /** Per rule: the inspector a block of the rule names and the block, or null. */
@@ -90,6 +93,7 @@ export class Engine {
     this.ruleCounters = new RuleCounters(policy.rules.length);
     this.timeouts = new FlowTimeouts(policy);
     this.monitor = isMonitor(policy);
+    this.bindings = hasBindings(policy);
     this.ruleInspections = inspectionsFor(policy, this.inspectors);
     this.result = new PacketResult(this.reject.frame, this.reject.onward);
     this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
@@ -122,6 +126,7 @@ export class Engine {
     this.ruleCounters = counters;
     this.timeouts = new FlowTimeouts(policy);
     this.monitor = isMonitor(policy);
+    this.bindings = hasBindings(policy);
     this.ruleInspections = inspectionsFor(policy, this.inspectors);
     this.flows.resize(policy.flow.maxFlows);
   }
@@ -175,6 +180,8 @@ export class Engine {
   private run(frame: Uint8Array, length: number, side: Side, now: number): void {
     const pkt = this.pkt;
     if (decodeFrame(frame, length, pkt) !== 0) return this.drop(DropReason.Decode);
+    // Before anything trusts the source address: ARP, neighbour discovery and fragments too.
+    if (this.bindings && this.spoofed(frame, side, length, now)) return this.drop(DropReason.SpoofedSource);
     if (pkt.family === Family.None) {
       // ARP must pass for anything to work; other EtherTypes only when the policy names them.
       if (pkt.etherType === EtherType.ARP || this.policy.l2Allow[pkt.etherType] === 1) return;
@@ -188,6 +195,15 @@ export class Engine {
     if (pkt.isFragment && r.verdict === Verdict.Forward) {
       this.fragments.remember(pkt, side, r.rule, wouldDrop(this.policy, r.rule), this.timeouts.fragment);
     }
+  }
+
+  /** detect/: does the frame claim a bound address from another MAC? Tells the observer if so. */
+  private spoofed(frame: Uint8Array, side: Side, length: number, now: number): boolean {
+    const pkt = this.pkt;
+    const bound = spoofedBinding(this.policy, pkt, frame);
+    if (bound < 0) return false;
+    if (this.observer !== null) this.observer.spoofed(pkt, sourceMacOf(pkt, frame), bound, side, length, now);
+    return true;
   }
 
   private decide(frame: Uint8Array, side: Side, length: number, now: number): void {

@@ -97,6 +97,31 @@ export interface DenySummaryEvent extends EventBase, Endpoints {
   lastSeen: string;
 }
 
+/**
+ * Packets that claimed an address the policy binds to a MAC (`address@MAC`) from another MAC, and
+ * were dropped (in monitor mode: forwarded and counted): one record per (address, MAC, bound MAC,
+ * kind, port) per summary interval, never one per packet.
+ */
+export interface SpoofSummaryEvent extends EventBase {
+  type: 'spoof.summary';
+  /** The address claimed: the IP source, or an ARP packet's sender address. */
+  address: string;
+  /** The policy groups containing it. */
+  groups: string[];
+  /** The MAC the packets came from (ARP: the sender hardware address), and the MAC the address is bound to. */
+  mac: string;
+  boundMac: string;
+  /** 'arp': ARP packets claiming the address (ARP spoofing); 'ip': IPv4/IPv6 packets from it. */
+  kind: 'arp' | 'ip';
+  /** The appliance port the packets arrived on. */
+  side: 'inside' | 'outside';
+  monitor: boolean;
+  count: number;
+  bytes: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
 export interface LinkEvent extends EventBase {
   type: 'link.up' | 'link.down';
   port: string;
@@ -170,6 +195,7 @@ export type GatekeeperEvent =
   | FlowEndEvent
   | DenySummaryEvent
   | OtViolationEvent
+  | SpoofSummaryEvent
   | LinkEvent
   | DataplaneLifecycleEvent
   | BypassEvent
@@ -182,7 +208,7 @@ export type GatekeeperEvent =
 export type EventType = GatekeeperEvent['type'];
 
 export const eventTypes: readonly EventType[] = [
-  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'link.up', 'link.down',
+  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'spoof.summary', 'link.up', 'link.down',
   'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'bypass.on', 'bypass.off', 'events.dropped',
   'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
   'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',

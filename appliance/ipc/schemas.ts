@@ -159,7 +159,7 @@ export const managementMessageSchemas = {
  * one that sends them is not believed.
  */
 export const dataplaneEventTypes: readonly EventType[] = [
-  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'bypass.off',
+  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'spoof.summary', 'link.up', 'link.down', 'dataplane.start', 'dataplane.stop', 'bypass.off',
   'counters.snapshot',
 ];
 
@@ -196,6 +196,13 @@ export const dataplaneEventSchema = {
         ...endpointFields, protocol: string, reason: string, function: string, unit: { type: 'integer', minimum: -1, maximum: 255 },
         addressFirst: count, addressLast: count, action: enumOf(['reset', 'exception', 'drop', 'monitor']), monitor: boolean, count,
       }, ['addressFirst', 'addressLast']),
+    },
+    {
+      if: { type: 'object', properties: { type: constant('spoof.summary') } },
+      then: object({
+        address: string, groups: strings, mac: string, boundMac: string, kind: enumOf(['arp', 'ip']), side: enumOf(['inside', 'outside']),
+        monitor: boolean, count, bytes: count, firstSeen: string, lastSeen: string,
+      }),
     },
     {
       if: { type: 'object', properties: { type: constant('flow.end') } },

@@ -13,7 +13,7 @@ export const portCounterNames = [
 /** Why frames were dropped, as published; indices are dataplane/counters.ts's DropReason. */
 export const dropReasonNames = [
   'policy', 'decode', 'l2', 'tcp_no_flow', 'fragment_no_first', 'wrong_port', 'own_mac', 'truncated', 'flow_cut', 'inspect',
-  'inspect_held',
+  'inspect_held', 'spoofed_source',
 ] as const;
 
 export type PortCountersSnapshot = Record<(typeof portCounterNames)[number], number> & {

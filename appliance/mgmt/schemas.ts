@@ -171,7 +171,7 @@ export type PolicyTextBody = Infer<typeof policyTextBody>;
 export const validateResponse = obj({
   ok: bool, errors: arr(diagnostic), warnings: arr(diagnostic),
   stats: obj({
-    rules: int, groups: int, services: int, srcIntervals: int, dstIntervals: int, bitsets: int, tableBytes: int, compileMs: num,
+    rules: int, groups: int, services: int, srcIntervals: int, dstIntervals: int, bitsets: int, tableBytes: int, compileMs: num, bindings: int,
   }),
 }, ['stats']);
 export const diffResponse = obj({ diff: str, added: int, removed: int });

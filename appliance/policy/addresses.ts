@@ -1,5 +1,5 @@
-// Address literals of the policy language: IPv4/IPv6 hosts, CIDRs, ranges and MACs, parsed into
-// closed intervals. IPv4 intervals are unsigned 32-bit numbers; IPv6 intervals are 128-bit bigints
+// Address literals of the policy language: IPv4/IPv6 hosts, CIDRs, ranges, MACs and address@MAC
+// bindings, parsed into closed intervals. IPv4 intervals are unsigned 32-bit numbers; IPv6 intervals are 128-bit bigints
 // (compile time only; the dataplane tables use 4 big-endian words).
 
 import { formatIPv6, formatIpv4, parseIPv4, parseIPv6 } from '../wire/address-text';
@@ -19,6 +19,9 @@ export type AddressEntry =
   | { kind: 'v4'; lo: number; hi: number }
   | { kind: 'v6'; lo: bigint; hi: bigint }
   | { kind: 'mac'; mac: string }
+  /** `198.18.20.5@02:00:00:00:00:05`: one host, matched by rules like the address alone, and bound to its MAC. */
+  | { kind: 'bound'; family: 4; lo: number; hi: number; mac: string }
+  | { kind: 'bound'; family: 6; lo: bigint; hi: bigint; mac: string }
   | { kind: 'error'; message: string };
 
 export const emptyAddressSet = (): AddressSet => ({ v4: [], v6: [], macs: [] });
@@ -48,12 +51,21 @@ function parseHost(text: string): Host {
   return { kind: 'v6', value: v6 };
 }
 
-/** One group entry: address, CIDR (host bits must be zero), range "a-b" of one family, or MAC. */
+const MAC = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i;
+
+const macText = (text: string): string => text.toLowerCase().replace(/-/g, ':');
+
+/** A MAC as the 48-bit number the dataplane compares (first byte most significant). */
+export function macNumber(mac: string): number {
+  return parseInt(mac.replace(/[:-]/g, ''), 16);
+}
+
+/** One group entry: address, CIDR (host bits must be zero), range "a-b" of one family, MAC, or address@MAC. */
 export function parseAddressEntry(raw: string): AddressEntry {
   const text = raw.trim();
-  if (/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(text)) {
-    return { kind: 'mac', mac: text.toLowerCase().replace(/-/g, ':') };
-  }
+  if (MAC.test(text)) return { kind: 'mac', mac: macText(text) };
+  const at = text.indexOf('@');
+  if (at >= 0) return parseBinding(text, at);
   const slash = text.indexOf('/');
   if (slash >= 0) {
     const host = parseHost(text.slice(0, slash));
@@ -96,6 +108,21 @@ export function parseAddressEntry(raw: string): AddressEntry {
   return host.kind === 'v4'
     ? { kind: 'v4', lo: host.value, hi: host.value }
     : { kind: 'v6', lo: host.value, hi: host.value };
+}
+
+/** `address@MAC`: a single IPv4 or IPv6 address (no CIDR, no range) bound to one MAC. */
+function parseBinding(text: string, at: number): AddressEntry {
+  const address = text.slice(0, at).trim();
+  const mac = text.slice(at + 1).trim();
+  if (!MAC.test(mac)) return { kind: 'error', message: `'${mac}' in '${text}' is not a MAC address (write address@02:00:00:00:00:05)` };
+  if (address.includes('/') || address.includes('-')) {
+    return { kind: 'error', message: `'${text}': a MAC binds a single address, not a CIDR or range (bind each host on its own)` };
+  }
+  const host = parseHost(address);
+  if (host.kind === 'error') return host;
+  return host.kind === 'v4'
+    ? { kind: 'bound', family: 4, lo: host.value, hi: host.value, mac: macText(mac) }
+    : { kind: 'bound', family: 6, lo: host.value, hi: host.value, mac: macText(mac) };
 }
 
 /** Sorts and merges flat [lo, hi, ...] closed intervals; adjacent intervals are joined. */

@@ -17,10 +17,10 @@
 // equivalence class seen recently skips the intersection.
 
 import { createHash } from 'node:crypto';
-import { V4_MAX, V6_MAX } from './addresses';
+import { macNumber, V4_MAX, V6_MAX } from './addresses';
 import { findShadowed, type Shadowed } from './analysis/shadow';
-import { bindPolicy, INDEX4_MID, MEMO_BYTES } from './match';
-import { ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
+import { bindingSlot4, bindPolicy, INDEX4_MID, MEMO_BYTES } from './match';
+import { Binding, ModelRule, Path, PolicyModel, Reporter, resolvePolicy } from './model';
 import { PolicyDocument } from './schema';
 import { Proto } from '../wire/protocols';
 import { KEYED_PROTOCOLS } from './services';
@@ -318,6 +318,28 @@ function serviceTables(pool: BitsetPool, rules: ModelRule[]) {
   return { keySlot, keyed, protoSet };
 }
 
+/**
+ * The binding tables (see PolicyTables.bound4): IPv4 in an open-addressing table at most a quarter
+ * full, IPv6 sorted by address for a binary search, each MAC beside its address.
+ */
+function bindingTables(bindings: Binding[]) {
+  const v4 = bindings.filter((b) => b.family === 4);
+  let slots = v4.length === 0 ? 0 : 4;
+  while (slots < v4.length * 4) slots *= 2;
+  const bound4 = new Uint32Array(slots);
+  const bound4Macs = new Float64Array(slots).fill(-1);
+  for (const b of v4) {
+    let slot = bindingSlot4(b.address as number, slots - 1);
+    while (bound4Macs[slot] >= 0) slot = (slot + 1) & (slots - 1);
+    bound4[slot] = b.address as number;
+    bound4Macs[slot] = macNumber(b.mac);
+  }
+  const v6 = bindings.filter((b) => b.family === 6).sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  const bound6 = new Uint32Array(v6.length * 4);
+  v6.forEach((b, i) => v6ToWords(b.address as bigint, bound6, i * 4));
+  return { bound4, bound4Macs, bound6, bound6Macs: Float64Array.from(v6, (b) => macNumber(b.mac)) };
+}
+
 export interface Compiled {
   tables: PolicyTables;
   /** Rules that can never match because one earlier rule matches everything they do. */
@@ -379,6 +401,7 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
       bitsets: pool.count,
       tableBytes: 0,
       compileMs: 0,
+      bindings: model.bindings.length,
     },
     bitsets: data,
     summaryWords: s,
@@ -387,8 +410,9 @@ export function compileModel(model: PolicyModel, sourceText: string): Compiled {
     src6: field(src6),
     dst6: field(dst6),
     ...services,
+    ...bindingTables(model.bindings),
   };
-  const arrays = [data, tables.src4.top, tables.src4.mid, tables.src4.runs, tables.dst4.top, tables.dst4.mid, tables.dst4.runs,
+  const arrays = [tables.bound4, tables.bound4Macs, tables.bound6, tables.bound6Macs, data, tables.src4.top, tables.src4.mid, tables.src4.runs, tables.dst4.top, tables.dst4.mid, tables.dst4.runs,
     src6.bounds, src6.sets, dst6.bounds, dst6.sets, services.keyed, services.protoSet];
   tables.stats.tableBytes = arrays.reduce((sum, t) => sum + t.byteLength, 0) + MEMO_BYTES;
   tables.stats.compileMs = performance.now() - started;

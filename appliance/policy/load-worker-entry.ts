@@ -13,7 +13,7 @@ import type { PolicyTables } from './types';
  * rules' modbus blocks (a few words each) are copied with the rules rather than transferred.
  */
 function buffersOf(t: PolicyTables): ArrayBuffer[] {
-  const arrays = [t.ruleActions, t.l2Allow, t.bitsets, t.keySlot, t.keyed, t.protoSet];
+  const arrays = [t.ruleActions, t.l2Allow, t.bitsets, t.keySlot, t.keyed, t.protoSet, t.bound4, t.bound4Macs, t.bound6, t.bound6Macs];
   for (const field of [t.src4, t.dst4]) arrays.push(field.top, field.mid, field.runs);
   for (const field of [t.src6, t.dst6]) arrays.push(field.bounds, field.sets);
   return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];

@@ -1,5 +1,6 @@
 // The runtime half of the policy: bindPolicy() turns compiled tables (plain data, see types.ts) into
-// the match4/match6 lookups the packet path calls, and ruleKeyOf()/flowRuleKeyOf() are the one
+// the match4/match6 lookups the packet path calls, boundMac4/boundMac6 look up address@MAC bindings,
+// and ruleKeyOf()/flowRuleKeyOf() are the one
 // definition of the key a packet is matched with. This is what the dataplane's packet thread loads:
 // it imports only policy/types.ts and wire/, never the YAML parser, the model or the compiler, and
 // nothing here allocates per packet. The table layout is described in compile.ts, which builds it.
@@ -146,6 +147,49 @@ function find6(bounds: Uint32Array, v: Uint32Array): number {
     else hi = mid - 1;
   }
   return lo;
+}
+
+/** Home slot of IPv4 address `v` in a binding table of `mask` + 1 slots (multiplicative hashing). */
+export function bindingSlot4(v: number, mask: number): number {
+  const h = Math.imul(v ^ (v >>> 16), 0x9e3779b1);
+  return (h ^ (h >>> 15)) & mask;
+}
+
+/**
+ * The MAC (48-bit number) IPv4 address `v` is bound to, -1 when it is not bound. An open-addressing
+ * table (PolicyTables.bound4) at most a quarter full, so a lookup is one or two probes whatever the
+ * number of bindings: every packet of a policy that binds addresses asks, cache hits too. The table
+ * is fixed by the policy, so no packet can lengthen a probe; the caller skips it when the policy
+ * binds nothing.
+ */
+export function boundMac4(bound: Uint32Array, macs: Float64Array, v: number): number {
+  // A policy that binds only IPv6 addresses has no IPv4 table (and no empty slot to stop at).
+  if (bound.length === 0) return -1;
+  const mask = bound.length - 1;
+  for (let slot = bindingSlot4(v, mask); ; slot = (slot + 1) & mask) {
+    const mac = macs[slot];
+    if (mac < 0 || bound[slot] === v >>> 0) return mac;
+  }
+}
+
+/** The same for an IPv6 address (four big-endian words); -1 when it is not bound. */
+export function boundMac6(bound: Uint32Array, macs: Float64Array, v: Uint32Array): number {
+  let lo = 0;
+  let hi = (bound.length >>> 2) - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const o = mid << 2;
+    let cmp = 0;
+    for (let k = 0; k < 4 && cmp === 0; k++) {
+      const bw = bound[o + k];
+      const vw = v[k] >>> 0;
+      cmp = bw < vw ? -1 : bw > vw ? 1 : 0;
+    }
+    if (cmp < 0) lo = mid + 1;
+    else if (cmp > 0) hi = mid - 1;
+    else return macs[mid];
+  }
+  return -1;
 }
 
 /** Bitset offset of the rules whose service matches `proto` and `key` (see PolicyTables.keySlot). */

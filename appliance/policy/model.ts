@@ -1,7 +1,7 @@
 // The resolved policy: groups and services expanded to intervals, rules pointing at them (and at
-// their compiled `modbus:` blocks, built by modbus-block.ts), flow settings in milliseconds. Semantic
-// checks (names, cycles, literals, where a modbus block may stand) happen here; positions are
-// reported as document paths and turned into line:col by load.ts.
+// their compiled `modbus:` blocks, built by modbus-block.ts), the address@MAC bindings, flow settings
+// in milliseconds. Semantic checks (names, cycles, literals, bindings, where a modbus block may
+// stand) happen here; positions are reported as document paths and turned into line:col by load.ts.
 
 import { AddressSet, anyAddressSet, emptyAddressSet, intervalsContain, isAddressLiteral, mergeIntervals, parseAddressEntry, unionAddressSets } from './addresses';
 import { compileModbusBlock } from './modbus-block';
@@ -56,6 +56,17 @@ export interface ModelService {
   builtin: boolean;
 }
 
+/** An `address@MAC` entry: packets claiming the address from another MAC are spoofed. */
+export interface Binding {
+  family: 4 | 6;
+  /** The address: an unsigned 32-bit number (IPv4) or a 128-bit bigint (IPv6). */
+  address: number | bigint;
+  /** Lower case, colon separated. */
+  mac: string;
+  /** Where it is first written (1-based). */
+  line: number;
+}
+
 export const DEFAULT_FLOW_SETTINGS: Readonly<FlowSettings> = {
   maxFlows: 100_000,
   tcpEstablishedIdleMs: 3_600_000,
@@ -94,6 +105,8 @@ export class PolicyModel {
     readonly rules: ModelRule[],
     readonly flow: FlowSettings,
     readonly l2Allow: number[],
+    /** The address@MAC bindings, one per address, in file order. */
+    readonly bindings: Binding[],
   ) {}
 }
 
@@ -246,7 +259,8 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
   const groupDefs = defsOf(doc.groups, 'groups');
   const serviceDefs = defsOf(doc.services, 'services');
   checkDefinedNames(groupDefs, serviceDefs, counted);
-  const groups = groupSets(groupDefs, counted);
+  const bindings = new Map<string, Binding>();
+  const groups = groupSets(groupDefs, bindings, counted);
   const builtinServices = builtinServiceSets();
   const services = serviceSets(serviceDefs, builtinServices, counted);
   const rules = resolveRules(doc.rules ?? [], groups, services, counted);
@@ -266,7 +280,7 @@ export function resolvePolicy(doc: PolicyDocument, report: Reporter): PolicyMode
   for (const [name, set] of resolvedServices) {
     serviceMap.set(name, { name, description: serviceDefs.get(name)?.description, set, builtin: false });
   }
-  return new PolicyModel(mode, defaultAction, doc['default-log'] ?? true, groupMap, serviceMap, rules, flow, l2Allow);
+  return new PolicyModel(mode, defaultAction, doc['default-log'] ?? true, groupMap, serviceMap, rules, flow, l2Allow, [...bindings.values()]);
 }
 
 /** Names that are built in ('any', protocol names) or replace a built-in service. */
@@ -282,7 +296,26 @@ function checkDefinedNames(groupDefs: Defs, serviceDefs: Defs, report: Reporter)
   }
 }
 
-function groupSets(defs: Defs, report: Reporter): NamedSets<AddressSet> {
+/**
+ * Records an address@MAC entry in `bindings` (keyed by family and address). One address has one
+ * MAC: a second, different MAC is an error, since the bridge could not tell which one is the asset.
+ * The same binding written twice, or one MAC bound to several addresses (a host with IPv4 and IPv6,
+ * or several addresses on one NIC), is fine.
+ */
+function bind(bindings: Map<string, Binding>, family: 4 | 6, address: number | bigint, mac: string, text: string, path: Path, report: Reporter): boolean {
+  const key = `${family}/${address}`;
+  const earlier = bindings.get(key);
+  if (earlier === undefined) {
+    bindings.set(key, { family, address, mac, line: report.line(path) });
+    return true;
+  }
+  if (earlier.mac === mac) return true;
+  const addressText = text.slice(0, text.indexOf('@')).trim();
+  report.error(path, `${addressText} is already bound to ${earlier.mac} (line ${earlier.line}); an address can be bound to one MAC only`);
+  return false;
+}
+
+function groupSets(defs: Defs, bindings: Map<string, Binding>, report: Reporter): NamedSets<AddressSet> {
   return new NamedSets<AddressSet>(
     'group',
     defs,
@@ -295,8 +328,11 @@ function groupSets(defs: Defs, report: Reporter): NamedSets<AddressSet> {
           report.error(path, e.message);
           return null;
         case 'mac':
-          report.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset`);
+          report.warning(path, `MAC address ${e.mac} is not matched by rules (rules match IP addresses); it only names the asset. To have the bridge enforce it, bind it to the asset's address: ADDRESS@${e.mac}`);
           return { ...emptyAddressSet(), macs: [e.mac] };
+        case 'bound':
+          if (!bind(bindings, e.family, e.lo, e.mac, text, path, report)) return null;
+          return e.family === 4 ? { v4: [e.lo, e.hi], v6: [], macs: [] } : { v4: [], v6: [e.lo, e.hi], macs: [] };
         case 'v4':
           return { v4: [e.lo, e.hi], v6: [], macs: [] };
         case 'v6':

@@ -73,6 +73,8 @@ export interface CompileStats {
   bitsets: number;
   tableBytes: number;
   compileMs: number;
+  /** address@MAC bindings (IPv4 + IPv6). */
+  bindings: number;
 }
 
 /** An IPv6 field's elementary intervals: ascending bounds (the first is 0) and each one's rule bitset. */
@@ -131,6 +133,17 @@ export interface PolicyTables {
   keyed: Int32Array;
   /** Per unkeyed protocol the bitset offset of the rules that match it. */
   protoSet: Int32Array;
+  /**
+   * The address@MAC bindings (boundMac4/boundMac6 in match.ts look them up). IPv4: an open-addressing
+   * table (a power of two of slots, at most a quarter used): the bound address in `bound4`, its MAC as
+   * a 48-bit number in `bound4Macs` at the same slot, -1 in an empty slot. Both empty when the policy
+   * binds no IPv4 address (and nothing is looked up when it binds none at all).
+   */
+  bound4: Uint32Array;
+  bound4Macs: Float64Array;
+  /** The same for IPv6: four big-endian words per address, ascending. */
+  bound6: Uint32Array;
+  bound6Macs: Float64Array;
 }
 
 export interface CompiledPolicy extends PolicyTables {

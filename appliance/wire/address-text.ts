@@ -1,4 +1,4 @@
-// Addresses as text, both ways: dotted IPv4 and RFC 5952 IPv6 as people and tshark read them, and
+// Addresses as text, both ways: dotted IPv4, RFC 5952 IPv6 and colon-separated MACs as people and tshark read them, and
 // the strict parsers the policy language and the API use. The one place for address text in the
 // appliance; never used on the packet path. A leaf: imports nothing from appliance/.
 
@@ -97,4 +97,9 @@ export function wordsToV6(words: ArrayLike<number>, at = 0): bigint {
   let v = 0n;
   for (let i = 0; i < 4; i++) v = (v << 32n) | BigInt(words[at + i] >>> 0);
   return v;
+}
+
+/** A MAC held as a 48-bit number (first byte most significant) as text: "02:00:00:00:00:05". */
+export function formatMac(mac: number): string {
+  return mac.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
 }

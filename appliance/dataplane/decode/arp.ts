@@ -1,6 +1,6 @@
 // ARP. Only IPv4-over-Ethernet ARP fills the addresses; other hardware/protocol types leave arpOp 0.
 
-import { read16, read32 } from './bytes';
+import { read16, read32, read48 } from './bytes';
 import { DecodeError } from './errors';
 import { type Packet } from './packet';
 import { EtherType } from '../../wire/protocols';
@@ -17,6 +17,7 @@ export function decodeArp(b: Uint8Array, off: number, end: number, pkt: Packet):
   }
   if (off + ARP_IPV4_ETHERNET > end) return DecodeError.ArpTruncated;
   pkt.arpOp = read16(b, off + 6);
+  pkt.arpSenderMac = read48(b, off + 8);
   pkt.arpSenderIp = read32(b, off + 14);
   pkt.arpTargetIp = read32(b, off + 24);
   return DecodeError.None;

@@ -45,6 +45,7 @@ function reset(pkt: Packet, length: number): void {
   pkt.icmpId = 0;
   resetQuoted(pkt.quoted);
   pkt.arpOp = 0;
+  pkt.arpSenderMac = 0;
   pkt.arpSenderIp = 0;
   pkt.arpTargetIp = 0;
 }

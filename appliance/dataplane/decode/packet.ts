@@ -67,6 +67,8 @@ export class Packet {
 
   // --- ARP (IPv4 over Ethernet only; arpOp stays 0 for other hardware/protocol types)
   arpOp = 0;
+  /** Sender hardware address as a 48-bit number (what an ARP cache learns for arpSenderIp). */
+  arpSenderMac = 0;
   arpSenderIp = 0;
   arpTargetIp = 0;
 }

@@ -1,20 +1,24 @@
 // The dataplane's traffic events (ipc/events.ts), collected for management. The packet path only
-// records: denied packets into the preallocated deny summary, application-layer violations into their
-// summary, and a small record per logged flow start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
+// records: denied packets into the preallocated deny summary, application-layer violations and
+// spoofed packets (a bound address from another MAC) into theirs, and a small record per logged flow
+// start and end. Everything costly (address text, group names, ISO times) happens in collect(), which
 // the management link calls every 250 ms. Only exists when a management socket is configured.
 // Must not import the engine or anything else that runs it: it is told the policy in use and reads
 // the counters through a callback.
 
 import type { Logger } from 'pino';
-import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent, OtViolationEvent } from '../../ipc/events';
+import type { DenySummaryEvent, Endpoints, FlowEndEvent, FlowStartEvent, GatekeeperEvent, OtViolationEvent, SpoofSummaryEvent } from '../../ipc/events';
 import { Action, type CompiledPolicy } from '../../policy/types';
 import { groupNamesFor4, groupNamesFor6, type ModelGroup } from '../../policy/model';
 import { type Packet } from '../decode/packet';
-import { Family, Proto, protocolName } from '../../wire/protocols';
+import { EtherType, Family, Proto, protocolName } from '../../wire/protocols';
+import { formatMac } from '../../wire/address-text';
+import { Side } from '../verdict';
 import type { Flow } from '../flow/flow';
 import type { FlowEndReason } from '../flow/flow-table';
 import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
 import { addressText, countsByFunctionName, flowEnds, type FlowEnds } from './flow-records';
+import { SpoofSummary, type SpoofEntry } from './spoof-summary';
 import { ViolationSummary, type Violation, type ViolationEntry } from './violation-summary';
 
 export type { Violation };
@@ -48,6 +52,11 @@ export interface LinkSource {
 export interface TrafficObserver {
   /** A packet that `rule` denies or rejects (in monitor mode: would have). Per packet: no allocation. */
   denied(pkt: Packet, rule: number, length: number, now: number): void;
+  /**
+   * A packet whose source address is bound to `boundMac` but came from `mac` (48-bit numbers; for ARP
+   * the sender's), on `side` (in monitor mode: forwarded all the same). Per packet: no allocation.
+   */
+  spoofed(pkt: Packet, mac: number, boundMac: number, side: Side, length: number, now: number): void;
   /** A packet of a flow that passes only because of monitor mode. Per packet: no allocation. */
   deniedInFlow(flow: Flow, length: number, now: number): void;
   /** A flow decided by a rule with `log: true` started. */
@@ -118,6 +127,7 @@ export class TrafficEvents implements TrafficObserver {
   private running: PolicyInUse;
   private readonly deny = new DenySummary();
   private readonly violations = new ViolationSummary();
+  private readonly spoofs = new SpoofSummary();
   private readonly logged = new Map<Flow, LoggedFlow>();
   private pending: PendingRecord[] = [];
   private ready: GatekeeperEvent[] = [];
@@ -151,6 +161,12 @@ export class TrafficEvents implements TrafficObserver {
       dstPort = pkt.icmpType;
     }
     this.deny.record(pkt.family, pkt.src4, pkt.dst4, pkt.src6, pkt.dst6, pkt.proto, srcPort, dstPort, pkt.vlanOuter, rule, length, now);
+  }
+
+  spoofed(pkt: Packet, mac: number, boundMac: number, side: Side, length: number, now: number): void {
+    const arp = pkt.etherType === EtherType.ARP;
+    // An ARP sender address is IPv4 (the decoder fills ARP fields for IPv4 over Ethernet only).
+    this.spoofs.record(arp ? Family.V4 : pkt.family, arp ? pkt.arpSenderIp : pkt.src4, pkt.src6, mac, boundMac, arp, side, length, now);
   }
 
   deniedInFlow(flow: Flow, length: number, now: number): void {
@@ -262,6 +278,35 @@ export class TrafficEvents implements TrafficObserver {
       this.options.log.warn({ violations: overflowed }, 'application-layer violations had more distinct keys than the summary holds; the rest was only counted');
     }
     for (const entry of this.violations.drain()) this.ready.push(this.violationEvent(entry, version, now));
+    if (this.spoofs.overflow > 0) {
+      this.options.log.warn({ packets: this.spoofs.overflow, keys: this.spoofs.capacity },
+        'spoofed packets came from more distinct addresses and MACs than the summary holds; the rest was only counted');
+      this.spoofs.overflow = 0;
+    }
+    for (const entry of this.spoofs.drain()) this.ready.push(this.spoofEvent(entry, version, now));
+  }
+
+  private spoofEvent(e: SpoofEntry, version: PolicyInUse, now: number): SpoofSummaryEvent {
+    const monitor = version.policy.mode === 'monitor';
+    const v6 = e.family === Family.V6;
+    const address = v6 ? addressText(e.family, 0, e.address as Uint32Array) : addressText(e.family, e.address as number, null);
+    return {
+      type: 'spoof.summary',
+      time: new Date(now).toISOString(),
+      severity: monitor ? 'notice' : 'warning',
+      pair: this.options.pair,
+      address,
+      groups: this.groupsOf(version.groups, address, e.family, e.address),
+      mac: formatMac(e.mac),
+      boundMac: formatMac(e.boundMac),
+      kind: e.arp ? 'arp' : 'ip',
+      side: e.side === Side.Inside ? 'inside' : 'outside',
+      monitor,
+      count: e.count,
+      bytes: e.bytes,
+      firstSeen: new Date(e.firstSeen).toISOString(),
+      lastSeen: new Date(e.lastSeen).toISOString(),
+    };
   }
 
   private violationEvent(e: ViolationEntry, version: PolicyInUse, now: number): OtViolationEvent {

@@ -21,6 +21,7 @@ export const eventNames: Record<ExportRecord['type'], string> = {
   'flow.end': 'Flow ended',
   'deny.summary': 'Traffic denied',
   'ot.violation': 'Industrial protocol violation',
+  'spoof.summary': 'Spoofed source address',
   'link.up': 'Link up',
   'link.down': 'Link down',
   'dataplane.start': 'Dataplane started',
@@ -120,6 +121,13 @@ function describeLoose(e: Loose): string {
       const span = Date.parse(String(e.lastSeen)) - Date.parse(String(e.firstSeen));
       return `${verb} ${plural(e.count, `${text(e.protocol)} message`)} (${fn}${unit}${addresses}: ${text(e.reason)}) ${connection(e, false)}` +
         ` by rule ${text(e.rule)} in ${duration(span)}${pairText(e)}`;
+    }
+    case 'spoof.summary': {
+      const verb = e.monitor ? 'Would have dropped (monitor mode)' : 'Dropped';
+      const what = e.kind === 'arp' ? 'ARP packet' : 'packet';
+      const span = Date.parse(String(e.lastSeen)) - Date.parse(String(e.firstSeen));
+      return `${verb} ${plural(e.count, what)} claiming ${text(e.address)}${groups(e.groups)} from MAC ${text(e.mac)} on the ` +
+        `${text(e.side)} port: the address is bound to ${text(e.boundMac)}; in ${duration(span)}${pairText(e)}`;
     }
     case 'flow.end': {
       const functions = e.functions && typeof e.functions === 'object'

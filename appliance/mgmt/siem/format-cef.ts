@@ -69,6 +69,10 @@ function typeExtension(e: Loose): Extension {
         ...labelled('cs5', 'function', e.function), ...labelled('cn1', 'unit', e.unit),
         ...labelled('cn2', 'addressFirst', e.addressFirst), ...labelled('cn3', 'addressLast', e.addressLast),
         ...labelled('cs6', 'vlan', e.vlan)];
+    case 'spoof.summary':
+      return [['src', e.address], ['smac', e.mac], ['act', e.monitor ? 'monitor' : 'drop'], ['app', e.kind], ['cnt', e.count],
+        ['in', e.bytes], ['start', millis(e.firstSeen)], ['end', millis(e.lastSeen)],
+        ...labelled('cs2', 'srcGroups', list(e.groups)), ...labelled('cs5', 'boundMac', e.boundMac), ...labelled('cs6', 'side', e.side)];
     case 'deny.summary':
       return [...connection(e), ['act', e.action], ['cnt', e.count], ['in', e.bytes],
         ['start', millis(e.firstSeen)], ['end', millis(e.lastSeen)],

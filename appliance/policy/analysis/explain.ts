@@ -388,6 +388,10 @@ export function explainDecision(
     `  ${from} is in: ${list(fromGroups)}`,
     `  ${to} is in: ${list(toGroups)}`,
   ];
+  const binding = model.bindings.find((b) => b.family === src.family && b.address === src.value);
+  if (binding !== undefined) {
+    lines.push(`  ${from} is bound to ${binding.mac} (line ${binding.line}): from any other MAC it is dropped as spoofed_source, whatever the rules say`);
+  }
 
   const results = probes.map(({ proto, key }): ProbeExplanation => {
     const index =

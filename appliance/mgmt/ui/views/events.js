@@ -155,6 +155,11 @@ function describe(e) {
     case 'deny.summary':
       return h('span', null, badge(e.monitor ? `would ${e.action}` : e.action, e.monitor ? 'warn' : 'bad'), ' ',
         conn(e), ` ${formatCount(e.count)} packets by `, h('code', null, e.rule));
+    case 'spoof.summary':
+      return h('span', null, badge(e.monitor ? 'would drop' : 'spoofed', e.monitor ? 'warn' : 'bad'), ' ',
+        `${formatCount(e.count)} ${e.kind === 'arp' ? 'ARP ' : ''}packets claiming `, h('code', null, e.address),
+        e.groups.length ? ` (${e.groups.join(', ')})` : '', ' from ', h('code', null, e.mac), ` on the ${e.side} port; the address is bound to `,
+        h('code', null, e.boundMac));
     case 'link.up':
     case 'link.down':
       return h('span', null, `${e.side} port `, h('code', null, e.port), ' link ', badge(e.type === 'link.up' ? 'up' : 'down', e.type === 'link.up' ? 'ok' : 'bad'));
