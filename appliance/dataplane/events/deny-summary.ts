@@ -1,10 +1,11 @@
 // Denied traffic summarized per (source, destination, protocol, destination port, VLAN, rule) over an
 // interval: a flood of denied packets becomes one record per key, never one per packet. Recording is
-// on the packet path, so the table is preallocated (open addressing over typed arrays) and bounded;
-// packets that find the table full are counted as overflow.
+// on the packet path: the table (summary-table.ts) is preallocated and bounded; packets that find it
+// full are counted as overflow.
 
 import { Family } from '../../wire/protocols';
 import { finish, mix } from '../../wire/flow-hash';
+import { SummaryTable } from './summary-table';
 
 /** Keys per interval; beyond this, denied packets are only counted as overflow. */
 export const DENY_SUMMARY_KEYS = 4096;
@@ -29,16 +30,7 @@ export interface DenyEntry {
   lastSeen: number;
 }
 
-export class DenySummary {
-  /** Denied packets not summarized because the table was full, since the last drain. */
-  overflow = 0;
-  /** Random per process: an outside host cannot choose keys that collide. */
-  private readonly seed = (Math.random() * 0x7fffffff) | 0;
-  private used = 0;
-  private readonly mask: number;
-  /** Open-addressing slots: entry index + 1, 0 when empty. */
-  private readonly slots: Int32Array;
-  private readonly hash: Int32Array;
+export class DenySummary extends SummaryTable {
   private readonly family: Uint8Array;
   private readonly src4: Uint32Array;
   private readonly dst4: Uint32Array;
@@ -49,17 +41,19 @@ export class DenySummary {
   private readonly dstPort: Int32Array;
   private readonly vlan: Uint16Array;
   private readonly rule: Int32Array;
-  private readonly count: Float64Array;
-  private readonly bytes: Float64Array;
-  private readonly firstSeen: Float64Array;
-  private readonly lastSeen: Float64Array;
+  // The key of the packet being recorded (sameKey compares with it).
+  private kFamily = 0;
+  private kSrc4 = 0;
+  private kDst4 = 0;
+  private kSrc6: Uint32Array = new Uint32Array(4);
+  private kDst6: Uint32Array = new Uint32Array(4);
+  private kProto = 0;
+  private kDstPort = 0;
+  private kVlan = 0;
+  private kRule = 0;
 
-  constructor(readonly capacity = DENY_SUMMARY_KEYS) {
-    let size = 2;
-    while (size < capacity * 2) size *= 2;
-    this.mask = size - 1;
-    this.slots = new Int32Array(size);
-    this.hash = new Int32Array(capacity);
+  constructor(capacity = DENY_SUMMARY_KEYS) {
+    super(capacity);
     this.family = new Uint8Array(capacity);
     this.src4 = new Uint32Array(capacity);
     this.dst4 = new Uint32Array(capacity);
@@ -70,15 +64,6 @@ export class DenySummary {
     this.dstPort = new Int32Array(capacity);
     this.vlan = new Uint16Array(capacity);
     this.rule = new Int32Array(capacity);
-    this.count = new Float64Array(capacity);
-    this.bytes = new Float64Array(capacity);
-    this.firstSeen = new Float64Array(capacity);
-    this.lastSeen = new Float64Array(capacity);
-  }
-
-  /** Keys recorded since the last drain. */
-  get size(): number {
-    return this.used;
   }
 
   /**
@@ -96,28 +81,21 @@ export class DenySummary {
       h = mix(mix(mix(mix(h, src6[0]), src6[1]), src6[2]), src6[3]);
       h = mix(mix(mix(mix(h, dst6[0]), dst6[1]), dst6[2]), dst6[3]);
     }
-    h = finish(h);
-    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
-      const held = this.slots[slot];
-      if (held === 0) break;
-      const i = held - 1;
-      if (this.hash[i] === h && this.sameKey(i, family, src4, dst4, src6, dst6, proto, dstPort, vlan, rule)) {
-        this.count[i]++;
-        this.bytes[i] += length;
-        this.lastSeen[i] = now;
-        if (this.srcPort[i] !== srcPort) this.srcPort[i] = MIXED_PORTS;
-        return;
-      }
-    }
-    if (this.used === this.capacity) {
-      this.overflow++;
+    this.kFamily = family;
+    this.kSrc4 = src4;
+    this.kDst4 = dst4;
+    this.kSrc6 = src6;
+    this.kDst6 = dst6;
+    this.kProto = proto;
+    this.kDstPort = dstPort;
+    this.kVlan = vlan;
+    this.kRule = rule;
+    const i = this.countPacket(finish(h), length, now);
+    if (i < 0) return;
+    if (!this.created) {
+      if (this.srcPort[i] !== srcPort) this.srcPort[i] = MIXED_PORTS;
       return;
     }
-    const i = this.used++;
-    let slot = h & this.mask;
-    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
-    this.slots[slot] = i + 1;
-    this.hash[i] = h;
     this.family[i] = family;
     if (family === Family.V4) {
       this.src4[i] = src4;
@@ -131,10 +109,6 @@ export class DenySummary {
     this.dstPort[i] = dstPort;
     this.vlan[i] = vlan;
     this.rule[i] = rule;
-    this.count[i] = 1;
-    this.bytes[i] = length;
-    this.firstSeen[i] = now;
-    this.lastSeen[i] = now;
   }
 
   /** Everything recorded since the last drain (allocates: call off the packet path), then start over. */
@@ -157,21 +131,20 @@ export class DenySummary {
         lastSeen: this.lastSeen[i],
       });
     }
-    this.slots.fill(0);
-    this.used = 0;
+    this.clear();
     return out;
   }
 
-  private sameKey(
-    i: number, family: number, src4: number, dst4: number, src6: Uint32Array, dst6: Uint32Array,
-    proto: number, dstPort: number, vlan: number, rule: number,
-  ): boolean {
-    if (this.family[i] !== family || this.proto[i] !== proto || this.dstPort[i] !== dstPort) return false;
-    if (this.vlan[i] !== vlan || this.rule[i] !== rule) return false;
-    if (family === Family.V4) return this.src4[i] === src4 && this.dst4[i] === dst4;
+  protected sameKey(i: number): boolean {
+    const family = this.kFamily;
+    if (this.family[i] !== family || this.proto[i] !== this.kProto || this.dstPort[i] !== this.kDstPort) return false;
+    if (this.vlan[i] !== this.kVlan || this.rule[i] !== this.kRule) return false;
+    if (family === Family.V4) return this.src4[i] === this.kSrc4 && this.dst4[i] === this.kDst4;
     const at = i * 4;
     const s = this.src6;
     const d = this.dst6;
+    const src6 = this.kSrc6;
+    const dst6 = this.kDst6;
     return s[at] === src6[0] && s[at + 1] === src6[1] && s[at + 2] === src6[2] && s[at + 3] === src6[3] &&
       d[at] === dst6[0] && d[at + 1] === dst6[1] && d[at + 2] === dst6[2] && d[at + 3] === dst6[3];
   }

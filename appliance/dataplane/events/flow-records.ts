@@ -11,6 +11,11 @@ export function addressText(family: number, v4: number, v6: Uint32Array | null):
   return family === Family.V4 || v6 === null ? formatIpv4(v4) : formatIpv6(v6);
 }
 
+/** A drained summary's address (IPv4 as a number, IPv6 as four words) as text. */
+export function summaryAddressText(family: number, address: number | Uint32Array): string {
+  return typeof address === 'number' ? addressText(family, address, null) : addressText(family, 0, address);
+}
+
 /** A flow's endpoints, initiator first, copied out of the (pooled, reused) flow record. */
 export interface FlowEnds {
   family: number;

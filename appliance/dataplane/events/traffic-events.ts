@@ -17,7 +17,7 @@ import { Side } from '../verdict';
 import type { Flow } from '../flow/flow';
 import type { FlowEndReason } from '../flow/flow-table';
 import { DenySummary, MIXED_PORTS, type DenyEntry } from './deny-summary';
-import { addressText, countsByFunctionName, flowEnds, type FlowEnds } from './flow-records';
+import { addressText, countsByFunctionName, flowEnds, summaryAddressText, type FlowEnds } from './flow-records';
 import { SpoofSummary, type SpoofEntry } from './spoof-summary';
 import { ViolationSummary, type Violation, type ViolationEntry } from './violation-summary';
 
@@ -288,8 +288,7 @@ export class TrafficEvents implements TrafficObserver {
 
   private spoofEvent(e: SpoofEntry, version: PolicyInUse, now: number): SpoofSummaryEvent {
     const monitor = version.policy.mode === 'monitor';
-    const v6 = e.family === Family.V6;
-    const address = v6 ? addressText(e.family, 0, e.address as Uint32Array) : addressText(e.family, e.address as number, null);
+    const address = summaryAddressText(e.family, e.address);
     return {
       type: 'spoof.summary',
       time: new Date(now).toISOString(),
@@ -338,9 +337,8 @@ export class TrafficEvents implements TrafficObserver {
   private denyEvent(e: DenyEntry, version: PolicyInUse, now: number): DenySummaryEvent {
     const rule = version.policy.rules[e.rule];
     const monitor = version.policy.mode === 'monitor';
-    const v6 = e.family === Family.V6;
-    const src = v6 ? addressText(e.family, 0, e.src as Uint32Array) : addressText(e.family, e.src as number, null);
-    const dst = v6 ? addressText(e.family, 0, e.dst as Uint32Array) : addressText(e.family, e.dst as number, null);
+    const src = summaryAddressText(e.family, e.src);
+    const dst = summaryAddressText(e.family, e.dst);
     return {
       type: 'deny.summary',
       time: new Date(now).toISOString(),
