@@ -125,10 +125,7 @@ export class DenySummary extends SummaryTable {
         dstPort: this.dstPort[i],
         vlan: this.vlan[i],
         rule: this.rule[i],
-        count: this.count[i],
-        bytes: this.bytes[i],
-        firstSeen: this.firstSeen[i],
-        lastSeen: this.lastSeen[i],
+        ...this.totals(i),
       });
     }
     this.clear();

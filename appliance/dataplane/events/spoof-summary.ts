@@ -90,10 +90,7 @@ export class SpoofSummary extends SummaryTable {
         boundMac: this.boundMac[i],
         arp: this.arp[i] === 1,
         side: this.side[i],
-        count: this.count[i],
-        bytes: this.bytes[i],
-        firstSeen: this.firstSeen[i],
-        lastSeen: this.lastSeen[i],
+        ...this.totals(i),
       });
     }
     this.clear();

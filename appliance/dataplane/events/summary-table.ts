@@ -75,6 +75,11 @@ export abstract class SummaryTable {
     return i;
   }
 
+  /** Entry i's packets, bytes and first/last seen, for a drained record (off the packet path). */
+  protected totals(i: number): { count: number; bytes: number; firstSeen: number; lastSeen: number } {
+    return { count: this.count[i], bytes: this.bytes[i], firstSeen: this.firstSeen[i], lastSeen: this.lastSeen[i] };
+  }
+
   /** Forget every entry (after a drain). */
   protected clear(): void {
     this.slots.fill(0);
