@@ -411,3 +411,18 @@ t.test('flow table: a picked-up flow is answered once both directions were seen'
   t.equal(run(e, out({ dport: 8080, flags: 'A' }), Side.Outside), Verdict.Forward);
   t.equal(e.flows.counters.embryonic, 0, 'both directions: answered');
 });
+
+t.test('a super-frame counts the bytes its segments carried on the wire', async (t) => {
+  const e = new Engine(policy(), 1);
+  run(e, out({ dport: 8080, flags: 'S', seq: 1000 }), Side.Outside);
+  run(e, back({ sport: 8080, dport: 40000, flags: 'SA', seq: 7000, ack: 1001 }), Side.Inside);
+  run(e, out({ dport: 8080, flags: 'A', seq: 1001, ack: 7001 }), Side.Outside);
+  const before = [...e.flows.flows()][0].bytesOut;
+  const rxBefore = e.counters[Side.Outside].port[PortCounter.RxBytes];
+  // Three 1000-byte segments as one frame: 14 + 20 + 20 header bytes and 3000 of payload.
+  const superFrame = out({ dport: 8080, flags: 'PA', seq: 1001, ack: 7001, payload: Array(3000).fill(7) });
+  last = e.process(superFrame, superFrame.length, Side.Outside, 1000, 3);
+  t.equal(last.verdict, Verdict.Forward);
+  t.equal([...e.flows.flows()][0].bytesOut - before, superFrame.length + 2 * 54, 'the frame and the headers of the two segments it stands for');
+  t.equal(e.counters[Side.Outside].port[PortCounter.RxBytes] - rxBefore, superFrame.length, 'the port counts the frame it received');
+});

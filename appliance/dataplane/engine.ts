@@ -81,6 +81,8 @@ export class Engine {
   private readonly inspections = new Map<Flow, Inspection>();
   private readonly segment = new Segment();
   private readonly inspectOutcome = new InspectOutcome();
+  /** Segments the frame being processed stands for (process()). */
+  private segments = 1;
   /** What the observer is told about a violation: one reused record. */
   private readonly violationRecord: Violation = { protocol: '', reason: '', function: -1, functionName: '', unit: -1, start: -1, quantity: 0, action: 'reset' };
 
@@ -161,9 +163,12 @@ export class Engine {
 
   /**
    * Decide one frame that arrived on `side` at `now` (ms). The result is this engine's one instance,
-   * valid until the next call; on Verdict.Reject its answer goes back out of `side`.
+   * valid until the next call; on Verdict.Reject its answer goes back out of `side`. `segments`: the
+   * wire segments a GSO super-frame stands for (the port's metadata), so flow and rule byte counts
+   * stay what the wire carried: each segment after the first repeats the headers.
    */
-  process(frame: Uint8Array, length: number, side: Side, now: number): PacketResult {
+  process(frame: Uint8Array, length: number, side: Side, now: number, segments = 1): PacketResult {
+    this.segments = segments;
     const r = this.result;
     r.verdict = Verdict.Forward;
     r.rule = NO_RULE;
@@ -252,10 +257,10 @@ export class Engine {
     flow.lastSeen = now;
     if (fromInitiator) {
       flow.packetsOut++;
-      flow.bytesOut += length;
+      flow.bytesOut += this.wireBytes(length);
     } else {
       flow.packetsIn++;
-      flow.bytesIn += length;
+      flow.bytesIn += this.wireBytes(length);
     }
     r.rule = flow.ruleIndex;
     const pkt = this.pkt;
@@ -345,7 +350,7 @@ export class Engine {
 
     this.applyRule(frame, length, rule, now);
     if (this.result.verdict !== Verdict.Forward) {
-      this.ruleCounters.add(rule, 1, length, 0);
+      this.ruleCounters.add(rule, 1, this.wireBytes(length), 0);
       return;
     }
     // Tracked: the flow counts this packet and its rule's flow count (see ruleTotals).
@@ -360,10 +365,10 @@ export class Engine {
     flow.pickedUp = tcpState === TcpState.Established;
     if (initiatorIsSource) {
       flow.packetsOut = 1;
-      flow.bytesOut = length;
+      flow.bytesOut = this.wireBytes(length);
     } else {
       flow.packetsIn = 1;
-      flow.bytesIn = length;
+      flow.bytesIn = this.wireBytes(length);
     }
     if (this.observer !== null && policy.rules[rule].log) this.observer.flowStarted(flow, now);
     const inspection = this.ruleInspections[rule];
@@ -374,9 +379,15 @@ export class Engine {
     }
   }
 
+  /** Bytes on the wire of the frame being processed: a super-frame's later segments repeat its headers. */
+  private wireBytes(length: number): number {
+    const segments = this.segments;
+    return segments === 1 ? length : length + (segments - 1) * (length - this.pkt.l4PayloadLength);
+  }
+
   /** A packet that starts no flow: count it against `rule` and act on it. */
   private judgeAlone(frame: Uint8Array, length: number, rule: number, now: number): void {
-    this.ruleCounters.add(rule, 1, length, 0);
+    this.ruleCounters.add(rule, 1, this.wireBytes(length), 0);
     this.applyRule(frame, length, rule, now);
   }
 

@@ -31,7 +31,7 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
           counters.refused(DropReason.OwnMac);
           continue;
         }
-        const result = engine.process(frame, length, side, now);
+        const result = engine.process(frame, length, side, now, inPort.segments[i]);
         if (result.verdict === Verdict.Forward) {
           outPort.queue(inPort, i, length);
         } else if (result.verdict === Verdict.Reject) {
