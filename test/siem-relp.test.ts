@@ -1,6 +1,7 @@
-// Event export over RELP to a real receiver, Debian's rsyslogd with imrelp: events arrive once and in
-// order, across a receiver that is killed mid-stream (no loss, no duplicates: what it had not
-// acknowledged is sent again, nothing else) and across a management restart; a peer that does not
+// Event export over RELP to a real receiver, Debian's rsyslogd with imrelp: events arrive in order
+// and none is lost across a receiver that is killed mid-stream (what it had not acknowledged is sent
+// again, nothing else: only lines it wrote but never acknowledged can repeat, at most one window) and
+// once across a management restart; a peer that does not
 // speak RELP is an error, not a hang.
 
 import t from 'tap';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { EventExporter } from '../appliance/mgmt/siem/exporter';
-import { RelpParser } from '../appliance/mgmt/siem/transport-relp';
+import { RELP_WINDOW, RelpParser } from '../appliance/mgmt/siem/transport-relp';
 import type { SyslogTarget } from '../appliance/mgmt/state/settings';
 import { freePort, parse5424, Rsyslog, sleep, until } from './lib/rsyslog';
 
@@ -65,7 +66,7 @@ t.test('the parser reads rsyslog answers split anywhere and refuses garbage', as
   t.throws(() => new RelpParser().push(Buffer.from('1 rsp 2 OKX')), /trailer/);
 });
 
-t.test('receiver killed while lines are in flight: every event arrives once, in order', async (t) => {
+t.test('receiver killed while lines are in flight: every event arrives, in order; only the unacknowledged window can repeat', async (t) => {
   const rsyslog = await receiver(t);
   const exp = exporter(t, stateDir(t));
   exp.configure([relpTarget(rsyslog.port('relp'))]);
@@ -88,7 +89,13 @@ t.test('receiver killed while lines are in flight: every event arrives once, in 
   t.ok(await until(() => counts(rsyslog.lines('relp')).includes(total), 40_000), 'the last event arrived');
   await sleep(1000);
   const received = counts(rsyslog.lines('relp'));
-  t.same(received, Array.from({ length: total }, (_, i) => i + 1), 'every event exactly once, in order (no duplicates)');
+  // SIGKILL can land after rsyslog wrote a line and before its acknowledgement left: those lines, at
+  // most one RELP window, are sent again (a management restart, below, repeats none). Nothing is lost and
+  // nothing outside that window repeats.
+  const firsts = received.filter((n, i) => received.indexOf(n) === i);
+  t.same(firsts, Array.from({ length: total }, (_, i) => i + 1), 'every event, in order of first arrival');
+  const repeated = received.length - firsts.length;
+  t.ok(repeated <= RELP_WINDOW, `repeated at most the unacknowledged window (${repeated} of at most ${RELP_WINDOW})`);
   t.equal(exp.status()[0].sent, total, 'sent counts acknowledged events');
   t.equal(exp.status()[0].spooled, 0);
 });
