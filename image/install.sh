@@ -17,10 +17,13 @@ fi
 # libpcap-dev and a compiler for the native addons; ip and ethtool, which the dataplane calls; openssl;
 # and the real tools the lab, tests and benchmarks drive: hosts (ping, nc, iperf3, nmap, tcpdump,
 # tshark, trafgen), a SIEM receiver (rsyslog with TLS and RELP), a browser (chromium), systemd-analyze,
-# and a Modbus client and server (mbpoll; pymodbus, whose server module imports serial and serial_asyncio).
+# a Modbus client and server (mbpoll; pymodbus, whose server module imports serial and serial_asyncio);
+# the IEEE OUI registry the asset inventory names vendors from (ieee-data); and the identity sources the
+# asset lab drives (lldpd, a DHCP client in busybox, dnsmasq as its server).
 packages=(libpcap-dev g++ make python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
   iperf3 nmap tcpdump tshark netsniff-ng procps openssl rsyslog rsyslog-gnutls rsyslog-relp gnutls-bin chromium
-  systemd mbpoll python3-pymodbus python3-serial python3-serial-asyncio)
+  systemd mbpoll python3-pymodbus python3-serial python3-serial-asyncio
+  ieee-data lldpd busybox dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,6 +32,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The appliance itself must stay silent on the wire: the packaged lldpd daemon is not wanted here
+  # (the lab runs its own, inside the hosts' namespaces).
+  if [[ " ${missing[*]} " == *" lldpd "* ]]; then
+    systemctl disable --now lldpd >/dev/null 2>&1 || service lldpd stop >/dev/null 2>&1 || true
+  fi
 fi
 
 npm ci --no-audit --no-fund --loglevel=error

@@ -13,7 +13,7 @@ import { isDataplaneEvent, messageProblem, type Sender } from '../appliance/ipc/
 import type { DenySummaryEvent, FlowStartEvent } from '../appliance/ipc/events';
 import type {
   DataplaneMessage, ErrorMessage, EventsMessage, FlowFilter, FlowRecord, FlowsMessage, GetFlowsMessage, HelloMessage,
-  ManagementMessage, PolicyAbortMessage, PolicyCommitMessage, PolicyCommittedMessage, PolicyPreparedMessage,
+  ManagementMessage, ObservationsMessage, PolicyAbortMessage, PolicyCommitMessage, PolicyCommittedMessage, PolicyPreparedMessage,
   PolicyPrepareMessage, StatsMessage, WelcomeMessage,
 } from '../appliance/ipc/messages';
 import type { DataplaneStats, EventStats, PortStats, RuleStats } from '../appliance/ipc/stats';
@@ -57,6 +57,7 @@ const agreement: Record<string, true> = {
   committed: true satisfies Agree<FromSchema<(typeof dataplaneMessageSchemas)['policy.committed']>, PolicyCommittedMessage>,
   flows: true satisfies Agree<FromSchema<typeof dataplaneMessageSchemas.flows>, FlowsMessage>,
   flowRecord: true satisfies Agree<FromSchema<typeof flowRecordSchema>, FlowRecord>,
+  observations: true satisfies Agree<FromSchema<typeof dataplaneMessageSchemas.observations>, ObservationsMessage>,
   error: true satisfies Agree<FromSchema<typeof dataplaneMessageSchemas.error>, ErrorMessage>,
   welcome: true satisfies Agree<FromSchema<typeof managementMessageSchemas.welcome>, WelcomeMessage>,
   prepare: true satisfies Agree<FromSchema<(typeof managementMessageSchemas)['policy.prepare']>, PolicyPrepareMessage>,
@@ -101,6 +102,17 @@ const fromDataplane: DataplaneMessage[] = [
   { type: 'policy.prepared', requestId: 1, ok: false, errors: ['policy v2:3:5: unknown group'] },
   { type: 'policy.committed', requestId: 1, generation: 2, policyHash: 'def' },
   { type: 'flows', requestId: 2, flows: [flow], matched: 1, total: 5 },
+  {
+    type: 'observations',
+    sightings: [{ mac: '02:00:00:00:00:01', address: '198.18.1.10', vlan: 0, side: 'outside', frames: 2, firstSeen: 1700000000000, lastSeen: 1700000001000 }],
+    conversations: [{
+      proto: 'tcp', client: '198.18.1.10', clientMac: '02:00:00:00:00:01', server: '198.18.1.100', serverMac: '02:00:00:00:00:64', port: 502, vlan: 0,
+      clientSide: 'outside', rule: 'hmi-reads', verdict: 'allow', flows: 1, packets: 10, bytes: 800,
+      app: { protocol: 'modbus', functions: { 'read-holding-registers': 4 } }, firstSeen: 1700000000000, lastSeen: 1700000001000,
+    }],
+    identities: [{ mac: '02:00:00:00:00:64', address: '', vlan: 0, side: 'inside', source: 'lldp', fields: { systemName: 'plc-1' }, time: 1700000000000 }],
+    dropped: 0,
+  },
   { type: 'error', requestId: 3, message: 'bad filter' },
 ];
 const fromManagement: ManagementMessage[] = [
@@ -125,12 +137,13 @@ const parentOf = (root: unknown, path: string[]) => path.slice(0, -1).reduce((o,
 /** The optional fields, by message type: the `?` fields of the types. */
 const OPTIONAL: Record<string, string[]> = {
   error: ['requestId'],
+  observations: ['conversations.0.app'],
   stats: ['stats.events'],
   'flows.get': ['filter.address', 'filter.port', 'filter.rule', 'filter.verdict'],
 };
 /** Maps of counts by name (drops by reason): any name may be absent. */
 const isCountMapEntry = (path: string[]) =>
-  (path.length >= 2 && ['dropped', 'decode_errors', 'violations', 'held', 'inspect'].includes(path[path.length - 2]));
+  (path.length >= 2 && ['dropped', 'decode_errors', 'violations', 'held', 'inspect', 'functions', 'fields'].includes(path[path.length - 2]));
 
 for (const [from, samples] of [['dataplane', fromDataplane], ['management', fromManagement]] as const) {
   t.test(`from ${from}: every type passes, and is unknown from the other side`, async (t) => {

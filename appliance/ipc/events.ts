@@ -122,6 +122,41 @@ export interface SpoofSummaryEvent extends EventBase {
   lastSeen: string;
 }
 
+/**
+ * The asset inventory (management) saw something it did not know: asset.new, a MAC never seen
+ * before (raised once learning has run on the pair, so the first day is not a flood); asset.changed,
+ * an address that moved to another MAC (or a known MAC whose identity changed); asset.down/asset.up,
+ * liveness probes stopped or started being answered.
+ */
+export interface AssetEvent extends EventBase {
+  type: 'asset.new' | 'asset.changed' | 'asset.down' | 'asset.up';
+  /** Inventory id of the asset. */
+  asset: number;
+  mac: string;
+  /** The address concerned (asset.changed: the one that moved); "" when none. */
+  address: string;
+  /** Best name the inventory has: LLDP system name, DHCP host name, Modbus identity, else "". */
+  name: string;
+  vendor: string;
+  vlan: number;
+  side: 'inside' | 'outside';
+  /** asset.changed: what changed, e.g. "198.18.0.10 moved from 02:00:00:00:00:01 to 02:00:00:00:00:09". */
+  detail?: string;
+  /** asset.changed for a moved address: the MAC it was on before. */
+  previousMac?: string;
+  /** asset.up: round-trip time of the answer that brought it back. */
+  rttMs?: number;
+}
+
+/** Learning started or stopped on a pair (management). */
+export interface LearnEvent extends EventBase {
+  type: 'learn.start' | 'learn.stop';
+  author: string;
+  /** learn.start: how long it is to run; learn.stop: why it stopped ("period over", "stopped by <user>"). */
+  durationMs?: number;
+  detail?: string;
+}
+
 export interface LinkEvent extends EventBase {
   type: 'link.up' | 'link.down';
   port: string;
@@ -196,6 +231,8 @@ export type GatekeeperEvent =
   | DenySummaryEvent
   | OtViolationEvent
   | SpoofSummaryEvent
+  | AssetEvent
+  | LearnEvent
   | LinkEvent
   | DataplaneLifecycleEvent
   | BypassEvent
@@ -208,7 +245,8 @@ export type GatekeeperEvent =
 export type EventType = GatekeeperEvent['type'];
 
 export const eventTypes: readonly EventType[] = [
-  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'spoof.summary', 'link.up', 'link.down',
+  'flow.start', 'flow.end', 'deny.summary', 'ot.violation', 'spoof.summary',
+  'asset.new', 'asset.changed', 'asset.down', 'asset.up', 'learn.start', 'learn.stop', 'link.up', 'link.down',
   'dataplane.start', 'dataplane.stop', 'dataplane.connected', 'dataplane.disconnected', 'bypass.on', 'bypass.off', 'events.dropped',
   'policy.applied', 'policy.refused', 'policy.rollback', 'mode.change',
   'auth.login', 'auth.login_failed', 'auth.lockout', 'auth.logout', 'admin.change', 'counters.snapshot',

@@ -111,6 +111,91 @@ export interface FlowsMessage {
   total: number;
 }
 
+/**
+ * What the dataplane saw of the plant since its previous observations message (sent every few
+ * seconds when there is something to say): hosts, conversations and identity frames. Management's
+ * asset inventory (mgmt/inventory/) keeps them. Gathered off the per-packet fast path: sightings at
+ * flow start, on ARP and on denied packets; conversations from the flow table; identity frames
+ * (LLDP, DHCP, Modbus device identification) on the slow path.
+ */
+export interface ObservationsMessage {
+  type: 'observations';
+  sightings: Sighting[];
+  conversations: ConversationDelta[];
+  identities: IdentityObservation[];
+  /** Observations left out since the previous message because a table was full. */
+  dropped: number;
+}
+
+/** A host seen on one port: a source MAC, with the source address the frame carried. */
+export interface Sighting {
+  /** "00:11:22:33:44:55". */
+  mac: string;
+  /** IPv4 or IPv6 text; "" when the frame carried none (LLDP, an ARP probe from 0.0.0.0). */
+  address: string;
+  /** Outer VLAN id, 0 when untagged. */
+  vlan: number;
+  /** The appliance port the frames arrived on: the host is behind it. */
+  side: 'inside' | 'outside';
+  /** Frames counted under this key since the previous message (only those the sighting stage sees). */
+  frames: number;
+  /** Epoch ms. */
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/**
+ * What one conversation did since the previous message: flows begun and packets/bytes carried, per
+ * (client, server, protocol, service port, VLAN, rule, verdict). Denied traffic is not here: it is
+ * in deny.summary events.
+ */
+export interface ConversationDelta {
+  proto: string;
+  /** The initiator (the rule's "from" side) and the MAC its frames came from. */
+  client: string;
+  clientMac: string;
+  server: string;
+  /** The MAC the server's frames came from; "" before it answered. */
+  serverMac: string;
+  /** TCP/UDP/SCTP: the server's port; ICMP/ICMPv6: the request type. */
+  port: number;
+  vlan: number;
+  /** The port the client's frames arrive on. */
+  clientSide: 'inside' | 'outside';
+  rule: string;
+  /** "allow", or "monitor": passed only because the policy is in monitor mode. */
+  verdict: 'allow' | 'monitor';
+  /** Flows begun in the interval. */
+  flows: number;
+  /** Both directions. */
+  packets: number;
+  bytes: number;
+  /** Application protocol seen on the flows ("modbus") and its requests per function name in the interval. */
+  app?: FlowApp;
+  /** Epoch ms. */
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/** Identity a host revealed about itself, from a frame the dataplane parsed on the slow path. */
+export interface IdentityObservation {
+  mac: string;
+  /** The frame's source address; "" when it carried none (LLDP, DHCP before an address). */
+  address: string;
+  vlan: number;
+  side: 'inside' | 'outside';
+  /**
+   * lldp: systemName, systemDescription, chassisId, portId, portDescription, managementAddress;
+   * dhcp: hostName, vendorClass, requestedAddress;
+   * modbus (43/14 answer, from the server): vendorName, productCode, revision, vendorUrl, productName, modelName, unit.
+   * Only the fields the frame carried; values are printable text, at most 255 characters.
+   */
+  source: 'lldp' | 'dhcp' | 'modbus';
+  fields: Record<string, string>;
+  /** Epoch ms. */
+  time: number;
+}
+
 export interface ErrorMessage {
   type: 'error';
   requestId?: number;
@@ -124,6 +209,7 @@ export type DataplaneMessage =
   | PolicyPreparedMessage
   | PolicyCommittedMessage
   | FlowsMessage
+  | ObservationsMessage
   | ErrorMessage;
 
 // ---------------------------------------------------------------------------------------------------

@@ -104,6 +104,21 @@ export const flowRecordSchema = object({
   app: object({ protocol: string, functions: countsByName }),
 }, ['app']);
 
+const sideSchema = enumOf(['inside', 'outside']);
+
+export const sightingSchema = object({ mac: string, address: string, vlan: count, side: sideSchema, frames: count, firstSeen: count, lastSeen: count });
+
+export const conversationDeltaSchema = object({
+  proto: string, client: string, clientMac: string, server: string, serverMac: string, port: count, vlan: count,
+  clientSide: sideSchema, rule: string, verdict: enumOf(['allow', 'monitor']), flows: count, packets: count, bytes: count,
+  app: object({ protocol: string, functions: countsByName }), firstSeen: count, lastSeen: count,
+}, ['app']);
+
+export const identityObservationSchema = object({
+  mac: string, address: string, vlan: count, side: sideSchema, source: enumOf(['lldp', 'dhcp', 'modbus']),
+  fields: { type: 'object', additionalProperties: string }, time: count,
+});
+
 const errorSchema = object({ type: constant('error'), requestId: count, message: string }, ['requestId']);
 
 export const dataplaneMessageSchemas = {
@@ -125,6 +140,13 @@ export const dataplaneMessageSchemas = {
   'policy.prepared': object({ type: constant('policy.prepared'), requestId: count, ok: boolean, errors: strings }),
   'policy.committed': object({ type: constant('policy.committed'), requestId: count, generation: count, policyHash: string }),
   flows: object({ type: constant('flows'), requestId: count, flows: { type: 'array', items: flowRecordSchema }, matched: count, total: count }),
+  observations: object({
+    type: constant('observations'),
+    sightings: { type: 'array', items: sightingSchema },
+    conversations: { type: 'array', items: conversationDeltaSchema },
+    identities: { type: 'array', items: identityObservationSchema },
+    dropped: count,
+  }),
   error: errorSchema,
 } as const;
 

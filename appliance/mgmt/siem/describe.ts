@@ -22,6 +22,12 @@ export const eventNames: Record<ExportRecord['type'], string> = {
   'deny.summary': 'Traffic denied',
   'ot.violation': 'Industrial protocol violation',
   'spoof.summary': 'Spoofed source address',
+  'asset.new': 'New asset',
+  'asset.changed': 'Asset changed',
+  'asset.down': 'Asset down',
+  'asset.up': 'Asset up',
+  'learn.start': 'Learning started',
+  'learn.stop': 'Learning stopped',
   'link.up': 'Link up',
   'link.down': 'Link down',
   'dataplane.start': 'Dataplane started',
@@ -129,6 +135,21 @@ function describeLoose(e: Loose): string {
       return `${verb} ${plural(e.count, what)} claiming ${text(e.address)}${groups(e.groups)} from MAC ${text(e.mac)} on the ` +
         `${text(e.side)} port: the address is bound to ${text(e.boundMac)}; in ${duration(span)}${pairText(e)}`;
     }
+    case 'asset.new':
+    case 'asset.changed':
+    case 'asset.down':
+    case 'asset.up': {
+      const who = `${e.name ? `${text(e.name)} ` : ''}(${[e.address, e.mac].filter(Boolean).map(text).join(', ')}${e.vendor ? `, ${text(e.vendor)}` : ''})`;
+      const where = `on the ${text(e.side)} port${e.vlan ? ` VLAN ${text(e.vlan)}` : ''}${pairText(e)}`;
+      if (e.type === 'asset.new') return `New asset ${who} ${where}`;
+      if (e.type === 'asset.changed') return `Asset ${who} changed ${where}: ${text(e.detail ?? '')}`;
+      if (e.type === 'asset.down') return `Asset ${who} stopped answering probes ${where}`;
+      return `Asset ${who} answers probes again${typeof e.rttMs === 'number' ? ` (${e.rttMs} ms)` : ''} ${where}`;
+    }
+    case 'learn.start':
+      return `Learning started by ${text(e.author)}${typeof e.durationMs === 'number' ? ` for ${duration(e.durationMs)}` : ''}${pairText(e)}`;
+    case 'learn.stop':
+      return `Learning stopped${e.detail ? ` (${text(e.detail)})` : ''}${pairText(e)}`;
     case 'flow.end': {
       const functions = e.functions && typeof e.functions === 'object'
         ? `; requests ${Object.entries(e.functions as Record<string, unknown>).map(([name, n]) => `${name} ${text(n)}`).join(', ')}` : '';
