@@ -8,7 +8,8 @@
 import { eventTypes, severityNames } from '../ipc/events';
 import { PASSWORD_MIN_LENGTH } from './auth/passwords';
 import { roles } from './auth/roles';
-import { SYSLOG_TRANSPORTS } from './state/settings';
+import { NAME_PATTERN } from '../policy/schema';
+import { LIVENESS_LIMITS, SYSLOG_TRANSPORTS } from './state/settings';
 
 declare const accepts: unique symbol;
 /** A JSON schema; `T` is the type of the values it accepts (a phantom: nothing at run time). */
@@ -272,3 +273,22 @@ export type MetricsTokenBody = Infer<typeof metricsTokenBody>;
 export const sessionSettingsBody = obj({ sessionTimeoutMin: typed<number>({ type: 'integer', minimum: 1, maximum: 720 }) });
 export type SessionSettingsBody = Infer<typeof sessionSettingsBody>;
 export const sessionSettingsResponse = obj({ sessionTimeoutMin: int });
+
+const bounded = (limits: { minimum: number; maximum: number }) => typed<number>({ type: 'integer', ...limits });
+const livenessTiming = {
+  intervalSeconds: bounded(LIVENESS_LIMITS.intervalSeconds),
+  timeoutMs: bounded(LIVENESS_LIMITS.timeoutMs),
+  downAfter: bounded(LIVENESS_LIMITS.downAfter),
+};
+/** Per policy group (names as in the policy); what a group leaves out comes from the global values. */
+const livenessGroup = obj({ enabled: bool, ...livenessTiming }, ['intervalSeconds', 'timeoutMs', 'downAfter']);
+export const livenessSettings = obj({
+  enabled: bool,
+  ...livenessTiming,
+  maxProbesPerSecond: bounded(LIVENESS_LIMITS.maxProbesPerSecond),
+  groups: typed<Record<string, Infer<typeof livenessGroup>>>({
+    type: 'object', propertyNames: { pattern: NAME_PATTERN, maxLength: 64 }, maxProperties: LIVENESS_LIMITS.groups,
+    additionalProperties: livenessGroup,
+  }),
+});
+export type LivenessSettingsBody = Infer<typeof livenessSettings>;

@@ -1,5 +1,5 @@
-// /api/v1/settings (registered with that prefix): syslog targets (operator+), metrics token and
-// session timeout (admin). TLS client keys and certificates are stored but never sent back: clients
+// /api/v1/settings (registered with that prefix): syslog targets and liveness probes (operator+),
+// metrics token and session timeout (admin). TLS client keys and certificates are stored but never sent back: clients
 // see hasKey/hasCert and send hasKey: true / hasCert: true to keep what is stored. A plugin: the
 // state and the sink are decorators; nothing here keeps state.
 
@@ -9,7 +9,7 @@ import { hashMetricsToken, sessionOf } from '../auth/access';
 import { HttpError } from '../http-error';
 import * as s from '../schemas';
 import { validateTarget } from '../siem/exporter';
-import type { SyslogTarget, SyslogTlsOptions } from '../state/settings';
+import { livenessProblems, livenessSettings, type LivenessSettings, type SyslogTarget, type SyslogTlsOptions } from '../state/settings';
 
 type TlsInput = SyslogTlsOptions & { hasKey?: boolean; hasCert?: boolean };
 type TargetInput = Omit<SyslogTarget, 'tls'> & { tls?: TlsInput };
@@ -49,6 +49,15 @@ function auditTarget(t: SyslogTarget): string {
   const ca = tls.ca ? createHash('sha256').update(tls.ca).digest('hex').slice(0, 12) : '-';
   return `${t.name}=${t.transport}://${t.host}:${t.port}${t.enabled ? '' : ' (disabled)'} ${t.format} ${t.minSeverity}` +
     ` types=${t.types.join('|') || 'all'} ca=${ca} key=${tls.key ? 'set' : '-'} cert=${tls.cert ? 'set' : '-'} sn=${tls.serverName ?? '-'}`;
+}
+
+/** The liveness settings as the audit trail shows them: every value that changes what is sent. */
+function auditLiveness(l: LivenessSettings): string {
+  const timing = (g: { intervalSeconds?: number; timeoutMs?: number; downAfter?: number }) =>
+    [g.intervalSeconds === undefined ? '' : ` every ${g.intervalSeconds}s`, g.timeoutMs === undefined ? '' : ` timeout ${g.timeoutMs}ms`,
+      g.downAfter === undefined ? '' : ` down after ${g.downAfter}`].join('');
+  const groups = Object.entries(l.groups).map(([name, g]) => `${name}=${g.enabled ? 'on' : 'off'}${timing(g)}`);
+  return `${l.enabled ? 'on' : 'off'}${timing(l)}, at most ${l.maxProbesPerSecond}/s; groups: ${groups.join(', ') || 'none'}`;
 }
 
 export async function settingsRoutes(app: FastifyInstance): Promise<void> {
@@ -97,6 +106,23 @@ export async function settingsRoutes(app: FastifyInstance): Promise<void> {
     schema: { summary: 'Delivery status per syslog target', response: s.responses({ 200: s.syslogStatusResponse }) },
     config: { role: 'viewer' },
   }, async () => ({ targets: app.sink.status() }));
+
+  app.get('/liveness', {
+    schema: { summary: 'Liveness probes (ICMP echo to the assets of chosen policy groups)', response: s.responses({ 200: s.livenessSettings }) },
+    config: { role: 'viewer' },
+  }, async () => livenessSettings(app.store.settings()));
+
+  app.put('/liveness', {
+    schema: { summary: 'Replace the liveness probe settings', body: s.livenessSettings, response: s.responses({ 200: s.livenessSettings }) },
+    config: { role: 'operator' },
+  }, async (req: FastifyRequest<{ Body: s.LivenessSettingsBody }>) => {
+    const liveness: LivenessSettings = req.body;
+    const problems = livenessProblems(liveness);
+    if (problems.length) throw new HttpError(400, problems.join('; '));
+    app.store.saveSettings({ ...app.store.settings(), liveness });
+    audit(req, 'settings.liveness', auditLiveness(liveness));
+    return liveness;
+  });
 
   app.put('/metrics-token', {
     schema: { summary: 'Set (or with null remove) the bearer token that may read /metrics', body: s.metricsTokenBody,
