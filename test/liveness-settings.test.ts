@@ -46,7 +46,7 @@ t.test('defaults, roles, audit, persistence', async (t) => {
   t.equal(audit.detail, 'on every 60s timeout 1000ms down after 3, at most 10/s; groups: plc=on every 10s, hmi=off, ' +
     'rtu.north-1=on timeout 500ms down after 5', `the audit says what is probed and how: ${audit.detail}`);
 
-  const published = s.sink.published.filter((e) => e.type === 'admin.change' && 'action' in e && e.action === 'settings.liveness');
+  const published = s.sink.published.filter((e) => e.type === 'admin.change' && 'action' in e && e.action === `settings.liveness ${audit.detail}`);
   t.equal(published.length, 1, 'and sent as an admin.change event (SIEM)');
 
   const stored = JSON.parse(readFileSync(join(s.stateDir, 'settings.json'), 'utf8'));

@@ -292,6 +292,9 @@ export class LivenessProber {
     const policy = this.opts.activePolicy();
     const key = JSON.stringify(settings);
     if (groups.length === 0 || policy === null) {
+      // Switched off: switching on again tries the socket again, even with the same settings.
+      this.disabledReason = '';
+      this.disabledFor = '';
       this.clearTargets();
       return;
     }
