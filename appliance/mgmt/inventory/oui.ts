@@ -19,8 +19,9 @@ const REGISTRIES: readonly { file: string; digits: number }[] = [
 ];
 const LONGEST_FIRST = [9, 7, 6];
 
-/** Records parsed between two yields to the loop: a few ms each on this box. */
-const SLICE_RECORDS = 1000;
+/** Parsing yields to the loop after this long (checked every CHECK_EVERY records). */
+const SLICE_MS = 4;
+const CHECK_EVERY = 64;
 
 export interface OuiLoadStats {
   /** Prefixes per registry file; a file that could not be read counts 0 and is in `errors`. */
@@ -80,7 +81,7 @@ export class OuiRegistry {
         const sliceStart = performance.now();
         let n = 0;
         let done = false;
-        for (; n < SLICE_RECORDS; n++) {
+        for (; n % CHECK_EVERY !== 0 || n === 0 || performance.now() - sliceStart < SLICE_MS; n++) {
           const next = records.next();
           if (next.done) {
             done = true;
