@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import type { AssetEvent, DenySummaryEvent } from '../appliance/ipc/events';
 import type { ConversationDelta, IdentityObservation, ObservationsMessage, Sighting } from '../appliance/ipc/messages';
-import { INVENTORY_FILE, MISSES_FOR_DOWN, openInventory, pickName, ROUTER_ADDRESSES, type InventoryOptions } from '../appliance/mgmt/inventory/inventory';
+import { dropReasons, INVENTORY_FILE, MISSES_FOR_DOWN, openInventory, pickName, ROUTER_ADDRESSES, type InventoryOptions } from '../appliance/mgmt/inventory/inventory';
 import { OuiRegistry } from '../appliance/mgmt/inventory/oui';
 import { serviceName } from '../appliance/mgmt/inventory/service-names';
 
@@ -452,4 +452,11 @@ t.test('a message over the per-message limit is cut and counted, never a throw',
   t.equal(inventory.droppedByReason().over_limit, 500);
   inventory.observe('cell1', message({ conversations: [conversation({ client: 'nonsense' })] }), NOW);
   t.equal(inventory.droppedByReason().invalid, 1, 'an address that is none is counted');
+});
+
+t.test('the drop reasons documented are the ones counted', async (t) => {
+  const docs = readFileSync(join(__dirname, '..', 'docs', 'operations.md'), 'utf8');
+  const row = docs.split('\n').find((l) => l.startsWith('| `gatekeeper_inventory_dropped_total{reason}`'))!;
+  t.ok(row, 'operations.md has the metric');
+  t.same([...row.matchAll(/`([a-z_]+)` \(/g)].map((m) => m[1]), [...dropReasons], 'same names, same order');
 });

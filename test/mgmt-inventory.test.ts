@@ -210,3 +210,37 @@ t.test('asset.new reaches rsyslog, and a restart of management keeps the invento
   t.ok(await until(() => newLines().some((m) => m.msg.includes('02:00:00:00:00:77')), 10_000), 'the announce flag survives too');
   t.equal(newLines().filter((m) => m.msg.includes(PLC)).length, 1, 'known MACs are not announced again');
 });
+
+t.test('the hub hands observations and deny summaries to the inventory; an inventory that throws costs no connection', async (t) => {
+  const dir = tempStateDir(t);
+  const lines: string[] = [];
+  const log = { info: () => undefined, warn: () => undefined, error: (_f: object, m: string) => void lines.push(m) };
+  const seen: string[] = [];
+  let fail = true;
+  const inventory = {
+    observe(pair: string, m: ObservationsMessage) {
+      seen.push(`observe ${pair} ${m.sightings.length}`);
+      if (fail) throw new Error('inventory broken');
+    },
+    denied(pair: string, e: DenySummaryEvent) {
+      seen.push(`denied ${pair} ${e.count}`);
+      if (fail) throw new Error('inventory broken');
+    },
+  };
+  const hub = createDataplaneHub({ socketPath: join(dir, 'mgmt.sock'), log, inventory });
+  const events: string[] = [];
+  hub.onEvent((e) => events.push(e.type));
+  t.teardown(() => hub.close());
+  await hub.listen();
+  const dp = await FakeDataplane.connect(join(dir, 'mgmt.sock'), 'pair0');
+  t.teardown(() => dp.close());
+  dp.send(observations());
+  dp.send({ type: 'events', events: [{ ...denySummary(), pair: 'forged' }], dropped: 0 });
+  t.ok(await until(() => events.includes('deny.summary'), 5000), 'the deny summary still reaches the event listeners');
+  fail = false;
+  dp.send(observations());
+  t.ok(await until(() => seen.length === 3, 5000));
+  t.same(seen, ['observe pair0 1', 'denied pair0 9', 'observe pair0 1'], 'in order, under the connection\'s pair whatever the event says');
+  t.equal(lines.filter((l) => /asset inventory failed/.test(l)).length, 2, 'each failure logged');
+  t.equal(hub.pairs()[0].connected, true, 'the dataplane stays connected');
+});
