@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import type { AssetEvent, DenySummaryEvent } from '../appliance/ipc/events';
 import type { ConversationDelta, IdentityObservation, ObservationsMessage, Sighting } from '../appliance/ipc/messages';
-import { dropReasons, INVENTORY_FILE, MISSES_FOR_DOWN, openInventory, pickName, ROUTER_ADDRESSES, type InventoryOptions } from '../appliance/mgmt/inventory/inventory';
+import { dropReasons, INVENTORY_FILE, MISSES_FOR_DOWN, openInventory, pickName, ROUTER_ADDRESSES, ROWS_PER_TRANSACTION, type InventoryOptions } from '../appliance/mgmt/inventory/inventory';
 import { OuiRegistry } from '../appliance/mgmt/inventory/oui';
 import { serviceName } from '../appliance/mgmt/inventory/service-names';
 
@@ -346,12 +346,20 @@ t.test('batched writes: nothing before the interval, everything after; a restart
   t.ok(stats.lastFlushAt !== null && stats.lastFlushMs !== null && stats.dbBytes > 0, `flushed in ${stats.lastFlushMs?.toFixed(2)} ms, ${stats.dbBytes} bytes`);
   const plc = inventory.byAddress('198.18.0.100')[0];
   t.equal(inventory.liveness(plc.id, true, 1.5, NOW), null);
-  const before = { assets: inventory.assets({}), conversations: inventory.conversations({}) };
+  // More than one transaction's worth: the interval's batch writes it in several, yielding between.
+  const many = ROWS_PER_TRANSACTION * 2 + 10;
+  inventory.observe('cell1', message({ conversations: Array.from({ length: many }, (_, i) => conversation({ port: 10_000 + i, serverMac: '' })) }), NOW);
+  const transactions = inventory.transactions;
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(count('conversations'), many + 1, `all ${many + 1} conversations written by the next interval`);
+  t.equal(inventory.pendingRows(), 0);
+  t.equal(inventory.transactions - transactions, 3, `in 3 transactions of at most ${ROWS_PER_TRANSACTION} rows`);
+  const before = { assets: inventory.assets({}), conversations: inventory.conversations({ limit: 10_000 }) };
   inventory.close();
 
   const reopened = open(t, dir);
   t.same(reopened.inventory.assets({}), before.assets, 'assets, identity and liveness state survive a restart');
-  t.same(reopened.inventory.conversations({}), before.conversations, 'conversations too');
+  t.same(reopened.inventory.conversations({ limit: 10_000 }), before.conversations, 'conversations too');
   reopened.inventory.observe('cell1', message({ sightings: [sighting('02:00:00:00:00:02', '198.18.0.2')] }), NOW);
   t.ok(reopened.inventory.byAddress('198.18.0.2')[0].id > Math.max(...before.assets.map((a) => a.id)), 'ids are not reused');
 });

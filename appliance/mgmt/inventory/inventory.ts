@@ -4,11 +4,12 @@
 // the liveness state the prober reports.
 //
 // All of it is held in memory, bounded (maxAssets, maxConversations, maxAgeMs: oldest go first), and
-// written behind to SQLite (db.ts) in one transaction every flushIntervalMs: reads are answered from
+// written behind to SQLite (db.ts) every flushIntervalMs, in transactions of at most
+// ROWS_PER_TRANSACTION rows (each atomic; the loop gets a turn between them): reads are answered from
 // memory, so nothing waits for the disk, and a row updated by every observations message (every few
 // seconds) is written once per interval, not once per message. A batch that cannot be written (a
 // full disk) stays dirty, bounded by the same limits, and is retried at the next interval; the first
-// failure is logged, the rest counted. Must not write to the disk outside flush(), and must not
+// failure is logged, the rest counted. Must not write to the disk outside its batches, and must not
 // throw at its callers (the hub's message handler) for anything a dataplane sends.
 
 import { isIP } from 'node:net';
@@ -40,8 +41,8 @@ export interface InventoryOptions {
  * under a load average of ~10):
  * - flush every 30 s: a conversation that every observations message (~5 s) updates is written once
  *   per batch. 6 messages updating the same 1000 conversations (and their 1000 hosts): one batch
- *   18–33 ms on the loop and 1.1 MiB written, against 119–129 ms and 8.4 MiB when each message is
- *   written on its own (8× fewer bytes to the flash). A crash or power cut loses at most the last
+ *   18–33 ms on the loop and 1.1 MiB written, against 119–168 ms and 7.3–8.4 MiB when each message
+ *   is written on its own (7–8× fewer bytes to the flash). A crash or power cut loses at most the last
  *   30 s of counters, which traffic brings back.
  * - 5000 assets and 20 000 conversations: far above a cell (tens to hundreds of hosts); ~11 MB of
  *   heap and ~2 MB of file per 1000 assets with 10 000 conversations, so ~25 MB and ~5 MB at the bounds.
@@ -67,6 +68,12 @@ export const MISSES_FOR_DOWN = 2;
 export const MOVE_REPEAT_MS = 15 * 60_000;
 /** Items (sightings + conversations + identities) taken from one message; the rest are dropped (counted). */
 export const MAX_ITEMS_PER_MESSAGE = 20_000;
+/**
+ * Rows per transaction of a batch: ~7 ms per 1000 rows on the loaded 2-core box (bench/inventory.ts),
+ * so one transaction holds the loop ~15–30 ms however much waits; the interval's batch yields
+ * between its transactions.
+ */
+export const ROWS_PER_TRANSACTION = 2000;
 /** Longest identity value kept. */
 const MAX_IDENTITY_CHARS = 255;
 
@@ -133,6 +140,10 @@ export class SqliteInventory implements Inventory {
   private failing = false;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** A background batch is between two of its transactions. */
+  private writing = false;
+  /** Transactions written since open. */
+  transactions = 0;
   private readonly vendorsLoaded: Promise<void>;
 
   constructor(options: InventoryOptions) {
@@ -166,7 +177,7 @@ export class SqliteInventory implements Inventory {
         if (a.vendor !== null) this.dirtyAssets.add(a.id);
       }
     });
-    this.timer = setInterval(() => this.flush(), this.limits.flushIntervalMs).unref();
+    this.timer = setInterval(() => this.flushInBackground(), this.limits.flushIntervalMs).unref();
   }
 
   /** Resolves once the vendor registry is loaded (vendors of assets seen before are filled in then). */
@@ -314,47 +325,89 @@ export class SqliteInventory implements Inventory {
     return this.dirtyAssets.size + this.dirtyConversations.size + this.deletedAssets.size + this.deletedConversations.size + this.dirtyAnnounce.size;
   }
 
+  /** Writes everything waiting now, in as many transactions as it takes (close, setAnnounceNew). */
   flush(): void {
     if (this.closed) return;
-    const now = Date.now();
-    this.expire(now);
-    if (this.pendingRows() === 0) return;
+    this.expire(Date.now());
+    const started = performance.now();
+    while (this.pendingRows() > 0) if (!this.writeChunk(started)) return;
+  }
+
+  /** The interval's batch: transactions of at most ROWS_PER_TRANSACTION rows, yielding to the loop between them. */
+  private flushInBackground(): void {
+    if (this.closed || this.writing) return;
+    this.expire(Date.now());
+    const started = performance.now();
+    let loopMs = 0;
+    const step = () => {
+      this.writing = false;
+      if (this.closed || this.pendingRows() === 0) return;
+      const t0 = performance.now();
+      const ok = this.writeChunk(started);
+      loopMs += performance.now() - t0;
+      if (ok) this.lastFlushMs = loopMs;
+      if (ok && this.pendingRows() > 0) {
+        this.writing = true;
+        setImmediate(step);
+      }
+    };
+    step();
+  }
+
+  /** One transaction of the waiting rows (deletions first); false when it failed (the rows wait again). */
+  private writeChunk(started: number): boolean {
+    let room = ROWS_PER_TRANSACTION;
+    const take = <T>(from: Set<T>): T[] => {
+      const out: T[] = [];
+      for (const v of from) {
+        if (room-- <= 0) break;
+        out.push(v);
+      }
+      for (const v of out) from.delete(v);
+      return out;
+    };
+    const deleteConversations = take(this.deletedConversations);
+    const deleteAssets = take(this.deletedAssets);
+    const assetIds = take(this.dirtyAssets);
+    const conversationIds = take(this.dirtyConversations);
+    const announce = [...this.dirtyAnnounce];
+    this.dirtyAnnounce.clear();
     const batch: Batch = {
-      assets: [...this.dirtyAssets].flatMap((id) => {
+      assets: assetIds.flatMap((id) => {
         const a = this.assetsById.get(id);
         return a === undefined ? [] : [a];
       }),
-      conversations: [...this.dirtyConversations].flatMap((id) => {
+      conversations: conversationIds.flatMap((id) => {
         const c = this.conversationsById.get(id);
         return c === undefined ? [] : [c];
       }),
-      deleteAssets: [...this.deletedAssets],
-      deleteConversations: [...this.deletedConversations],
-      announce: [...this.dirtyAnnounce],
-      nextAssetId: this.nextAssetId,
-      nextConversationId: this.nextConversationId,
+      deleteAssets, deleteConversations, announce, nextAssetId: this.nextAssetId, nextConversationId: this.nextConversationId,
     };
-    const started = performance.now();
     try {
       this.db.write(batch);
     } catch (err) {
-      // Kept dirty and retried at the next interval; the tables' bounds bound what waits.
+      // Back in the queue, retried at the next interval; the tables' bounds bound what waits.
+      for (const id of deleteConversations) this.deletedConversations.add(id);
+      for (const id of deleteAssets) this.deletedAssets.add(id);
+      for (const id of assetIds) if (this.assetsById.has(id)) this.dirtyAssets.add(id);
+      for (const id of conversationIds) if (this.conversationsById.has(id)) this.dirtyConversations.add(id);
+      for (const [pair, on] of announce) if (!this.dirtyAnnounce.has(pair)) this.dirtyAnnounce.set(pair, on);
       this.flushErrors++;
       if (!this.failing) {
         this.failing = true;
         this.log.error({ err: (err as Error).message, code: (err as { code?: string }).code, diskFull: isStoreFull(err), rows: this.pendingRows() },
           'inventory batch not written (kept in memory and retried); further failures are only counted');
       }
-      return;
+      return false;
     }
+    this.transactions++;
     this.lastFlushMs = performance.now() - started;
-    this.lastFlushAt = now;
-    for (const set of [this.dirtyAssets, this.dirtyConversations, this.deletedAssets, this.deletedConversations]) set.clear();
-    this.dirtyAnnounce.clear();
+    this.lastFlushAt = Date.now();
     if (this.failing) {
       this.failing = false;
       this.log.info({ flushErrors: this.flushErrors }, 'inventory batches are written again');
     }
+    return true;
   }
 
   close(): void {
