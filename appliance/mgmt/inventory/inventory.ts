@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import type { AssetEvent, DenySummaryEvent, Severity } from '../../ipc/events';
 import type { ConversationDelta, IdentityObservation, ObservationsMessage } from '../../ipc/messages';
 import { InventoryDb, isStoreFull, type AssetRow, type Batch, type DbLog } from './db';
-import { OuiRegistry } from './oui';
+import { ieeeRegistry, type OuiRegistry } from './oui';
 import { serviceName } from './service-names';
 import type { Asset, AssetFilter, AssetIdentity, Conversation, ConversationFilter, Inventory, InventoryStats, Side } from './types';
 
@@ -27,7 +27,7 @@ export interface InventoryOptions {
   /** The database file (management: <state dir>/inventory.db). */
   file: string;
   log: DbLog;
-  /** Vendor lookup (default: the IEEE registry from /usr/share/ieee-data, loaded in the background). */
+  /** Vendor lookup (default: the process's IEEE registry from /usr/share/ieee-data, loaded in the background). */
   oui?: OuiRegistry;
   flushIntervalMs?: number;
   maxAssets?: number;
@@ -166,7 +166,7 @@ export class SqliteInventory implements Inventory {
     this.nextConversationId = stored.nextConversationId;
     this.expire(Date.now()); // a box that was off for long starts without what went stale meanwhile
     this.log.info({ file: options.file, assets: this.assetsById.size, conversations: this.conversationsById.size }, 'asset inventory opened');
-    this.oui = options.oui ?? new OuiRegistry();
+    this.oui = options.oui ?? ieeeRegistry;
     this.vendorsLoaded = this.oui.load().then((s) => {
       if (s.errors.length > 0) this.log.warn({ errors: s.errors }, 'IEEE registry (ieee-data) not fully read: some vendors stay unknown');
       this.log.info({ prefixes: s.prefixes, ms: Math.round(s.totalMs), longestSliceMs: Math.round(s.longestSliceMs) }, 'MAC vendor registry loaded');

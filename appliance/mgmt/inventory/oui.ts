@@ -4,7 +4,7 @@
 // inside an MA-L the IEEE itself holds names its real owner). Locally administered and group MACs
 // have no vendor. Must not block the loop: the ~3.9 MB of CSV is read asynchronously and parsed in
 // slices of SLICE_MS with a yield between them: 70–115 ms in all, the longest slice 4–8 ms, the
-// longest loop gap 8–15 ms (measured on the 2-core box under load, test/inventory.test.ts prints
+// longest loop gap 8–27 ms (measured on the 2-core box under load, test/inventory.test.ts prints
 // it; 1000-record slices held the loop 24–48 ms).
 // Must not hold a copied table of its own.
 
@@ -32,6 +32,8 @@ export interface OuiLoadStats {
   /** Wall time of the whole load, and the longest the loop was held by one slice of parsing. */
   totalMs: number;
   longestSliceMs: number;
+  /** Slices parsed, each followed by a yield to the loop. */
+  slices: number;
 }
 
 export class OuiRegistry {
@@ -66,7 +68,7 @@ export class OuiRegistry {
 
   private async readAll(): Promise<OuiLoadStats> {
     const started = performance.now();
-    const stats: OuiLoadStats = { prefixes: {}, errors: [], totalMs: 0, longestSliceMs: 0 };
+    const stats: OuiLoadStats = { prefixes: {}, errors: [], totalMs: 0, longestSliceMs: 0, slices: 0 };
     const names = new Map<string, string>(); // one string per organization (Cisco has ~1000 prefixes)
     for (const { file, digits } of REGISTRIES) {
       let text: string;
@@ -100,6 +102,7 @@ export class OuiRegistry {
           count++;
         }
         stats.longestSliceMs = Math.max(stats.longestSliceMs, performance.now() - sliceStart);
+        stats.slices++;
         if (done) break;
         await new Promise((resolve) => setImmediate(resolve));
       }
@@ -163,3 +166,6 @@ function* csvRecords(text: string): Generator<string[]> {
     if (record.length > 1 || record[0] !== '') yield record;
   }
 }
+
+/** The registry of this process (loaded once, on the first load(), however many inventories open). */
+export const ieeeRegistry = new OuiRegistry();
