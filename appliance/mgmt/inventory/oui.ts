@@ -3,7 +3,7 @@
 // read at run time so an updated package is an updated table. Longest prefix wins (an MA-S block
 // inside an MA-L the IEEE itself holds names its real owner). Locally administered and group MACs
 // have no vendor. Must not block the loop: the ~3.9 MB of CSV is read asynchronously and parsed in
-// slices of SLICE_MS with a yield between them: 70–115 ms in all, the longest slice 4–8 ms, the
+// slices of SLICE_MS with a yield between them: 70–115 ms in all, the longest slice 4–20 ms, the
 // longest loop gap 8–27 ms (measured on the 2-core box under load, test/inventory.test.ts prints
 // it; 1000-record slices held the loop 24–48 ms).
 // Must not hold a copied table of its own.
