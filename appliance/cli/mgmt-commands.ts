@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { DEFAULT_SOCKET_PATH } from '../ipc/messages';
@@ -118,19 +119,28 @@ async function runMgmt(o: { listen: ListenAddress; stateDir: string; socket: str
       fail(`cannot read --initial-policy: ${(err as Error).message}`);
     }
   }
-  const [{ createDataplaneHub }, { buildServer, packageVersion }, { EventExporter }] = await Promise.all([
-    import('../mgmt/dataplanes/hub'), import('../mgmt/server'), import('../mgmt/siem/exporter'),
+  const [{ createDataplaneHub }, { buildServer, packageVersion }, { EventExporter }, { INVENTORY_FILE, openInventory }] = await Promise.all([
+    import('../mgmt/dataplanes/hub'), import('../mgmt/server'), import('../mgmt/siem/exporter'), import('../mgmt/inventory/inventory'),
   ]);
-  const hub = createDataplaneHub({ socketPath: o.socket, log });
+  let inventory;
+  try {
+    inventory = openInventory({ file: join(o.stateDir, INVENTORY_FILE), log });
+  } catch (err) {
+    log.error({ err }, 'management service failed to start: the asset inventory cannot be opened');
+    process.exit(1);
+  }
+  // The hub feeds the inventory; the server reads it, and forwards its events with the hub's.
+  const hub = createDataplaneHub({ socketPath: o.socket, log, inventory });
   const events = new EventExporter({ stateDir: o.stateDir, hostname: hostname(), version: packageVersion, log });
   let app;
   try {
-    app = await buildServer({ stateDir: o.stateDir, http: Boolean(o.http), hub, events, log, initialPolicy });
+    app = await buildServer({ stateDir: o.stateDir, http: Boolean(o.http), hub, events, log, initialPolicy, inventory });
     await hub.listen();
     await app.listen({ host: o.listen.host, port: o.listen.port });
   } catch (err) {
     log.error({ err }, 'management service failed to start');
     await Promise.allSettled([app?.close(), hub.close(), events.close()]);
+    inventory.close();
     process.exit(1);
   }
   if (o.http && !['127.0.0.1', '::1', 'localhost'].includes(o.listen.host)) {
@@ -145,7 +155,10 @@ async function runMgmt(o: { listen: ListenAddress; stateDir: string; socket: str
     notifyStopping();
     stopWatchdog();
     log.info({ signal }, 'management service stopping; dataplanes keep forwarding');
-    await Promise.allSettled([app.close(), hub.close(), events.close()]);
+    await Promise.allSettled([app.close(), hub.close()]);
+    // Last: what the hub took until it closed is written now, and its events still go out.
+    inventory.close();
+    await events.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,5 +1,5 @@
 // What every route plugin finds on its fastify instance: the state, the sessions, the dataplane
-// hub, the event sink, management's metrics, and the services (policy, users, recorder, setup
+// hub, the event sink, management's metrics, the asset inventory, and the services (policy, users, recorder, setup
 // token), as fastify decorators typed by declaration merging. Decorated once on the root instance
 // by buildServer, so every encapsulated plugin sees them. No logic here.
 
@@ -9,6 +9,7 @@ import type { SessionStore } from './auth/sessions';
 import type { SetupToken } from './auth/setup-token';
 import type { DataplaneHub } from './dataplanes/types';
 import type { EventLog } from './events-log';
+import type { Inventory } from './inventory/types';
 import type { MgmtMetrics } from './metrics';
 import type { PolicyService } from './services/policy';
 import type { Recorder } from './services/recorder';
@@ -29,6 +30,7 @@ declare module 'fastify' {
     policies: PolicyService;
     users: UserService;
     setup: SetupToken;
+    inventory: Inventory;
     runtime: {
       /** Package version. */
       version: string;
@@ -40,7 +42,7 @@ declare module 'fastify' {
 }
 
 export type MgmtDecorators = Pick<FastifyInstance,
-  'store' | 'sessions' | 'throttle' | 'eventLog' | 'hub' | 'sink' | 'metrics' | 'recorder' | 'policies' | 'users' | 'setup' | 'runtime'>;
+  'store' | 'sessions' | 'throttle' | 'eventLog' | 'hub' | 'sink' | 'metrics' | 'recorder' | 'policies' | 'users' | 'setup' | 'inventory' | 'runtime'>;
 
 export function decorate(app: FastifyInstance, parts: MgmtDecorators): void {
   // One call per name keeps each decorator's type (a loop would widen them to a union).
@@ -55,5 +57,6 @@ export function decorate(app: FastifyInstance, parts: MgmtDecorators): void {
   app.decorate('policies', parts.policies);
   app.decorate('users', parts.users);
   app.decorate('setup', parts.setup);
+  app.decorate('inventory', parts.inventory);
   app.decorate('runtime', parts.runtime);
 }

@@ -292,3 +292,53 @@ export const livenessSettings = obj({
   }),
 });
 export type LivenessSettingsBody = Infer<typeof livenessSettings>;
+// --- asset inventory (inventory/types.ts) ---
+
+
+const side = oneOf(['inside', 'outside']);
+const livenessState = oneOf(['up', 'down', 'unknown', 'off']);
+const conversationVerdict = oneOf(['allow', 'monitor', 'deny']);
+const inventoryLimit = typed<number>({ type: 'integer', minimum: 1, maximum: 10000, default: 1000 });
+const optionalStrings = <K extends string>(keys: readonly K[]) =>
+  obj(Object.fromEntries(keys.map((k) => [k, str])) as Record<K, typeof str>, keys);
+const assetIdentity = obj({
+  lldp: optionalStrings(['systemName', 'systemDescription', 'chassisId', 'portId', 'portDescription', 'managementAddress']),
+  dhcp: optionalStrings(['hostName', 'vendorClass']),
+  modbus: optionalStrings(['vendorName', 'productCode', 'revision', 'vendorUrl', 'productName', 'modelName', 'unit']),
+}, ['lldp', 'dhcp', 'modbus']);
+const asset = obj({
+  id: int, pair: str, mac: str, vendor: nullable(str), addresses: arr(str), router: bool, vlan: int, side, name: nullable(str),
+  identity: assetIdentity, firstSeen: num, lastSeen: num, packets: num, bytes: num, offers: arr(str), uses: arr(str),
+  liveness: obj({ state: livenessState, rttMs: nullable(num), checkedAt: nullable(num), changedAt: nullable(num) }),
+});
+const conversation = obj({
+  id: int, pair: str, proto: str, client: str, clientAsset: nullable(int), server: str, serverAsset: nullable(int), port: int,
+  service: str, vlan: int, rule: str, verdict: conversationVerdict, flows: num, packets: num, bytes: num, functions: countsByName,
+  protocol: str, firstSeen: num, lastSeen: num,
+});
+
+export const assetsQuery = obj({
+  pair: typed<string>({ type: 'string', minLength: 1, maxLength: 64 }),
+  q: typed<string>({ type: 'string', minLength: 1, maxLength: 100, description: 'substring of the MAC, an address, the name or the vendor' }),
+  side,
+  liveness: livenessState,
+  limit: inventoryLimit,
+}, ['pair', 'q', 'side', 'liveness', 'limit']);
+export type AssetsQuery = Infer<typeof assetsQuery> & { limit: number };
+export const assetsResponse = obj({ assets: arr(asset) });
+export const assetParams = obj({ id: typed<number>({ type: 'integer', minimum: 1 }) });
+export type AssetParams = Infer<typeof assetParams>;
+export const assetResponse = obj({ asset, conversations: arr(conversation) });
+export const conversationsQuery = obj({
+  pair: typed<string>({ type: 'string', minLength: 1, maxLength: 64 }),
+  asset: typed<number>({ type: 'integer', minimum: 1 }),
+  address: typed<string>({ type: 'string', minLength: 1, maxLength: 64 }),
+  verdict: conversationVerdict,
+  since: typed<number>({ type: 'integer', minimum: 0, description: 'epoch ms: last seen at or after' }),
+  limit: inventoryLimit,
+}, ['pair', 'asset', 'address', 'verdict', 'since', 'limit']);
+export type ConversationsQuery = Infer<typeof conversationsQuery> & { limit: number };
+export const conversationsResponse = obj({ conversations: arr(conversation) });
+export const inventoryStatsResponse = obj({
+  assets: int, conversations: int, dropped: num, dbBytes: num, lastFlushAt: nullable(num), lastFlushMs: nullable(num), flushErrors: num,
+});

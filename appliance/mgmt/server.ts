@@ -24,8 +24,12 @@ import { decorate, type MgmtDecorators } from './decorators';
 import type { DataplaneHub } from './dataplanes/types';
 import { EventLog } from './events-log';
 import { HttpError, replyError, replyNotFound } from './http-error';
+import { INVENTORY_FILE, openInventory } from './inventory/inventory';
+import { LivenessProber } from './inventory/liveness';
+import type { Inventory } from './inventory/types';
 import { clientErrorHandler, fastifyLimits, guardConnections, LimitCounters, limitBody, nodeServerOptions } from './limits';
 import { MgmtMetrics } from './metrics';
+import { assetRoutes } from './routes/assets';
 import { authRoutes } from './routes/auth';
 import { eventRoutes } from './routes/events';
 import { metaRoutes } from './routes/meta';
@@ -41,6 +45,7 @@ import { Recorder } from './services/recorder';
 import { UserService } from './services/users';
 import type { EventSink } from './siem/types';
 import { isDiskFull, StateWriteError } from './state/atomic';
+import { livenessSettings } from './state/settings';
 import { StateStore } from './state/store';
 
 export interface ServerOptions {
@@ -56,6 +61,11 @@ export interface ServerOptions {
   initialPolicy?: { text: string; file: string };
   /** Sees every route as it is registered (the security test walks the route table with it). */
   onRoute?: (route: RouteOptions) => void;
+  /**
+   * The asset inventory, when the caller opened it (gatekeeper mgmt does, to hand it to the hub too)
+   * and closes it; absent, one is opened at <stateDir>/inventory.db and closed with the app.
+   */
+  inventory?: Inventory;
 }
 
 export const DEFAULT_UI_DIR = join(projectRoot, 'appliance', 'mgmt', 'ui');
@@ -100,6 +110,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(authRoutes, { prefix: '/api/v1/auth' });
   await app.register(statusRoutes, { prefix: '/api/v1/status' });
   await app.register(trafficRoutes, { prefix: '/api/v1' });
+  await app.register(assetRoutes, { prefix: '/api/v1' });
   await app.register(policyRoutes, { prefix: '/api/v1/policy' });
   await app.register(eventRoutes, { prefix: '/api/v1' });
   await app.register(userRoutes, { prefix: '/api/v1/users' });
@@ -108,7 +119,20 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
 
   start(parts, opts.log);
-  app.addHook('onClose', async () => parts.eventLog.close());
+  const liveness = new LivenessProber({
+    inventory: parts.inventory,
+    settings: () => livenessSettings(parts.store.settings()),
+    activePolicy: () => parts.policies.active(),
+    onEvent: (event) => parts.recorder.publish(event),
+    log: opts.log.child({ component: 'liveness' }),
+  });
+  parts.metrics.watchLiveness(liveness);
+  liveness.start();
+  app.addHook('onClose', async () => {
+    liveness.stop();
+    if (opts.inventory === undefined) parts.inventory.close();
+    parts.eventLog.close();
+  });
   return app;
 }
 
@@ -141,6 +165,8 @@ async function openParts(opts: ServerOptions): Promise<{ parts: MgmtDecorators; 
     log.warn({ user: session.user, reason }, 'ended the least recently used session to make room for a new login');
   });
   const metrics = new MgmtMetrics(() => sessions.count());
+  const inventory = opts.inventory ?? openInventory({ file: join(stateDir, INVENTORY_FILE), log });
+  metrics.watchInventory(inventory);
   const throttle = new LoginThrottle();
   const limits = new LimitCounters(metrics.registry, log, () => throttle.tracked());
   const recorder = new Recorder(store, eventLog, sink, metrics, log);
@@ -149,22 +175,24 @@ async function openParts(opts: ServerOptions): Promise<{ parts: MgmtDecorators; 
     const refused = await policies.seed(opts.initialPolicy.text, opts.initialPolicy.file);
     if (refused) {
       eventLog.close();
+      if (opts.inventory === undefined) inventory.close();
       throw new Error(`initial policy refused:\n${refused}`);
     }
   }
   const setup = new SetupToken(stateDir);
   setup.issue(store.users().length, log);
   const parts = {
-    store, sessions, throttle, eventLog, hub, sink, metrics, recorder, policies,
+    store, sessions, throttle, eventLog, hub, sink, metrics, recorder, policies, inventory,
     users: new UserService(store), setup,
     runtime: { version: packageVersion, startedAt: Date.now(), secureCookies: !opts.http },
   };
   return { parts, limits };
 }
 
-/** Connects the parts: dataplane events to the recorder, the active policy to the hub, the SIEM targets to the sink. */
+/** Connects the parts: dataplane and inventory events to the recorder, the active policy to the hub, the SIEM targets to the sink. */
 function start(parts: MgmtDecorators, log: FastifyBaseLogger): void {
   parts.hub.onEvent((event) => parts.recorder.publish(event));
+  parts.inventory.onEvent((event) => parts.recorder.publish(event));
   parts.policies.announce();
   try {
     parts.sink.configure(parts.store.settings().syslog.targets);

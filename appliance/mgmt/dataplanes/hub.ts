@@ -1,6 +1,7 @@
 // The dataplane side of management: every connected dataplane (one per port pair) behind the
 // DataplaneHub interface the HTTP side uses. One policy transaction runs at a time; the others (and
 // the pushes of the active policy to dataplanes that connect running another one) wait their turn.
+// Observations messages and deny summaries are handed to the asset inventory when one is given.
 
 import { createHash } from 'node:crypto';
 import type { GatekeeperEvent } from '../../ipc/events';
@@ -16,6 +17,7 @@ import { ObservedFlows } from './observed-flows';
 import { runTransaction, type TransactionOutcome } from './transaction';
 import type { ApplyResult, DataplaneHub, DryRunResult, FlowsResult, PairFlowRecord } from './types';
 import { ViolationTracker } from './violations';
+import type { Inventory } from '../inventory/types';
 import { isDataplaneEvent } from '../../ipc/validate';
 
 export interface DataplaneHubOptions {
@@ -32,6 +34,8 @@ export interface DataplaneHubOptions {
   flowPollMs?: number;
   /** Epoch ms; tests move time forward. */
   clock?: () => number;
+  /** Takes the dataplanes' observations and deny summaries (management's asset inventory). */
+  inventory?: Pick<Inventory, 'observe' | 'denied'>;
 }
 
 /** Flows read from each dataplane per poll. */
@@ -47,6 +51,7 @@ class Hub implements DataplaneHub {
   private readonly timeouts: { prepareMs: number; commitMs: number };
   private readonly flowsTimeoutMs: number;
   private readonly flowPollMs: number;
+  private readonly inventory: Pick<Inventory, 'observe' | 'denied'> | null;
   private readonly ipc: IpcServer;
   private readonly trackers = new Map<string, PairTracker>();
   /** The current connection of each connected pair. */
@@ -71,6 +76,7 @@ class Hub implements DataplaneHub {
     this.timeouts = { prepareMs: options.prepareTimeoutMs ?? 10_000, commitMs: options.commitTimeoutMs ?? 10_000 };
     this.flowsTimeoutMs = options.flowsTimeoutMs ?? 2000;
     this.flowPollMs = options.flowPollMs ?? 10_000;
+    this.inventory = options.inventory ?? null;
     this.metricsRegistry = new HubMetrics(() => this.trackers.values());
     this.ipc = new IpcServer(
       options.socketPath ?? DEFAULT_SOCKET_PATH,
@@ -219,6 +225,17 @@ class Hub implements DataplaneHub {
       tracker.update(message.stats, now);
     } else if (message.type === 'events') {
       this.receiveEvents(connection.pair, tracker, message.events, message.dropped, now);
+    } else if (message.type === 'observations') {
+      this.toInventory('observations', () => this.inventory?.observe(connection.pair, message, now));
+    }
+  }
+
+  /** An inventory that fails is logged; it must not cost the dataplane its connection (nor the events that follow). */
+  private toInventory(what: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.log.error({ what, err: (err as Error).stack }, 'asset inventory failed to take a dataplane report');
     }
   }
 
@@ -236,6 +253,7 @@ class Hub implements DataplaneHub {
       if (event.type === 'deny.summary') {
         this.denied.record(event, now);
         this.observed.fromEvent(pair, event, now);
+        this.toInventory('deny.summary', () => this.inventory?.denied(pair, event, now));
       } else if (event.type === 'flow.start') {
         this.observed.fromEvent(pair, event, now);
       } else if (event.type === 'ot.violation') {

@@ -125,7 +125,11 @@ export interface Inventory {
   /** Assets that carry this address (most recent first). */
   byAddress(address: string): Asset[];
   conversations(filter: ConversationFilter): Conversation[];
-  /** Record a liveness probe's outcome; returns the event to raise when the state changed, else null. */
+  /**
+   * Record a liveness probe's outcome: answered (up), or not answered, which the prober says only once
+   * its group's downAfter probes in a row went unanswered (down). Returns the event to raise when the
+   * state changed from a known one, else null.
+   */
   liveness(id: number, answered: boolean, rttMs: number | null, now: number): AssetEvent | null;
   /** Raise asset.new for MACs first seen on these pairs from now on (set once learning has run). */
   setAnnounceNew(pair: string, on: boolean): void;
