@@ -125,6 +125,14 @@ t.test('Assets, Map and Learn in chromium against the real service', { skip: !ex
   t.comment(`screenshots in ${shots}`);
   await signIn(page, mgmt.url, ADMIN);
 
+  await t.test('the top bar with the three new views fits a 1366 px laptop screen', async (t) => {
+    await page.setViewportSize({ width: 1366, height: 800 });
+    await page.getByRole('banner').getByText('1/1 pairs connected').waitFor();
+    const signOut = await page.getByRole('button', { name: 'Sign out' }).boundingBox();
+    t.ok(signOut && signOut.x + signOut.width <= 1366, `Sign out is on screen (right edge ${signOut && Math.round(signOut.x + signOut.width)} px)`);
+    await page.setViewportSize({ width: 1440, height: 900 });
+  });
+
   await t.test('the asset table lists the plant; each filter asks the appliance and shows its answer', async (t) => {
     await page.getByRole('link', { name: 'Assets', exact: true }).click();
     await page.getByRole('heading', { name: 'Assets', level: 1 }).waitFor();
