@@ -268,7 +268,12 @@ t.test('Assets, Map and Learn in chromium against the real service', { skip: !ex
     await card.getByText('monitor mode: nothing blocked').waitFor();
     t.same(api.requests.filter((r) => r.path === '/learn/start').map((r) => r.body), [{ pair: PAIR, durationMs: 8 * 3_600_000, mode: 'monitor' }], 'start: pair, duration, mode');
 
-    await card.getByLabel('Cover the last (hours)').fill('24');
+    const hours = card.getByLabel('Cover the last (hours)');
+    await hours.fill('2');
+    const polls = api.requests.filter((r) => r.path === '/learn').length;
+    await until('the next status refresh', () => api.requests.filter((r) => r.path === '/learn').length > polls + 1, 12_000);
+    t.ok(await hours.evaluate((el) => el === (globalThis as any).document.activeElement), 'the refresh every 5 s leaves the focus in the field being typed in');
+    await hours.fill('24');
     await card.getByRole('button', { name: 'Propose a policy' }).click();
     const coverage = page.getByRole('group', { name: 'Coverage' });
     await coverage.waitFor();

@@ -43,6 +43,8 @@ export function mount(root, ctx) {
 
   /** Pairs' cards by name, kept across refreshes so typed values stay. @type {Map<string, ReturnType<typeof pairCard>>} */
   const cards = new Map();
+  /** The pairs whose cards are shown, in order. @type {string | null} */
+  let shownPairs = null;
 
   const load = async () => {
     const pairs = await learnStatus(ctx.api);
@@ -55,6 +57,10 @@ export function mount(root, ctx) {
       }
       card.update(status);
     }
+    // Cards move only when the pairs change (moving one takes the focus from its fields).
+    const names = pairs.map((p) => p.pair).join('\n');
+    if (names === shownPairs) return;
+    shownPairs = names;
     replace(pairsEl, pairs.length ? pairs.map((p) => cards.get(p.pair)?.el) : message('No port pair is known yet: learning starts once a dataplane has connected.', 'info'));
   };
   return poll(5000, load, ctx.reportError);
@@ -86,6 +92,8 @@ function pairCard(ctx, canChange, refresh, onProposal) {
     facts, canChange ? controls : null, feedback);
   /** @type {LearnStatus | null} */
   let current = null;
+  /** What the controls show: start (false) or stop (true); null before the first status. @type {boolean | null} */
+  let shownLearning = null;
 
   const pairName = () => current?.pair ?? '';
   const value = (/** @type {HTMLElement} */ wrap) => /** @type {HTMLSelectElement} */ (wrap.querySelector('select')).value;
@@ -147,6 +155,9 @@ function pairCard(ctx, canChange, refresh, onProposal) {
         learning ? h('span', { class: 'muted' }, ` (in ${formatDuration(s.endsAt - Date.now())})`) : null)] : null,
       s.mode ? [h('dt', null, 'Mode'), h('dd', null, s.mode === 'monitor' ? 'monitor mode (nothing blocked meanwhile)' : 'enforcing, observing everything')] : null,
       h('dt', null, 'Learned so far'), h('dd', null, `${formatCount(s.assets)} assets · ${formatCount(s.conversations)} conversations`));
+    // Rebuilt only when the state changes: the 5 s refresh must not take the focus from a field.
+    if (learning === shownLearning) return;
+    shownLearning = learning;
     replace(controls,
       learning
         ? h('div', { class: 'inline-form' }, stop)
