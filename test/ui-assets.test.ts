@@ -108,6 +108,12 @@ t.test('Assets, Map and Learn in chromium against the real service', { skip: !ex
   const added = await mgmt.api(admin, 'POST', '/api/v1/users', { name: VIEWER.name, role: 'viewer', password: VIEWER.password });
   t.equal(added.status, 201, 'a viewer account exists for the last part');
   const data = plant(Date.now());
+  const cytoscape = await fetch(`${mgmt.url}/ui/vendor/cytoscape/cytoscape.esm.min.mjs`);
+  t.equal(cytoscape.status, 200, 'the service serves cytoscape\'s ES module itself (no CDN)');
+  t.match(cytoscape.headers.get('content-type'), /javascript/, '... as JavaScript (the browser checks it for modules)');
+  t.equal(cytoscape.headers.get('content-security-policy'), "default-src 'self';script-src 'self';style-src 'self';img-src 'self' data:;"
+    + "connect-src 'self';frame-ancestors 'none';base-uri 'self';form-action 'self';object-src 'none'", '... under the unchanged CSP (no unsafe-inline, no unsafe-eval)');
+  t.equal((await fetch(`${mgmt.url}/ui/vendor/cytoscape/cytoscape.cjs.js`)).status, 404, 'and only that file of its package');
 
   const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
   t.teardown(() => browser.close());
