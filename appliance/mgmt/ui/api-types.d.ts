@@ -53,14 +53,9 @@ export type SetupNeeded = Infer<typeof s.setupNeededResponse>;
 // until their routes have response schemas. The envelopes below are ASSUMED (the routes are being
 // built); inventory-api.js is the one place that unwraps them.
 export type Asset = inv.Asset;
-export type AssetIdentity = inv.AssetIdentity;
-export type Side = inv.Side;
-export type Liveness = inv.AssetLiveness['state'];
 export type Conversation = inv.Conversation;
 export type LearnStatus = learn.LearnStatus;
 export type Proposal = learn.Proposal;
-export type ProposedGroup = learn.ProposedGroup;
-export type ProposedRule = learn.ProposedRule;
 export type Decision = learn.Decision;
 export type ReviewResult = learn.ReviewResult;
 export type AssetList = { assets: Asset[] };

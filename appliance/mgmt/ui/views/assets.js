@@ -39,7 +39,7 @@ export function mount(root, ctx) {
  * Up (green, with the round trip), down (red), not probed or not known yet (plain).
  * @param {Asset['liveness']} l
  */
-export function livenessBadge(l) {
+function livenessBadge(l) {
   if (l.state === 'up') return badge(l.rttMs === null ? 'up' : `up · ${l.rttMs < 10 ? l.rttMs.toFixed(1) : Math.round(l.rttMs)} ms`, 'ok', `answered ${formatTime(l.checkedAt)}`);
   if (l.state === 'down') return badge('down', 'bad', `no answer since ${formatTime(l.changedAt)}`);
   if (l.state === 'off') return badge('not probed', 'plain', 'Liveness probing is off for this asset\'s group');
