@@ -7,6 +7,8 @@
 import type { GatekeeperEvent } from '../../ipc/events';
 import type * as s from '../schemas';
 import type { Infer } from '../schemas';
+import type * as inv from '../inventory/types';
+import type * as learn from '../learn/types';
 
 export type Meta = Infer<typeof s.metaResponse>;
 export type Role = Meta['roles'][number]['name'];
@@ -47,6 +49,20 @@ export type SyslogStatus = Infer<typeof s.syslogStatusResponse>;
 export type SessionSettings = Infer<typeof s.sessionSettingsResponse>;
 export type SetupNeeded = Infer<typeof s.setupNeededResponse>;
 
+// The asset inventory and learn mode: taken from their contracts (inventory/types.ts, learn/types.ts)
+// until their routes have response schemas. The envelopes below are ASSUMED (the routes are being
+// built); inventory-api.js is the one place that unwraps them.
+export type Asset = inv.Asset;
+export type Conversation = inv.Conversation;
+export type LearnStatus = learn.LearnStatus;
+export type Proposal = learn.Proposal;
+export type Decision = learn.Decision;
+export type ReviewResult = learn.ReviewResult;
+export type AssetList = { assets: Asset[] };
+export type AssetDetail = { asset: Asset; conversations: Conversation[] };
+export type ConversationList = { conversations: Conversation[] };
+export type LearnList = { pairs: LearnStatus[] };
+
 type Route =
   | ['GET', '/meta', Meta]
   | ['POST', '/auth/login', SessionInfo]
@@ -79,7 +95,15 @@ type Route =
   | ['POST', '/settings/syslog/test', SyslogTest]
   | ['GET', '/settings/syslog/status', SyslogStatus]
   | ['PUT', '/settings/metrics-token', null]
-  | ['PUT', '/settings/session', SessionSettings];
+  | ['PUT', '/settings/session', SessionSettings]
+  | ['GET', `/assets?${string}`, AssetList]
+  | ['GET', `/assets/${number}`, AssetDetail]
+  | ['GET', `/conversations?${string}`, ConversationList]
+  | ['GET', '/learn', LearnList]
+  | ['POST', '/learn/start', LearnStatus]
+  | ['POST', '/learn/stop', LearnStatus]
+  | ['POST', '/learn/propose', Proposal]
+  | ['POST', '/learn/review', ReviewResult];
 
 export type ApiMethod = Route[0];
 /** The paths a method may be called with. */

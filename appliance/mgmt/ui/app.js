@@ -4,7 +4,10 @@
 
 import { badge, field, formatCount, h, message, notify, poll, replace, shortHash } from './lib.js';
 import * as dashboard from './views/dashboard.js';
+import * as assets from './views/assets.js';
+import * as map from './views/map.js';
 import * as flows from './views/flows.js';
+import * as learn from './views/learn.js';
 import * as policy from './views/policy.js';
 import * as events from './views/events.js';
 import * as users from './views/users.js';
@@ -20,10 +23,12 @@ import * as settings from './views/settings.js';
  * @property {typeof api} api
  * @property {User} user
  * @property {Meta} meta the server's roles, event types, severities and password minimum (GET /meta)
- * @property {(action: 'apply' | 'settings' | 'users') => boolean} can
+ * @property {(action: Action) => boolean} can
  * @property {(err: unknown) => void} reportError shows an API or network failure without crashing
  * @property {() => void} policyChanged refreshes what the header says is running (after apply/rollback)
  */
+
+/** @typedef {'apply' | 'learn' | 'settings' | 'users'} Action */
 
 /**
  * A view module: mount fills `root` and returns what stops its timers when the user leaves.
@@ -108,16 +113,20 @@ function errorText(err) {
 /** @type {{ path: string, label: string, view: View, allowed: (role: Role) => boolean }[]} */
 const routes = [
   { path: 'dashboard', label: 'Dashboard', view: dashboard, allowed: () => true },
+  { path: 'assets', label: 'Assets', view: assets, allowed: () => true },
+  { path: 'map', label: 'Map', view: map, allowed: () => true },
   { path: 'flows', label: 'Flows', view: flows, allowed: () => true },
   { path: 'policy', label: 'Policy', view: policy, allowed: () => true },
+  { path: 'learn', label: 'Learn', view: learn, allowed: () => true },
   { path: 'events', label: 'Events', view: events, allowed: () => true },
   { path: 'users', label: 'Users', view: users, allowed: (role) => hasRole(role, permissions.users) },
   { path: 'settings', label: 'Settings', view: settings, allowed: () => true },
 ];
 
-/** The least role each action needs (the server enforces the same per route). @type {Record<'apply' | 'settings' | 'users', Role>} */
+/** The least role each action needs (the server enforces the same per route). @type {Record<Action, Role>} */
 const permissions = {
   apply: 'operator',
+  learn: 'operator',
   settings: 'operator',
   users: 'admin',
 };

@@ -55,6 +55,38 @@ export function replace(el, ...children) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// The view's parameters in the address (#/flows?address=...): links between views carry filters, and
+// Back returns to what was shown.
+
+/** The query of the current hash route. */
+export function hashParams() {
+  const hash = location.hash;
+  const at = hash.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : hash.slice(at + 1));
+}
+
+/**
+ * "#/path?k=v" for a link, leaving out empty values.
+ * @param {string} path
+ * @param {Record<string, string | number | undefined | null>} [params]
+ */
+export function hashLink(path, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const text = q.toString();
+  return `#/${path}${text ? `?${text}` : ''}`;
+}
+
+/**
+ * Record the current filters in the address without reloading the view (no hashchange).
+ * @param {string} path
+ * @param {Record<string, string | number | undefined | null>} params
+ */
+export function keepInHash(path, params) {
+  history.replaceState(null, '', hashLink(path, params));
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Formatting. Times are local, with seconds, in one unambiguous shape everywhere.
 
 const pad = (/** @type {number} */ n) => String(n).padStart(2, '0');

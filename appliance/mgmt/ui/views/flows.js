@@ -1,10 +1,12 @@
 // @ts-check
 // Flows: the connections the dataplanes track right now, filtered on the appliance (pair, address,
 // port, rule, verdict), optionally refreshed every 2 seconds. Inspected flows (a rule with e.g. a
-// `modbus:` block) show the requests seen per function under the rule.
+// `modbus:` block) show the requests seen per function under the rule. Other views link here with
+// the filters in the address (#/flows?pair=&address=&peer=&port=); "other end" (peer) narrows the
+// appliance's answer to flows between two addresses, in the browser (the API filters on one).
 
 import {
-  badge, endpoint, field, formatBytes, formatCount, formatTime, functionList, h, message, poll, replace, select, service, table, timeCell,
+  badge, endpoint, field, formatBytes, formatCount, formatTime, functionList, h, hashParams, message, poll, replace, select, service, table, timeCell,
 } from '../lib.js';
 
 /**
@@ -14,17 +16,19 @@ import {
 export function mount(root, ctx) {
   const pair = select('Pair', [['', 'All pairs']]);
   const pairSelect = /** @type {HTMLSelectElement} */ (pair.querySelector('select'));
-  const address = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'either endpoint' }));
-  const port = /** @type {HTMLInputElement} */ (h('input', { type: 'number', min: 0, max: 65535, placeholder: 'either end' }));
-  const rule = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'rule name' }));
-  const verdict = select('Verdict', [['', 'Any'], ['allow', 'Allowed'], ['monitor', 'Passed in monitor mode']]);
+  const given = hashParams();
+  const address = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'either endpoint', value: given.get('address') ?? '' }));
+  const peer = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'the other endpoint', value: given.get('peer') ?? '' }));
+  const port = /** @type {HTMLInputElement} */ (h('input', { type: 'number', min: 0, max: 65535, placeholder: 'either end', value: given.get('port') ?? '' }));
+  const rule = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'rule name', value: given.get('rule') ?? '' }));
+  const verdict = select('Verdict', [['', 'Any'], ['allow', 'Allowed'], ['monitor', 'Passed in monitor mode']], given.get('verdict') ?? '');
   const limit = select('Show at most', [['50', '50'], ['200', '200'], ['1000', '1000']], '200');
   const auto = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', id: 'flows-auto', checked: true }));
   const summary = h('div', { class: 'muted', 'aria-live': 'polite' });
   const feedback = h('div');
   const results = h('div');
   const form = h('form', { class: 'filters', 'aria-label': 'Flow filter' },
-    pair, field('Address', address), field('Port', port), field('Rule', rule), verdict, limit,
+    pair, field('Address', address), field('Other end', peer), field('Port', port), field('Rule', rule), verdict, limit,
     h('div', { class: 'filter-buttons' },
       h('button', { type: 'submit', class: 'primary' }, 'Show flows'),
       h('div', { class: 'check' }, auto, h('label', { for: 'flows-auto' }, 'Refresh every 2 s'))));
@@ -58,8 +62,11 @@ export function mount(root, ctx) {
     }
     replace(feedback);
     const result = await ctx.api('GET', `/flows?${q.params}`);
-    const flows = result.flows;
-    summary.textContent = `Showing ${formatCount(flows.length)} of ${formatCount(result.matched)} matching flows · ${formatCount(result.total)} tracked · ${formatTime(Date.now())}`;
+    const other = peer.value.trim();
+    const flows = other ? result.flows.filter((f) => f.src === other || f.dst === other) : result.flows;
+    summary.textContent = other
+      ? `Showing ${formatCount(flows.length)} flows with ${other} among ${formatCount(result.flows.length)} of ${formatCount(result.matched)} matching · ${formatCount(result.total)} tracked · ${formatTime(Date.now())}`
+      : `Showing ${formatCount(flows.length)} of ${formatCount(result.matched)} matching flows · ${formatCount(result.total)} tracked · ${formatTime(Date.now())}`;
     replace(results, table('Tracked flows',
       ['Pair', 'Service', 'Initiator', 'Responder', 'Rule', 'Verdict', 'State', 'Packets out / in', 'Bytes out / in', 'Started', 'Last seen'],
       flows.map((f) => [
@@ -89,6 +96,12 @@ export function mount(root, ctx) {
   // Pair names for the filter, from the status.
   ctx.api('GET', '/status').then((status) => {
     for (const p of status.pairs) pairSelect.appendChild(h('option', { value: p.pair }, p.pair));
+    const wanted = given.get('pair');
+    if (wanted && !status.pairs.some((p) => p.pair === wanted)) pairSelect.appendChild(h('option', { value: wanted }, wanted));
+    if (wanted && pairSelect.value !== wanted) {
+      pairSelect.value = wanted;
+      load().catch(showError);
+    }
   }, ctx.reportError);
 
   /** @type {(() => void) | null} */
