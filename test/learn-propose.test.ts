@@ -2,7 +2,7 @@
 // Modbus functions as read or exact codes, bindings, coverage and what it leaves out, every text
 // compiled with the real policy compiler.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadPolicyText } from '../appliance/policy/load';
 import { LEFT_OUT_REASONS, leftOutCodes, propose, sanitizeName, type ProposeInput } from '../appliance/mgmt/learn/propose';
 import type { Proposal } from '../appliance/mgmt/learn/types';
@@ -14,7 +14,7 @@ function run(fields: Partial<ProposeInput>): Proposal {
   return propose({ id: 'p-test', pair: 'p1', conversations: [], assets: [], activeText: null, now: NOW, hours: 24, ...fields });
 }
 
-function compiles(t: Tap.Test, text: string): void {
+function compiles(t: Test, text: string): void {
   const r = loadPolicyText(text, 'x');
   t.ok(r.ok, r.ok ? 'the text compiles' : `the text compiles: ${r.errors.map((e) => `${e.line}:${e.col} ${e.message}`).join('; ')}`);
 }
