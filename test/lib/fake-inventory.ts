@@ -116,3 +116,38 @@ export class FakeInventory implements Inventory {
   flush(): void {}
   close(): void {}
 }
+
+/**
+ * A big synthetic pair for measurements: `assets` hosts (a tenth of them servers, the rest clients),
+ * each client talking to a few servers with a couple of services, spread over VLANs and verdicts until
+ * there are `conversations` rows. Deterministic for a seed.
+ */
+export function syntheticInventory(assets: number, conversations: number, seed = 1): FakeInventory {
+  let s = seed >>> 0;
+  const rand = (n: number) => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % n;
+  };
+  const list: Asset[] = [];
+  for (let i = 0; i < assets; i++) {
+    const hi = (i >> 8) & 0xff;
+    const lo = i & 0xff;
+    list.push(makeAsset({ mac: `02:00:00:00:${hi.toString(16).padStart(2, '0')}:${lo.toString(16).padStart(2, '0')}`,
+      addresses: [`198.18.${hi}.${lo}`], vendor: i % 3 === 0 ? 'Siemens AG' : null,
+      identity: i % 2 === 0 ? { lldp: { systemName: `${i < assets / 10 ? 'plc' : 'hmi'}-${i}` } } : {} }));
+  }
+  const servers = list.slice(0, Math.max(1, Math.floor(assets / 10)));
+  const clients = list.slice(servers.length);
+  const services: [string, number, string][] = [['modbus', 502, 'tcp'], ['s7comm', 102, 'tcp'], ['http', 80, 'tcp'], ['tcp/8086', 8086, 'tcp'], ['ping', 8, 'icmp']];
+  const rows: Conversation[] = [];
+  while (rows.length < conversations) {
+    const c = clients[rand(clients.length)] ?? list[0];
+    const srv = servers[(c.id * 7 + rand(4)) % servers.length];
+    const [service, port, proto] = services[(c.id + rand(2)) % services.length];
+    const modbus = service === 'modbus';
+    rows.push(makeConversation(c, srv, { service, port, proto, vlan: rand(10), flows: 1 + rand(50),
+      verdict: rand(20) === 0 ? 'deny' : 'monitor', protocol: modbus ? 'modbus' : '',
+      functions: modbus ? (rand(5) === 0 ? { 'read-coils': 3, 'write-single-register': 1 } : { 'read-holding-registers': 12 }) : {} }));
+  }
+  return new FakeInventory(list, rows);
+}

@@ -174,3 +174,19 @@ function freshPolicy(groups: LearnedGroupText[], rules: LearnedRuleText[], headi
     '',
   ].join('\n');
 }
+
+/** The text with its top-level `mode:` set to `mode` (the line replaced, or added after `version:`). */
+export function withMode(text: string, mode: 'enforce' | 'monitor'): string {
+  const doc = parseDocument(text);
+  const root = doc.contents;
+  if (!isMap(root)) throw new MergeError('the active policy is not a mapping');
+  const pair = topPair(root, 'mode');
+  if (pair && isScalar(pair.value) && pair.value.range) {
+    const [from, to] = rangeOf(pair.value);
+    return text.slice(0, from) + mode + text.slice(to);
+  }
+  const version = topPair(root, 'version');
+  const at = version ? nextLine(text, (version.value as Node).range![1]) : 0;
+  const before = text.slice(0, at);
+  return `${before}${before === '' || before.endsWith('\n') ? '' : '\n'}mode: ${mode}\n${text.slice(at)}`;
+}

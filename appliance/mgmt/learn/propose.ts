@@ -30,7 +30,7 @@ import { Action, type CompiledPolicy } from '../../policy/types';
 import { parseIPv4, parseIPv6, v6ToWords } from '../../wire/address-text';
 import { Proto, protocolNumber } from '../../wire/protocols';
 import type { Asset, Conversation } from '../inventory/types';
-import { mergeLearned, type LearnedGroupText, type LearnedRuleText } from './merge';
+import { MergeError, mergeLearned, type LearnedGroupText, type LearnedRuleText } from './merge';
 import type { Proposal, ProposedGroup, ProposedRule } from './types';
 
 export interface ProposeInput {
@@ -306,9 +306,17 @@ export function propose(input: ProposeInput): Proposal {
 
   // 4. The whole proposal as text, compiled, and the coverage of the window.
   const heading = `pair ${input.pair}, proposal ${input.id}, ${new Date(now).toISOString()}`;
-  const text = mergeLearned(input.activeText, groups.map(groupText), rules.map(ruleText), heading, lastIsCatchAll);
+  let text: string;
+  const errors: string[] = [];
+  try {
+    text = mergeLearned(input.activeText, groups.map(groupText), rules.map(ruleText), heading, lastIsCatchAll);
+  } catch (err) {
+    if (!(err instanceof MergeError)) throw err;
+    text = input.activeText ?? '';
+    errors.push(err.message);
+  }
   const merged = loadPolicyText(text, 'proposal');
-  const errors = merged.ok ? [] : merged.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`);
+  if (!merged.ok) errors.push(...merged.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`));
   const since = now - hours * HOUR_MS;
   let total = 0;
   let allowed = 0;

@@ -7,7 +7,7 @@
 
 import { loadPolicyText } from '../../policy/load';
 import { policyDiff } from '../services/diff-worker';
-import { mergeLearned } from './merge';
+import { MergeError, mergeLearned } from './merge';
 import { catchAllLast, groupText, isPolicyName, ruleText } from './propose';
 import type { Decision, Proposal, ProposedGroup, ProposedRule, ReviewResult } from './types';
 
@@ -86,7 +86,12 @@ export function review(proposal: Proposal, decisions: Decision[], activeText: st
   }
 
   const heading = `pair ${proposal.pair}, proposal ${proposal.id}, reviewed ${new Date(now).toISOString()}`;
-  const text = mergeLearned(activeText, groups.map(groupText), rules.map(ruleText), heading, catchAllLast(model));
+  let text: string;
+  try {
+    text = mergeLearned(activeText, groups.map(groupText), rules.map(ruleText), heading, catchAllLast(model));
+  } catch (err) {
+    throw err instanceof MergeError ? new ReviewError(err.message) : err;
+  }
   const result = loadPolicyText(text, 'reviewed policy');
   if (!result.ok) for (const e of result.errors) notes.push(`the reviewed policy does not compile: ${e.line}:${e.col}: ${e.message}`);
   const { diff } = policyDiff('active policy', activeText ?? '', text);

@@ -1,0 +1,82 @@
+// Runs propose() and review() on a worker thread: both compile policies and propose decides every
+// conversation of the window. Measured on this 2-core box with a synthetic pair of 2000 assets and
+// 100k conversations (test/lib/fake-inventory.ts syntheticInventory): propose takes 1.2-1.4 s, and
+// structured-cloning its input in one postMessage takes about 530 ms, both far over the ~50 ms the
+// event loop (API, dataplane hub, SIEM export) may be held. So the input goes over in slices of
+// CHUNK conversations with a turn of the loop between them (about 25 ms each), and the work runs
+// on the worker. Like services/diff-worker.ts, this file is both the caller and the worker.
+// Must not touch state: data in, proposal or review out.
+
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import type { Asset, Conversation } from '../inventory/types';
+import { propose, type ProposeInput } from './propose';
+import { review, ReviewError } from './review';
+import type { Decision, Proposal, ReviewResult } from './types';
+
+/** Conversations per message: a slice clones in about 25 ms (530 ms per 100k measured). */
+const CHUNK = 5_000;
+
+type ToWorker =
+  | { kind: 'assets'; assets: Asset[] }
+  | { kind: 'conversations'; conversations: Conversation[] }
+  | { kind: 'propose'; input: Omit<ProposeInput, 'assets' | 'conversations'> }
+  | { kind: 'review'; proposal: Proposal; decisions: Decision[]; activeText: string | null; now: number };
+
+type FromWorker = { ok: true; value: unknown } | { ok: false; message: string; review: boolean };
+
+interface WorkerFlag {
+  gatekeeperLearnWorker: true;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function run<T>(send: (post: (m: ToWorker) => void) => Promise<void>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(__filename, { workerData: { gatekeeperLearnWorker: true } satisfies WorkerFlag });
+    let done = false;
+    const finish = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      void worker.terminate();
+      fn();
+    };
+    worker.once('message', (m: FromWorker) => finish(() => (m.ok ? resolve(m.value as T)
+      : reject(m.review ? new ReviewError(m.message) : new Error(m.message)))));
+    worker.once('error', (err) => finish(() => reject(err)));
+    worker.once('exit', (code) => finish(() => reject(new Error(`the learn worker stopped (exit code ${code}) without an answer`))));
+    send((m) => worker.postMessage(m)).catch((err: Error) => finish(() => reject(err)));
+  });
+}
+
+/** propose() on a worker thread; the conversations go over in slices so the loop stays free. */
+export function proposeInBackground(input: ProposeInput): Promise<Proposal> {
+  return run<Proposal>(async (post) => {
+    const { assets, conversations, ...rest } = input;
+    post({ kind: 'assets', assets });
+    for (let i = 0; i < conversations.length; i += CHUNK) {
+      await nextTurn();
+      post({ kind: 'conversations', conversations: conversations.slice(i, i + CHUNK) });
+    }
+    post({ kind: 'propose', input: rest });
+  });
+}
+
+/** review() on a worker thread (it compiles the active and the reviewed policy). Rejects with its ReviewError. */
+export function reviewInBackground(proposal: Proposal, decisions: Decision[], activeText: string | null, now: number): Promise<ReviewResult> {
+  return run<ReviewResult>(async (post) => post({ kind: 'review', proposal, decisions, activeText, now }));
+}
+
+if (!isMainThread && (workerData as WorkerFlag | null)?.gatekeeperLearnWorker === true) {
+  let assets: Asset[] = [];
+  const conversations: Conversation[] = [];
+  parentPort!.on('message', (m: ToWorker) => {
+    try {
+      if (m.kind === 'assets') assets = m.assets;
+      else if (m.kind === 'conversations') for (const c of m.conversations) conversations.push(c);
+      else if (m.kind === 'propose') parentPort!.postMessage({ ok: true, value: propose({ ...m.input, assets, conversations }) } satisfies FromWorker);
+      else parentPort!.postMessage({ ok: true, value: review(m.proposal, m.decisions, m.activeText, m.now) } satisfies FromWorker);
+    } catch (err) {
+      parentPort!.postMessage({ ok: false, message: (err as Error).message, review: err instanceof ReviewError } satisfies FromWorker);
+    }
+  });
+}
