@@ -120,9 +120,9 @@ export class FakeInventory implements Inventory {
 /**
  * A big synthetic pair for measurements: `assets` hosts (a tenth of them servers, the rest clients),
  * each client talking to a few servers with a couple of services, spread over VLANs and verdicts until
- * there are `conversations` rows. Deterministic for a seed.
+ * there are `conversations` rows (with `spread`, any client talks to any server). Deterministic for a seed.
  */
-export function syntheticInventory(assets: number, conversations: number, seed = 1): FakeInventory {
+export function syntheticInventory(assets: number, conversations: number, seed = 1, spread = false): FakeInventory {
   let s = seed >>> 0;
   const rand = (n: number) => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -142,7 +142,8 @@ export function syntheticInventory(assets: number, conversations: number, seed =
   const rows: Conversation[] = [];
   while (rows.length < conversations) {
     const c = clients[rand(clients.length)] ?? list[0];
-    const srv = servers[(c.id * 7 + rand(4)) % servers.length];
+    // spread: each client talks to any server, so few assets behave alike (many groups and rules).
+    const srv = servers[spread ? rand(servers.length) : (c.id * 7 + rand(4)) % servers.length];
     const [service, port, proto] = services[(c.id + rand(2)) % services.length];
     const modbus = service === 'modbus';
     rows.push(makeConversation(c, srv, { service, port, proto, vlan: rand(10), flows: 1 + rand(50),

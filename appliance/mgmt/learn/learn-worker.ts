@@ -22,7 +22,11 @@ type ToWorker =
   | { kind: 'propose'; input: Omit<ProposeInput, 'assets' | 'conversations'> }
   | { kind: 'review'; proposal: Proposal; decisions: Decision[]; activeText: string | null; now: number };
 
-type FromWorker = { ok: true; value: unknown } | { ok: false; message: string; review: boolean };
+type FromWorker =
+  | { ok: true; value: unknown }
+  | { ok: false; message: string; review: boolean }
+  /** A slice of a big proposal's groups or rules, ahead of the proposal itself (sent without them). */
+  | { part: 'groups' | 'rules'; items: unknown[] };
 
 interface WorkerFlag {
   gatekeeperLearnWorker: true;
@@ -40,8 +44,17 @@ function run<T>(send: (post: (m: ToWorker) => void) => Promise<void>): Promise<T
       void worker.terminate();
       fn();
     };
-    worker.once('message', (m: FromWorker) => finish(() => (m.ok ? resolve(m.value as T)
-      : reject(m.review ? new ReviewError(m.message) : new Error(m.message)))));
+    const parts: { groups: unknown[]; rules: unknown[] } = { groups: [], rules: [] };
+    const onMessage = (m: FromWorker): void => {
+      if ('part' in m) {
+        for (const item of m.items) parts[m.part].push(item);
+        return;
+      }
+      worker.off('message', onMessage);
+      finish(() => (m.ok ? resolve((parts.groups.length + parts.rules.length > 0 ? { ...(m.value as object), ...parts } : m.value) as T)
+        : reject(m.review ? new ReviewError(m.message) : new Error(m.message))));
+    };
+    worker.on('message', onMessage);
     worker.once('error', (err) => finish(() => reject(err)));
     worker.once('exit', (code) => finish(() => reject(new Error(`the learn worker stopped (exit code ${code}) without an answer`))));
     send((m) => worker.postMessage(m)).catch((err: Error) => finish(() => reject(err)));
@@ -73,7 +86,13 @@ if (!isMainThread && (workerData as WorkerFlag | null)?.gatekeeperLearnWorker ==
     try {
       if (m.kind === 'assets') assets = m.assets;
       else if (m.kind === 'conversations') for (const c of m.conversations) conversations.push(c);
-      else if (m.kind === 'propose') parentPort!.postMessage({ ok: true, value: propose({ ...m.input, assets, conversations }) } satisfies FromWorker);
+      else if (m.kind === 'propose') {
+        const { groups, rules, ...rest } = propose({ ...m.input, assets, conversations });
+        // In slices: the caller's thread clones each message as it arrives, one at a time.
+        for (let i = 0; i < groups.length; i += CHUNK) parentPort!.postMessage({ part: 'groups', items: groups.slice(i, i + CHUNK) } satisfies FromWorker);
+        for (let i = 0; i < rules.length; i += CHUNK) parentPort!.postMessage({ part: 'rules', items: rules.slice(i, i + CHUNK) } satisfies FromWorker);
+        parentPort!.postMessage({ ok: true, value: { ...rest, groups: [], rules: [] } } satisfies FromWorker);
+      }
       else parentPort!.postMessage({ ok: true, value: review(m.proposal, m.decisions, m.activeText, m.now) } satisfies FromWorker);
     } catch (err) {
       parentPort!.postMessage({ ok: false, message: (err as Error).message, review: err instanceof ReviewError } satisfies FromWorker);
