@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { LearnEvent } from '../appliance/ipc/events';
-import { LearnService, PolicyModeControl, type Clock, type LearnDeps, type ModeControl } from '../appliance/mgmt/learn/learn-service';
+import { LearnService, PolicyModeControl, type Clock, type LearnDeps, type ModeControl, type PolicyAccess } from '../appliance/mgmt/learn/learn-service';
+import type { PolicyService } from '../appliance/mgmt/services/policy';
 import { withMode } from '../appliance/mgmt/learn/merge';
 import { loadPolicyText } from '../appliance/policy/load';
 import { FakeInventory, makeAsset, makeConversation } from './lib/fake-inventory';
@@ -49,6 +50,11 @@ class FakeModes implements ModeControl {
     this.mode = mode;
   }
 }
+
+// The real policy service is what PolicyModeControl is given when wired (a type error here otherwise).
+export type PolicyServiceFits = PolicyService extends PolicyAccess ? true : never;
+const fits: PolicyServiceFits = true;
+void fits;
 
 const settle = () => new Promise((r) => setImmediate(r));
 

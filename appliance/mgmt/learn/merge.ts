@@ -88,6 +88,13 @@ function withCommentsAbove(text: string, start: number): number {
 
 const rangeOf = (node: Node): [number, number] => [node.range![0], node.range![1]];
 
+/** An empty flow collection's range with the blanks before it (replaced by a block on the next lines). */
+function emptyFlowRange(text: string, node: Node): [number, number] {
+  let [from] = rangeOf(node);
+  while (from > 0 && text[from - 1] === ' ') from--;
+  return [from, node.range![1]];
+}
+
 function topPair(root: YAMLMap, key: string): Pair<unknown, unknown> | undefined {
   return root.items.find((p) => isScalar(p.key) && p.key.value === key);
 }
@@ -121,7 +128,7 @@ export function mergeLearned(active: string | null, groups: LearnedGroupText[], 
       const at = nextLine(text, (groupsPair.key as Node).range![1]);
       edits.push({ at, remove: 0, text: block(groupLines(groups, '  '), '  ', 'groups', heading) });
     } else if (isMap(node) && node.flow && node.items.length === 0) {
-      const [from, to] = rangeOf(node);
+      const [from, to] = emptyFlowRange(text, node);
       edits.push({ at: from, remove: to - from, text: `\n${block(groupLines(groups, '  '), '  ', 'groups', heading).trimEnd()}` });
     } else if (isMap(node) && !node.flow) {
       const first = node.items[0].key as Node;
@@ -146,7 +153,7 @@ function rulesEdit(text: string, seq: YAMLSeq, rules: LearnedRuleText[], heading
     if (seq.items.length > 0) {
       throw new MergeError('the active policy writes `rules` in flow style ([...]); write it as a block list so learned rules can be added');
     }
-    const [from, to] = rangeOf(seq);
+    const [from, to] = emptyFlowRange(text, seq);
     return { at: from, remove: to - from, text: `\n${block(ruleLines(rules, '  '), '  ', 'rules', heading).trimEnd()}` };
   }
   const first = seq.items[0] as Node;
