@@ -1,10 +1,12 @@
 // Runs propose() and review() on a worker thread: both compile policies and propose decides every
 // conversation of the window. Measured on this 2-core box with a synthetic pair of 2000 assets and
-// 100k conversations (test/lib/fake-inventory.ts syntheticInventory): propose takes 1.2-1.4 s, and
+// 100k conversations (test/lib/fake-inventory.ts syntheticInventory; bench/learn-propose.ts):
+// propose takes 0.5-1.4 s on the caller's thread (5-12 s when few assets merge: 38k rules), and
 // structured-cloning its input in one postMessage takes about 530 ms, both far over the ~50 ms the
 // event loop (API, dataplane hub, SIEM export) may be held. So the input goes over in slices of
-// CHUNK conversations with a turn of the loop between them (about 25 ms each), and the work runs
-// on the worker. Like services/diff-worker.ts, this file is both the caller and the worker.
+// CHUNK conversations with a turn of the loop between them (about 25 ms each), a big answer comes
+// back in slices too, and the work runs on the worker. Like services/diff-worker.ts, this file is
+// both the caller and the worker.
 // Must not touch state: data in, proposal or review out.
 
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -34,14 +36,59 @@ interface WorkerFlag {
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * One idle worker is kept for IDLE_MS, so the clicks of a review (each a review() call) do not pay for
+ * a fresh thread each time (starting one and loading the compiler takes 0.3-0.9 s on this box, see
+ * policy/load-worker.ts); an idle worker holds no process open.
+ */
+const IDLE_MS = 30_000;
+let idle: { worker: Worker; timer: NodeJS.Timeout; forget: () => void } | null = null;
+
+// Listeners are removed one by one: Worker keeps listeners of its own (removeAllListeners() breaks it).
+function takeWorker(): Worker {
+  if (idle === null) return new Worker(__filename, { workerData: { gatekeeperLearnWorker: true } satisfies WorkerFlag });
+  const { worker, timer, forget } = idle;
+  idle = null;
+  clearTimeout(timer);
+  worker.off('exit', forget);
+  worker.off('error', forget);
+  worker.ref();
+  return worker;
+}
+
+function keepIdle(worker: Worker): void {
+  if (idle !== null) {
+    void worker.terminate();
+    return;
+  }
+  const timer = setTimeout(() => {
+    if (idle?.worker === worker) idle = null;
+    void worker.terminate();
+  }, IDLE_MS).unref();
+  worker.unref();
+  // An idle worker that fails or stops is forgotten (its error must not reach the caller's thread).
+  const forget = (): void => {
+    if (idle?.worker !== worker) return;
+    clearTimeout(idle.timer);
+    idle = null;
+  };
+  worker.once('exit', forget);
+  worker.on('error', forget);
+  idle = { worker, timer, forget };
+}
+
 function run<T>(send: (post: (m: ToWorker) => void) => Promise<void>): Promise<T> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(__filename, { workerData: { gatekeeperLearnWorker: true } satisfies WorkerFlag });
+    const worker = takeWorker();
     let done = false;
-    const finish = (fn: () => void) => {
+    const finish = (fn: () => void, reusable: boolean) => {
       if (done) return;
       done = true;
-      void worker.terminate();
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      if (reusable) keepIdle(worker);
+      else void worker.terminate();
       fn();
     };
     const parts: { groups: unknown[]; rules: unknown[] } = { groups: [], rules: [] };
@@ -50,14 +97,15 @@ function run<T>(send: (post: (m: ToWorker) => void) => Promise<void>): Promise<T
         for (const item of m.items) parts[m.part].push(item);
         return;
       }
-      worker.off('message', onMessage);
       finish(() => (m.ok ? resolve((parts.groups.length + parts.rules.length > 0 ? { ...(m.value as object), ...parts } : m.value) as T)
-        : reject(m.review ? new ReviewError(m.message) : new Error(m.message))));
+        : reject(m.review ? new ReviewError(m.message) : new Error(m.message))), true);
     };
+    const onError = (err: Error): void => finish(() => reject(err), false);
+    const onExit = (code: number): void => finish(() => reject(new Error(`the learn worker stopped (exit code ${code}) without an answer`)), false);
     worker.on('message', onMessage);
-    worker.once('error', (err) => finish(() => reject(err)));
-    worker.once('exit', (code) => finish(() => reject(new Error(`the learn worker stopped (exit code ${code}) without an answer`))));
-    send((m) => worker.postMessage(m)).catch((err: Error) => finish(() => reject(err)));
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    send((m) => worker.postMessage(m)).catch((err: Error) => finish(() => reject(err), false));
   });
 }
 
@@ -84,7 +132,11 @@ if (!isMainThread && (workerData as WorkerFlag | null)?.gatekeeperLearnWorker ==
   const conversations: Conversation[] = [];
   parentPort!.on('message', (m: ToWorker) => {
     try {
-      if (m.kind === 'assets') assets = m.assets;
+      // A job starts with its assets (propose) or is whole in one message (review): nothing of the last job stays.
+      if (m.kind === 'assets') {
+        assets = m.assets;
+        conversations.length = 0;
+      }
       else if (m.kind === 'conversations') for (const c of m.conversations) conversations.push(c);
       else if (m.kind === 'propose') {
         const { groups, rules, ...rest } = propose({ ...m.input, assets, conversations });
