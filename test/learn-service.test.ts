@@ -179,6 +179,17 @@ t.test('a damaged state file is logged and forgotten; a failing mode change fail
   t.same(h.events, []);
 });
 
+t.test('a start that cannot be recorded (state disk) starts nothing and puts the mode back', async (t) => {
+  const h = harness(t);
+  const learn = new LearnService({ ...h.deps, stateFile: join(h.dir, 'missing-dir', 'learn.json') });
+  await learn.resume();
+  await t.rejects(learn.start('p1', HOUR, 'monitor', 'alice'), { message: /could not write learn.json in the state directory/ });
+  t.same(h.modes.calls, ['p1 monitor alice', 'p1 enforce alice']);
+  t.equal(learn.status()[0].state, 'idle');
+  t.same(h.events, []);
+  t.equal(h.clock.pending(), 0);
+});
+
 t.test('a restore that fails is logged and said in learn.stop', async (t) => {
   const h = harness(t);
   const learn = h.make();

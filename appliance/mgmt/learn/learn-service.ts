@@ -121,9 +121,18 @@ export class LearnService {
       }
     }
     const s: Session = { pair, state: 'learning', mode, startedAt: now, endsAt: now + durationMs, stoppedAt: null, author, restoreMode };
+    const before = this.sessions.get(pair);
     this.sessions.set(pair, s);
+    try {
+      this.save();
+    } catch (err) {
+      // Not recorded (a full state disk): no session, and the mode it set is put back.
+      if (before) this.sessions.set(pair, before);
+      else this.sessions.delete(pair);
+      if (restoreMode !== null) await this.deps.modes.set(pair, restoreMode, author, `learning on pair ${pair} could not start`).catch(() => undefined);
+      throw err;
+    }
     this.counts.delete(pair);
-    this.save();
     // No asset.new while the pair learns: everything is new then.
     this.deps.inventory.setAnnounceNew(pair, false);
     this.schedule(s);
