@@ -187,6 +187,7 @@ t.test('coverage: share of the window, left out with named reasons', async (t) =
   t.equal(reasons.get('udp/5353')!.code, 'broadcast');
   t.equal(reasons.get('gre!')!.code, 'unknown-service');
   t.equal(p.coverage.leftOut[0].service, 'http', 'most flows first');
+  t.equal(p.coverage.leftOutOmitted, 0);
   t.ok(p.rules.some((r) => r.services[0] === 'ssh'), 'the older conversation is still learned');
   const wide = run({ assets: [a, b], activeText: active, conversations, hours: 72 });
   t.equal(wide.coverage.conversations, 8);
@@ -233,4 +234,17 @@ t.test('the learned rules go before a final catch-all rule, which they would oth
   const rules = p.text.indexOf('  - name: hmi_ops-to-plc-line-1-modbus');
   t.ok(rules > 0 && rules < p.text.indexOf('  # everything else'), 'before the catch-all and its comment');
   t.ok(p.text.includes('# everything else is dropped and logged'), 'comments kept');
+});
+
+t.test('the left-out list is bounded, most flows first, and says how many it omits', async (t) => {
+  const a = hmi();
+  const conversations = Array.from({ length: 1005 }, (_, i) =>
+    makeConversation(a, `198.19.${i >> 8}.${i & 255}`, { flows: i + 1, service: 'http', port: 80 }));
+  const p = run({ assets: [a], conversations });
+  t.equal(p.coverage.leftOut.length, 1000);
+  t.equal(p.coverage.leftOutOmitted, 5);
+  t.equal(p.coverage.leftOut[0].flows, 1005);
+  t.equal(p.coverage.leftOut[999].flows, 6);
+  t.equal(p.coverage.conversations, 1005);
+  t.equal(p.coverage.allowed, 0);
 });

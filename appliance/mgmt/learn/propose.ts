@@ -58,6 +58,8 @@ export type LeftOutCode = keyof typeof LEFT_OUT_REASONS;
 export const leftOutCodes = Object.keys(LEFT_OUT_REASONS) as LeftOutCode[];
 
 const HOUR_MS = 3_600_000;
+/** Left-out entries listed (most flows first): enough to review, bounded for the API and the UI. */
+export const LEFT_OUT_MAX = 1000;
 /** Longest group or rule name written (names stay readable in logs and the UI). */
 const NAME_MAX = 48;
 const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]*$/;
@@ -349,7 +351,8 @@ export function propose(input: ProposeInput): Proposal {
       conversations: total,
       allowed,
       share: total === 0 ? 1 : allowed / total,
-      leftOut: [...leftOut.values()].sort((a, b) => b.flows - a.flows),
+      leftOut: [...leftOut.values()].sort((a, b) => b.flows - a.flows).slice(0, LEFT_OUT_MAX),
+      leftOutOmitted: Math.max(0, leftOut.size - LEFT_OUT_MAX),
     },
   };
 }

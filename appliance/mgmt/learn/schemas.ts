@@ -46,7 +46,7 @@ const rule = obj({ id: str, name: str, from: str, to: str, services: arr(str), m
 const proposal = obj({
   id: str, pair: str, createdAt: num, groups: arr(group), rules: arr(rule), text: str, errors: arr(str),
   coverage: obj({ hours: int, conversations: int, allowed: int, share: num,
-    leftOut: arr(obj({ client: str, server: str, service: str, reason: str, flows: int, code: str })) }),
+    leftOut: arr(obj({ client: str, server: str, service: str, reason: str, flows: int, code: str })), leftOutOmitted: int }),
 });
 const reviewResult = obj({ text: str, diff: str, notes: arr(str) });
 

@@ -73,6 +73,8 @@ export interface Proposal {
     leftOut: { client: string; server: string; service: string; reason: string; flows: number;
       /** The reason's name (LEFT_OUT_REASONS in propose.ts), for filters; added with propose.ts. */
       code: string }[];
+    /** Entries of leftOut not listed (it lists the LEFT_OUT_MAX with the most flows); added with propose.ts. */
+    leftOutOmitted: number;
   };
 }
 
