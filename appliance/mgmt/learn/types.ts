@@ -60,6 +60,8 @@ export interface Proposal {
   rules: ProposedRule[];
   /** The policy text of the whole proposal (everything accepted). */
   text: string;
+  /** Compile errors of `text` as file:line:col: message; empty when it compiles (added with propose.ts). */
+  errors: string[];
   coverage: {
     hours: number;
     /** Conversations seen in the window, and how many the proposal allows. */
@@ -68,7 +70,11 @@ export interface Proposal {
     /** allowed / conversations, 0..1 (1 when there were none). */
     share: number;
     /** What it leaves out, and why (e.g. "denied by the active policy", "no MAC/identity", "broadcast"). */
-    leftOut: { client: string; server: string; service: string; reason: string; flows: number }[];
+    leftOut: { client: string; server: string; service: string; reason: string; flows: number;
+      /** The reason's name (LEFT_OUT_REASONS in propose.ts), for filters; added with propose.ts. */
+      code: string }[];
+    /** Entries of leftOut not listed (it lists the LEFT_OUT_MAX with the most flows); added with propose.ts. */
+    leftOutOmitted: number;
   };
 }
 
