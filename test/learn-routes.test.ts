@@ -53,7 +53,7 @@ t.test('viewers read; operators start, stop, propose and review', async (t) => {
   const { app, modes } = await server(t);
   const list = await app.inject({ url: '/api/v1/learn', headers: { 'x-role': 'viewer' } });
   t.equal(list.statusCode, 200);
-  t.same(list.json(), [{ pair: 'p1', state: 'idle', mode: null, startedAt: null, endsAt: null, author: null, assets: 0, conversations: 0 }]);
+  t.same(list.json(), { pairs: [{ pair: 'p1', state: 'idle', mode: null, startedAt: null, endsAt: null, author: null, assets: 0, conversations: 0 }] });
   t.equal((await app.inject({ url: '/api/v1/learn' })).statusCode, 401);
   for (const url of ['/start', '/stop', '/propose', '/review']) {
     t.equal((await post(app, url, {}, 'viewer')).statusCode, 403, `${url}: viewer refused`);

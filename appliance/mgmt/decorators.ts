@@ -1,5 +1,5 @@
 // What every route plugin finds on its fastify instance: the state, the sessions, the dataplane
-// hub, the event sink, management's metrics, the asset inventory, and the services (policy, users, recorder, setup
+// hub, the event sink, management's metrics, the asset inventory, and the services (policy, users, recorder, learn mode, setup
 // token), as fastify decorators typed by declaration merging. Decorated once on the root instance
 // by buildServer, so every encapsulated plugin sees them. No logic here.
 
@@ -9,6 +9,7 @@ import type { SessionStore } from './auth/sessions';
 import type { SetupToken } from './auth/setup-token';
 import type { DataplaneHub } from './dataplanes/types';
 import type { EventLog } from './events-log';
+import type { LearnService } from './learn/learn-service';
 import type { Inventory } from './inventory/types';
 import type { MgmtMetrics } from './metrics';
 import type { PolicyService } from './services/policy';
@@ -31,6 +32,8 @@ declare module 'fastify' {
     users: UserService;
     setup: SetupToken;
     inventory: Inventory;
+    /** Learn mode (learn/learn-service.ts). */
+    learn: LearnService;
     runtime: {
       /** Package version. */
       version: string;
@@ -42,7 +45,7 @@ declare module 'fastify' {
 }
 
 export type MgmtDecorators = Pick<FastifyInstance,
-  'store' | 'sessions' | 'throttle' | 'eventLog' | 'hub' | 'sink' | 'metrics' | 'recorder' | 'policies' | 'users' | 'setup' | 'inventory' | 'runtime'>;
+  'store' | 'sessions' | 'throttle' | 'eventLog' | 'hub' | 'sink' | 'metrics' | 'recorder' | 'policies' | 'users' | 'setup' | 'inventory' | 'learn' | 'runtime'>;
 
 export function decorate(app: FastifyInstance, parts: MgmtDecorators): void {
   // One call per name keeps each decorator's type (a loop would widen them to a union).
@@ -58,5 +61,6 @@ export function decorate(app: FastifyInstance, parts: MgmtDecorators): void {
   app.decorate('users', parts.users);
   app.decorate('setup', parts.setup);
   app.decorate('inventory', parts.inventory);
+  app.decorate('learn', parts.learn);
   app.decorate('runtime', parts.runtime);
 }

@@ -26,6 +26,7 @@ import { EventLog } from './events-log';
 import { HttpError, replyError, replyNotFound } from './http-error';
 import { INVENTORY_FILE, openInventory } from './inventory/inventory';
 import { LivenessProber } from './inventory/liveness';
+import { LEARN_FILE, LearnService, PolicyModeControl, systemClock } from './learn/learn-service';
 import type { Inventory } from './inventory/types';
 import { clientErrorHandler, fastifyLimits, guardConnections, LimitCounters, limitBody, nodeServerOptions } from './limits';
 import { MgmtMetrics } from './metrics';
@@ -34,6 +35,7 @@ import { authRoutes } from './routes/auth';
 import { eventRoutes } from './routes/events';
 import { metaRoutes } from './routes/meta';
 import { metricsRoutes } from './routes/metrics';
+import { learnRoutes } from './routes/learn';
 import { policyRoutes } from './routes/policy';
 import { settingsRoutes } from './routes/settings';
 import { statusRoutes } from './routes/status';
@@ -112,6 +114,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(trafficRoutes, { prefix: '/api/v1' });
   await app.register(assetRoutes, { prefix: '/api/v1' });
   await app.register(policyRoutes, { prefix: '/api/v1/policy' });
+  await app.register(learnRoutes, { prefix: '/api/v1/learn' });
   await app.register(eventRoutes, { prefix: '/api/v1' });
   await app.register(userRoutes, { prefix: '/api/v1/users' });
   await app.register(settingsRoutes, { prefix: '/api/v1/settings' });
@@ -130,6 +133,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   liveness.start();
   app.addHook('onClose', async () => {
     liveness.stop();
+    parts.learn.close();
     if (opts.inventory === undefined) parts.inventory.close();
     parts.eventLog.close();
   });
@@ -179,10 +183,17 @@ async function openParts(opts: ServerOptions): Promise<{ parts: MgmtDecorators; 
       throw new Error(`initial policy refused:\n${refused}`);
     }
   }
+  const learn = new LearnService({
+    inventory, modes: new PolicyModeControl(policies),
+    activeText: () => policies.active()?.text ?? null,
+    pairs: () => hub.pairs().map((p) => p.pair),
+    clock: systemClock, stateFile: join(stateDir, LEARN_FILE),
+    onEvent: (event) => recorder.publish(event), log,
+  });
   const setup = new SetupToken(stateDir);
   setup.issue(store.users().length, log);
   const parts = {
-    store, sessions, throttle, eventLog, hub, sink, metrics, recorder, policies, inventory,
+    store, sessions, throttle, eventLog, hub, sink, metrics, recorder, policies, inventory, learn,
     users: new UserService(store), setup,
     runtime: { version: packageVersion, startedAt: Date.now(), secureCookies: !opts.http },
   };
@@ -194,6 +205,9 @@ function start(parts: MgmtDecorators, log: FastifyBaseLogger): void {
   parts.hub.onEvent((event) => parts.recorder.publish(event));
   parts.inventory.onEvent((event) => parts.recorder.publish(event));
   parts.policies.announce();
+  // A period that ended while management was down ends now (its mode restore is a policy apply, which
+  // a dataplane connecting later receives as the active policy).
+  parts.learn.resume().catch((err: Error) => log.error({ err }, 'learning sessions could not be resumed'));
   try {
     parts.sink.configure(parts.store.settings().syslog.targets);
   } catch (err) {

@@ -166,9 +166,11 @@ export function plant(now: number) {
         description: 'historian reads input registers only' },
     ],
     text: LEARNED_POLICY,
+    errors: [],
     coverage: {
       hours: 24, conversations: 5, allowed: 4, share: 0.8,
-      leftOut: [{ client: ADDR.eng, server: ADDR.plc, service: 'tcp/23', reason: 'denied by the active policy', flows: 2 }],
+      leftOut: [{ client: ADDR.eng, server: ADDR.plc, service: 'tcp/23', reason: 'denied by the active policy', flows: 2, code: 'denied-by-active' }],
+      leftOutOmitted: 0,
     },
   };
   const review: ReviewResult = {

@@ -70,6 +70,9 @@ interface StateFile {
   sessions: Session[];
 }
 
+/** The sessions' state file in the state directory. */
+export const LEARN_FILE = 'learn.json';
+
 /** Longest timer Node keeps (2^31 - 1 ms, about 24.8 days); longer periods are chained. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Status counts are read from the inventory at most this often per pair (the UI polls the status). */

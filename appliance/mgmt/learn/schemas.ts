@@ -50,7 +50,7 @@ const proposal = obj({
 });
 const reviewResult = obj({ text: str, diff: str, notes: arr(str) });
 
-export const statusListResponse = responses({ 200: arr(status) });
+export const statusListResponse = responses({ 200: obj({ pairs: arr(status) }) });
 export const statusResponse = responses({ 200: status });
 export const proposalResponse = responses({ 200: proposal });
 export const reviewResponse = responses({ 200: reviewResult });

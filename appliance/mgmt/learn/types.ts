@@ -3,7 +3,7 @@
 // (routes/learn.ts) and the UI's Learn view speak these shapes. No logic here.
 //
 // API (prefix /api/v1/learn; viewers read, operators change):
-//   GET  /learn                 → LearnStatus[] (one per known pair)
+//   GET  /learn                 → { pairs: LearnStatus[] } (one per known pair)
 //   POST /learn/start  {pair, durationMs, mode}   → LearnStatus   (mode "monitor" puts the pair's policy
 //                                                                   in monitor mode for the period and back after)
 //   POST /learn/stop   {pair}                     → LearnStatus

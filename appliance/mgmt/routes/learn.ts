@@ -5,16 +5,8 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sessionOf } from '../auth/access';
-import type { LearnService } from '../learn/learn-service';
 import * as s from '../learn/schemas';
 import type { Decision } from '../learn/types';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Learn mode (learn/learn-service.ts). */
-    learn: LearnService;
-  }
-}
 
 export async function learnRoutes(app: FastifyInstance): Promise<void> {
   const viewer = { role: 'viewer' as const };
@@ -24,7 +16,7 @@ export async function learnRoutes(app: FastifyInstance): Promise<void> {
   app.get('', {
     schema: { summary: 'Learning status of every pair', response: s.statusListResponse },
     config: viewer,
-  }, async () => app.learn.status());
+  }, async () => ({ pairs: app.learn.status() }));
 
   app.post('/start', {
     schema: { summary: 'Start learning on a pair for a period (monitor: the policy in monitor mode meanwhile)', body: s.startBody,

@@ -287,8 +287,11 @@ function showProposal(ctx, where, proposal) {
         h('div', null,
           h('div', null, `The proposal allows ${formatCount(cov.allowed)} of the ${formatCount(cov.conversations)} conversations seen in the last ${cov.hours} h.`),
           h('meter', { min: 0, max: 1, value: cov.share, 'aria-label': 'Share of conversations allowed' }))),
+      proposal.errors.length
+        ? message(`The proposed text does not compile: ${proposal.errors.join('; ')}`, 'error') : null,
       cov.leftOut.length
-        ? h('div', null, h('h3', null, `Left out (${cov.leftOut.length}): these would be denied`),
+        ? h('div', null, h('h3', null, `Left out (${formatCount(cov.leftOut.length + cov.leftOutOmitted)}): these would be denied` +
+          (cov.leftOutOmitted ? ` — the ${formatCount(cov.leftOut.length)} with most flows listed` : '')),
           table('Left out of the proposal', ['Client', 'Server', 'Service', 'Why', 'Flows'], cov.leftOut.map((l) => [
             h('code', null, l.client), h('code', null, l.server), l.service, l.reason, h('span', { class: 'num' }, formatCount(l.flows)),
           ]), ''))
