@@ -71,6 +71,15 @@ export const plant = {
   trafficIntervalS: 1,
 } as const;
 
+/** What a gatekeeper runs before anyone wrote a policy: nothing passes but LLDP (the learn tests start here). */
+export const freshPolicy = `version: 1
+mode: enforce
+default: deny
+rules: []
+l2:
+  allow: [lldp]
+`;
+
 /** The engineering station's write: function 6 to holding register 10 (mbpoll counts from 1). */
 export const engWrite = { register: 11, value: 7 };
 
