@@ -45,6 +45,8 @@ const ui = {
     mode: (c: Locator) => c.getByLabel('While learning'),
     modeValue: 'monitor',
     start: (c: Locator) => c.getByRole('button', { name: 'Start learning' }),
+    /** Monitor mode is confirmed in a dialog (lib.js confirmDialog); null-safe: skipped when absent. */
+    confirmMonitor: (p: Page) => p.getByRole('dialog', { name: 'Learn in monitor mode' }).getByRole('button', { name: 'Start in monitor mode' }),
     learning: (c: Locator) => c.getByText('learning', { exact: true }),
     stop: (c: Locator) => c.getByRole('button', { name: 'Stop learning' }),
     hours: (c: Locator) => c.getByLabel(/cover the last/i),
@@ -136,6 +138,7 @@ t.test('the first day through the UI: learn, review, enforce', { skip: unavailab
     await card.waitFor();
     await ui.learn.mode(card).selectOption(ui.learn.modeValue);
     await ui.learn.start(card).click();
+    await ui.learn.confirmMonitor(page).click({ timeout: 5000 }).catch(() => undefined);
     await ui.learn.learning(card).waitFor();
     stamp('learning started');
     t.pass('learning started from the Learn view');
