@@ -101,6 +101,7 @@ t.test('the IEEE registry loads in slices, and longest prefix wins', async (t) =
   const [, block, owner] = maS.split(',');
   t.equal(oui.vendor(macOf(block)), owner.trim(), `MA-S ${block} (inside MA-L 70B3D5) is ${owner}`);
   t.match(oui.vendor('70:b3:d5:00:00:00') ?? '', /IEEE Registration Authority|.+/, 'the MA-L itself has a name too');
+  t.equal(oui.vendor('00:1b:1b:20:01:00'), 'Siemens AG', 'the registry\'s "Siemens AG,": its stray comma is not part of the name');
   t.equal(oui.vendor('02:00:00:00:00:01'), null, 'locally administered: no vendor');
   t.equal(oui.vendor('01:00:5e:00:00:01'), null, 'group address: no vendor');
   t.equal(oui.vendor('not a mac'), null);

@@ -93,7 +93,8 @@ export class OuiRegistry {
           }
           const [registry, assignment, organization] = next.value;
           if (registry === 'Registry' || assignment === undefined || assignment.length !== digits) continue;
-          const org = (organization ?? '').trim();
+          // Some entries end in a stray comma ("Siemens AG,"): not part of the name.
+          const org = (organization ?? '').trim().replace(/[\s,]+$/, '');
           // "Private": the owner asked not to be named; it still shadows the shorter prefix around it.
           const name = org.toLowerCase() === 'private' ? '' : org;
           let interned = names.get(name);
