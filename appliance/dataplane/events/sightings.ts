@@ -54,9 +54,11 @@ export class SightingTable extends SummaryTable {
 
   /**
    * Count one frame from `mac` carrying source `src4` (IPv4) or `src6` (IPv6), or no address
-   * (Family.None), on `side`. `src6` is read only for IPv6. Allocation-free.
+   * (Family.None, or IPv4 0.0.0.0), on `side`. `src6` is read only for IPv6. Allocation-free.
    */
   record(family: number, src4: number, src6: Uint32Array, mac: number, vlan: number, side: number, now: number): void {
+    // 0.0.0.0 (DHCP before a lease, an ARP probe) claims no address.
+    if (family === Family.V4 && src4 === 0) family = Family.None;
     const k = this.key;
     const v6 = family === Family.V6;
     k[0] = v6 ? src6[0] : family === Family.V4 ? src4 : 0;
