@@ -24,7 +24,7 @@ import { SightingTable } from './sightings';
  * 10 ms per 100k flows, see bench/README.md), which at 5 s is well under 1 % of the loop.
  */
 export const OBSERVATIONS_INTERVAL_MS = 5000;
-/** Identity observations kept per interval (one per source, MAC and address; a repeat replaces its older one). */
+/** Identity observations kept per interval (one per source, MAC and address; a repeat adds its fields to the earlier one). */
 export const IDENTITY_KEYS = 64;
 /**
  * Identity frames decoded per interval. LLDP comes every 30 s per neighbour and DHCP a few times per
@@ -120,7 +120,14 @@ export class Observations implements ObservationSink {
     const address = family === Family.None ? '' : summaryAddressText(family, family === Family.V6 ? src6 : src4);
     const text = formatMac(mac);
     const key = `${source} ${text} ${address} ${vlan} ${side}`;
-    if (!this.identities.has(key) && this.identities.size >= IDENTITY_KEYS) return this.drop(1);
+    const earlier = this.identities.get(key);
+    if (earlier !== undefined) {
+      // A repeat (lldpd's shutdown LLDPDU carries only the ids): what it says is added, nothing is lost.
+      Object.assign(earlier.fields, fields);
+      earlier.time = now;
+      return;
+    }
+    if (this.identities.size >= IDENTITY_KEYS) return this.drop(1);
     this.identities.set(key, { mac: text, address, vlan, side: side === Side.Inside ? 'inside' : 'outside', source, fields, time: now });
   }
 
