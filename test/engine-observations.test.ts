@@ -318,6 +318,8 @@ t.test('LLDP and DHCP identities; their verdicts are unchanged', async (t) => {
   const bad = lldp(SERVER_MAC, 'x').subarray(0, 20);
   engine.process(bad, bad.length, Side.Inside, 5001);
   t.same(obs.counters.decodeErrors, { 'lldp-truncated': 1 });
+  t.same(obs.takeDecodeErrors(), { 'lldp-truncated': 1 }, 'for the log, once');
+  t.equal(obs.takeDecodeErrors(), null);
   t.equal(drain(), null, 'nothing reported of it');
 });
 

@@ -154,7 +154,14 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     stats,
     collect: (final) => mgmt.events.collect(Date.now(), final),
     requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
-    observations: () => (observations as Observations).drain(engine.flows.flows(), (flow) => engine.appCountsOf(flow)),
+    observations: () => {
+      const sink = observations as Observations;
+      const message = sink.drain(engine.flows.flows(), (flow) => engine.appCountsOf(flow));
+      // At most one line per interval, whatever a sender floods us with.
+      const failed = sink.takeDecodeErrors();
+      if (failed !== null) log.info({ failed }, 'identity frames that could not be decoded (counted, not reported)');
+      return message;
+    },
     log,
   });
   mgmt?.events.lifecycle('dataplane.start');

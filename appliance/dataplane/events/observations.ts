@@ -86,6 +86,8 @@ export class Observations implements ObservationSink {
   private readonly reportedFunctions = new Map<Flow, Uint32Array>();
   private identities = new Map<string, IdentityObservation>();
   private decodes = 0;
+  /** Decode failures by reason since takeDecodeErrors() was last called. */
+  private recentDecodeErrors: Record<string, number> = {};
   /** Dropped since the last message. */
   private droppedSinceDrain = 0;
 
@@ -134,6 +136,15 @@ export class Observations implements ObservationSink {
 
   identityFailed(reason: string): void {
     this.counters.decodeErrors[reason] = (this.counters.decodeErrors[reason] ?? 0) + 1;
+    this.recentDecodeErrors[reason] = (this.recentDecodeErrors[reason] ?? 0) + 1;
+  }
+
+  /** Identity frames that could not be decoded since the last call, by reason; null when none (for the log). */
+  takeDecodeErrors(): Record<string, number> | null {
+    const errors = this.recentDecodeErrors;
+    if (Object.keys(errors).length === 0) return null;
+    this.recentDecodeErrors = {};
+    return errors;
   }
 
   // --- off the packet path
