@@ -219,7 +219,9 @@ rules:
   while (Date.now() < deadline && (identity() === undefined || modbus().length === 0)) await sleep(250);
   const functions: Record<string, number> = {};
   for (const c of modbus()) for (const [name, n] of Object.entries(c.app?.functions ?? {})) functions[name] = (functions[name] ?? 0) + n;
-  t.match(modbus()[0], { client: A.client4, server: A.server4, serverMac, verdict: 'monitor', rule: 'default', flows: 1 });
+  // One connection polled; the client may have tried before the server listened (a refused one).
+  t.match(modbus()[0], { client: A.client4, server: A.server4, serverMac, verdict: 'monitor', rule: 'default' });
+  t.ok(modbus().reduce((n, c) => n + c.flows, 0) >= 1, 'the connection counted as begun');
   t.equal(functions['read-holding-registers'], 5, `the five reads counted without a block (${JSON.stringify(functions)})`);
   t.equal(Object.values(functions).reduce((a, b) => a + b, 0), 6, 'and the identification request');
   t.match(identity(), { mac: serverMac, address: A.server4, side: 'inside', source: 'modbus',
