@@ -5,6 +5,9 @@
 // Modbus inspection: the same pipelined polls (4 reads of 10 holding registers per segment, their 4
 // responses per segment) on flows whose rule has a `modbus:` block and on flows whose rule has none;
 // the ratio is inspection's cost in the same run.
+// Observations (events/observations.ts): cache hits, first packets and the same Modbus polls on flows
+// without a block with the observations sink set and without, runs alternating so the VM's drift hits
+// both alike; and the time of one drain (the walk over the flow table) with 100k flows.
 //
 //   npm run bench [-- --json] [-- --rules 10000]
 
@@ -21,6 +24,9 @@ import type { PolicyModel } from '../appliance/policy/model';
 import type { CompiledPolicy } from '../appliance/policy/types';
 import { frameSet, PROTO_TCP, PROTO_UDP, setTcpAck, TCP_ACK, TCP_SYN, tcpDataFrame, type FlowSpec } from './frames';
 import { compileModbusBlock } from '../appliance/policy/modbus-block';
+import { Observations, OBSERVATIONS_INTERVAL_MS } from '../appliance/dataplane/events/observations';
+
+const OBSERVATIONS_INTERVAL_S = OBSERVATIONS_INTERVAL_MS / 1000;
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -78,6 +84,29 @@ function measure<T>(prepare: () => T, run: (state: T) => number, rates: number[]
     if (i >= WARMUP_RUNS) rates.push((packets * 1e9) / ns);
   }
   return median(rates);
+}
+
+/**
+ * Like measure(), for two variants at once: their runs alternate (a, b, a, b, ...), so a drift of the
+ * machine's speed during the measurement affects both the same. Medians of each.
+ */
+function measurePair<T>(prepareA: () => T, prepareB: () => T, run: (state: T) => number): { a: number; b: number } {
+  const rates: [number[], number[]] = [[], []];
+  for (let i = 0; i < 2 * (WARMUP_RUNS + RUNS); i++) {
+    const which = i & 1;
+    const state = which === 0 ? prepareA() : prepareB();
+    const started = process.hrtime.bigint();
+    const packets = run(state);
+    const ns = Number(process.hrtime.bigint() - started);
+    if (i >= 2 * WARMUP_RUNS) rates[which].push((packets * 1e9) / ns);
+  }
+  return { a: median(rates[0]), b: median(rates[1]) };
+}
+
+/** An engine collecting observations, as the dataplane has one while a management socket is set. */
+function observing(engine: Engine): Engine {
+  engine.setObservations(new Observations({ ruleName: (_g, i) => engine.policy.rules[i]?.name ?? '' }));
+  return engine;
 }
 
 /** Flows that match rule `r` of the model: addresses and a port taken inside the rule's ranges. */
@@ -318,7 +347,7 @@ const PIPELINED = 4;
  * Packets/s of pipelined Modbus polls through the engine, inspected (the rule has a read-only block)
  * and not (the same rule without one), in the same run.
  */
-function modbusPps(): { inspectedPps: number; plainPps: number } {
+function modbusPps(): { inspectedPps: number; plainPps: number; observedPair: { a: number; b: number } } {
   const loaded = loadPolicyText(`version: 1
 default: deny
 rules:
@@ -353,8 +382,8 @@ rules:
     }
   }
   const now = 1000;
-  const open = (policy: CompiledPolicy): Engine => {
-    const engine = new Engine(policy, 1);
+  const open = (policy: CompiledPolicy, observe = false): Engine => {
+    const engine = observe ? observing(new Engine(policy, 1)) : new Engine(policy, 1);
     for (const flow of flows) {
       const [syn] = frameSet([flow]);
       engine.process(syn, syn.length, Side.Outside, now);
@@ -378,7 +407,122 @@ rules:
   const probe = open(inspected);
   run(probe);
   if (probe.inspectCounters[0].snapshot().flows !== MODBUS_FLOWS) throw new Error('the inspected run did not inspect every flow');
-  return { inspectedPps: measure(() => open(inspected), run), plainPps: measure(() => open(plain), run) };
+  const observedProbe = open(plain, true);
+  run(observedProbe);
+  const observedCounts = observedProbe.appCountsOf([...observedProbe.flows.flows()][0]);
+  if (observedCounts === null || observedCounts.counts[3] !== PIPELINED * MODBUS_ROUNDS) throw new Error('the observed run did not count the polls');
+  return {
+    inspectedPps: measure(() => open(inspected), run),
+    plainPps: measure(() => open(plain), run),
+    // Flows without a block, with and without observations (the observer counting functions), alternating.
+    observedPair: measurePair(() => open(plain), () => open(plain, true), run),
+  };
+}
+
+interface ObservationsCost {
+  rules: number;
+  hitPps: number;
+  hitObservedPps: number;
+  firstPps: number;
+  firstObservedPps: number;
+  modbusPlainPps: number;
+  modbusObservedPps: number;
+  drainMs: number;
+  drainFlows: number;
+}
+
+/** What collecting observations costs the packet path, in the same run, and what one drain costs. */
+function observationsCost(rules: number, modbusPlainAndObserved: { a: number; b: number }): ObservationsCost {
+  const { policy, model } = load(rules);
+  const now = Date.now();
+  // Cache hits: the same established flows in two engines, one of them observing.
+  const flows = distinct(flowsFromRules(model, HIT_FLOWS * 2, SEED + 2));
+  const open = (engine: Engine): FlowSpec[] => {
+    const allowed: FlowSpec[] = [];
+    for (const flow of flows) {
+      if (allowed.length === HIT_FLOWS) break;
+      const [syn] = frameSet([flow]);
+      if (engine.process(syn, syn.length, Side.Outside, now).verdict !== Verdict.Forward) continue;
+      allowed.push(flow);
+      const [synAck] = frameSet([flow], true, TCP_SYN | TCP_ACK);
+      engine.process(synAck, synAck.length, Side.Inside, now);
+      const [ack] = frameSet([flow], false, TCP_ACK);
+      if (flow.proto === PROTO_TCP) setTcpAck(ack, 1);
+      engine.process(ack, ack.length, Side.Outside, now);
+    }
+    return allowed;
+  };
+  const plain = new Engine(policy, 1);
+  const observed = observing(new Engine(policy, 1));
+  const allowed = open(plain);
+  open(observed);
+  const requests = frameSet(allowed, false, TCP_ACK);
+  const replies = frameSet(allowed, true, TCP_ACK);
+  const hits = measurePair(() => plain, () => observed, (engine) => {
+    let done = 0;
+    while (done < HIT_PACKETS_PER_RUN) {
+      for (let i = 0; i < requests.length; i++) {
+        engine.process(requests[i], requests[i].length, Side.Outside, now);
+        engine.process(replies[i], replies[i].length, Side.Inside, now);
+      }
+      done += requests.length * 2;
+    }
+    return done;
+  });
+  if (observed.flows.counters.created !== allowed.length) throw new Error('observed cache-hit run created flows');
+
+  // First packets, steady state (the table full), as benchSize measures them.
+  const firstFrames = frameSet(distinct(flowsFromRules(model, FIRST_FLOWS, SEED + 1)));
+  const steadyPlain = new Engine(policy, 1);
+  const steadyObserved = observing(new Engine(policy, 1));
+  for (const frame of firstFrames) {
+    steadyPlain.process(frame, frame.length, Side.Outside, now);
+    steadyObserved.process(frame, frame.length, Side.Outside, now);
+  }
+  const cursors = new Map<Engine, number>([[steadyPlain, 0], [steadyObserved, 0]]);
+  const first = measurePair(() => steadyPlain, () => steadyObserved, (engine) => {
+    let cursor = cursors.get(engine) ?? 0;
+    for (let n = 0; n < FIRST_PER_RUN; n++) {
+      const frame = firstFrames[cursor];
+      engine.process(frame, frame.length, Side.Outside, now);
+      cursor = cursor + 1 === firstFrames.length ? 0 : cursor + 1;
+    }
+    cursors.set(engine, cursor);
+    return FIRST_PER_RUN;
+  });
+
+  // One drain with MEMORY_FLOWS answered flows, each with packets to report.
+  const text = ['version: 1', 'default: deny', 'flows:', `  max-flows: ${MEMORY_FLOWS}`, 'rules:',
+    '  - name: all', '    from: any', '    to: any', '    service: any', '    action: allow', ''].join('\n');
+  const loaded = loadPolicyText(text, 'drain.yaml');
+  if (!loaded.ok) throw new Error('drain policy refused');
+  const engine = new Engine(loaded.policy, 1);
+  const sink = new Observations({ ruleName: () => 'all' });
+  engine.setObservations(sink);
+  const drainFlows: FlowSpec[] = [];
+  for (let i = 0; i < MEMORY_FLOWS; i++) {
+    drainFlows.push({ src: 0x0a000000 + i, dst: 0x0a800000 + (i % 250), proto: PROTO_UDP, sport: 1024 + (i % 60000), dport: 502 });
+  }
+  const out = frameSet(drainFlows);
+  const back = frameSet(drainFlows, true);
+  for (let i = 0; i < MEMORY_FLOWS; i++) {
+    engine.process(out[i], out[i].length, Side.Outside, now);
+    engine.process(back[i], back[i].length, Side.Inside, now);
+  }
+  // The first drain reports every flow as begun; the timed ones their packets since (one more each).
+  sink.drain(engine.flows.flows(), (f) => engine.appCountsOf(f));
+  const drains: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    for (let i = 0; i < MEMORY_FLOWS; i++) engine.process(out[i], out[i].length, Side.Outside, now);
+    const started = performance.now();
+    const message = sink.drain(engine.flows.flows(), (f) => engine.appCountsOf(f));
+    drains.push(performance.now() - started);
+    if (message === null || message.conversations.length === 0) throw new Error('the drain reported nothing');
+  }
+  return {
+    rules, hitPps: hits.a, hitObservedPps: hits.b, firstPps: first.a, firstObservedPps: first.b,
+    modbusPlainPps: modbusPlainAndObserved.a, modbusObservedPps: modbusPlainAndObserved.b, drainMs: median(drains), drainFlows: engine.flows.size,
+  };
 }
 
 function main(): void {
@@ -401,6 +545,7 @@ function main(): void {
   }
   const memory = bytesPerFlow();
   const modbus = modbusPps();
+  const observations = observationsCost(sizes.includes(1000) ? 1000 : sizes[0], modbus.observedPair);
 
   const mpps = (x: number) => (x / 1e6).toFixed(2).padStart(8);
   log('');
@@ -421,6 +566,12 @@ function main(): void {
   log(`modbus polls (${MODBUS_FLOWS} connections, ${PIPELINED} requests per segment): inspected ${mpps(modbus.inspectedPps).trim()} Mpps, ` +
     `not inspected ${mpps(modbus.plainPps).trim()} Mpps: ${(modbus.inspectedPps / modbus.plainPps).toFixed(2)}× ` +
     `(${((PIPELINED * modbus.inspectedPps) / 2 / 1e6).toFixed(2)} M requests/s inspected)`);
+  const o = observations;
+  log(`observations (${o.rules} rules, runs alternating, without → with): hit ${mpps(o.hitPps).trim()} → ${mpps(o.hitObservedPps).trim()} Mpps ` +
+    `(${(o.hitObservedPps / o.hitPps).toFixed(2)}×), first ${mpps(o.firstPps).trim()} → ${mpps(o.firstObservedPps).trim()} Mpps ` +
+    `(${(o.firstObservedPps / o.firstPps).toFixed(2)}×), modbus polls without a block ${mpps(o.modbusPlainPps).trim()} → ` +
+    `${mpps(o.modbusObservedPps).trim()} Mpps (${(o.modbusObservedPps / o.modbusPlainPps).toFixed(2)}×, observed)`);
+  log(`observations drain: ${o.drainMs.toFixed(1)} ms for ${o.drainFlows} flows (every ${OBSERVATIONS_INTERVAL_S} s)`);
 
   const at = (rules: number) => results.find((r) => r.rules === rules);
   const reference = at(10_000) ?? results[results.length - 1];
@@ -442,6 +593,12 @@ function main(): void {
     memory: { bytesPerFlow: Math.round(memory.bytesPerFlow), flows: memory.flows, boundBytes: memory.boundBytes, boundFlows: memory.boundFlows },
     modbus: { inspectedPps: Math.round(modbus.inspectedPps), plainPps: Math.round(modbus.plainPps),
       ratioInspectedVsPlain: +(modbus.inspectedPps / modbus.plainPps).toFixed(3), requestsPerSegment: PIPELINED, flows: MODBUS_FLOWS },
+    observations: {
+      rules: observations.rules, cacheHitPps: Math.round(observations.hitPps), cacheHitObservedPps: Math.round(observations.hitObservedPps),
+      firstPacketPps: Math.round(observations.firstPps), firstPacketObservedPps: Math.round(observations.firstObservedPps),
+      modbusPlainPps: Math.round(observations.modbusPlainPps), modbusObservedPps: Math.round(observations.modbusObservedPps),
+      drainMs: +observations.drainMs.toFixed(2), drainFlows: observations.drainFlows,
+    },
     traffic: Object.fromEntries(results.map((r) => [r.rules, { forwardedShare: +r.forwardedShare.toFixed(3),
       defaultShare: +r.defaultShare.toFixed(3), medianRule: r.medianRule }])),
     spread: Object.fromEntries(results.map((r) => [r.rules, {

@@ -15,6 +15,7 @@ import { Engine } from './engine';
 import { takeOverPair, type FailSafe } from './failsafe/fail-mode';
 import { bypassNames, type FailMode } from './failsafe/kernel-bridge';
 import { kernelLink, LinkFaultMirror } from './failsafe/link-fault';
+import { Observations } from './events/observations';
 import { TrafficEvents } from './events/traffic-events';
 import { countKernelDrops, startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
@@ -106,6 +107,9 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   };
   engine.observer = mgmt?.events ?? null;
   const running = new RunningPolicy(engine, options.policyPath, first, (next) => mgmt?.events.policyChanging(next));
+  // Hosts, conversations and identity frames for management's inventory and learn mode.
+  const observations = mgmt === null ? null : new Observations({ ruleName: (generation, index) => running.ruleName(generation, index) });
+  engine.setObservations(observations);
 
   const stats = (): DataplaneStats => {
     countKernelDrops(engine, ports);
@@ -150,6 +154,14 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     stats,
     collect: (final) => mgmt.events.collect(Date.now(), final),
     requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
+    observations: () => {
+      const sink = observations as Observations;
+      const message = sink.drain(engine.flows.flows(), (flow) => engine.appCountsOf(flow));
+      // At most one line per interval, whatever a sender floods us with.
+      const failed = sink.takeDecodeErrors();
+      if (failed !== null) log.info({ failed }, 'identity frames that could not be decoded (counted, not reported)');
+      return message;
+    },
     log,
   });
   mgmt?.events.lifecycle('dataplane.start');

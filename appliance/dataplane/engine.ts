@@ -5,13 +5,18 @@
 // offline replay and the benchmark, so all three run exactly the same logic. Nothing here allocates
 // per packet.
 
+import { read48 } from './decode/bytes';
 import { decodeFrame } from './decode/decoder';
+import { decodeDhcp, DhcpError, dhcpErrorNames, dhcpFields, DhcpMessage } from './decode/dhcp';
+import { decodeLldp, LldpError, lldpErrorNames, lldpFields, LldpFrame } from './decode/lldp';
+import { DeviceIdAnswer, decodeDeviceId, DeviceIdError, deviceIdErrorNames, deviceIdFields } from './decode/modbus-device-id';
 import { isIcmpError } from './decode/icmp';
 import { Packet } from './decode/packet';
 import { allows, matchFlow, matchPacket } from './detect/match';
 import { forwardInstead, isMonitor, wouldDrop } from './detect/monitor';
 import { hasBindings, sourceMacOf, spoofedBinding } from './detect/source-binding';
 import { countsByFunctionName } from './events/flow-records';
+import type { AppCounts, ObservationSink } from './events/observations';
 import type { TrafficObserver, Violation } from './events/traffic-events';
 import { EtherType, Family, Proto, TcpFlag } from '../wire/protocols';
 import { DropReason, InspectCounters, PortCounters, RuleCounters } from './counters';
@@ -23,7 +28,8 @@ import { FragmentTable } from './flow/fragment-table';
 import { handshakeDone, isNewSynOnClosedFlow, isOpeningSyn, mayPickUp, trackTcp } from './flow/tcp-state';
 import { FlowTimeouts, type TtlOption } from './flow/timeouts';
 import { InspectOutcome, InspectVerdict, Segment, type AppInspector } from './inspect/inspector';
-import { createInspectors, inspectionsFor, type RuleInspection } from './inspect/registry';
+import type { AppObserver } from './inspect/observer';
+import { createInspectors, createObservers, inspectionsFor, type RuleInspection } from './inspect/registry';
 import { RejectBuilder } from './respond/reject';
 import { RejectLimit } from './respond/reject-limit';
 import { Action, type CompiledPolicy } from '../policy/types';
@@ -36,7 +42,19 @@ export interface EngineOptions {
   clock?: Clock;
   /** The application-layer inspectors (inspect/registry.ts's by default; tests give fakes). */
   inspectors?: readonly AppInspector[];
+  /** The application-layer observers for flows without a block (inspect/registry.ts's by default). */
+  observers?: readonly AppObserver[];
 }
+
+/** An observed flow's observer and its parse state. */
+interface Observation {
+  observer: AppObserver;
+  state: unknown;
+}
+
+/** Offset of the Ethernet source address. */
+const ETHERNET_SOURCE = 6;
+const DHCP_SERVER_PORT = 67;
 
 /** A claimed flow's inspector, its parse state and the counters of its protocol. */
 interface Inspection {
@@ -64,6 +82,7 @@ export class Engine {
    * connections that ran through the dataplane before it are not cut. 0: only the policy's setting.
    */
   pickupUntil = 0;
+  readonly observers: readonly AppObserver[];
 
   /** Settled counts only: read them through ruleTotals(). */
   private ruleCounters: RuleCounters;
@@ -79,6 +98,17 @@ export class Engine {
   private ruleInspections: (RuleInspection | null)[];
   /** Claimed flows only (flow.inspected): other flows never look here. */
   private readonly inspections = new Map<Flow, Inspection>();
+  /** Observed flows only (flow.observed). */
+  private readonly observedFlows = new Map<Flow, Observation>();
+  /** Set by the dataplane when observations are collected (setObservations); null costs nothing. */
+  private observations: ObservationSink | null = null;
+  private readonly lldp = new LldpFrame();
+  private readonly dhcp = new DhcpMessage();
+  private readonly deviceId = new DeviceIdAnswer();
+  /** The frame being inspected or observed and where it came from: for an identity answer it carries. */
+  private currentFrame: Uint8Array = new Uint8Array(0);
+  private currentSide: Side = 0;
+  private currentNow = 0;
   private readonly segment = new Segment();
   private readonly inspectOutcome = new InspectOutcome();
   /** Segments the frame being processed stands for (process()). */
@@ -89,6 +119,7 @@ export class Engine {
   constructor(policy: CompiledPolicy, generation: number, options: EngineOptions = {}) {
     const clock = options.clock ?? coarseClock;
     this.inspectors = options.inspectors ?? createInspectors();
+    this.observers = options.observers ?? createObservers();
     this.inspectCounters = this.inspectors.map((i) => new InspectCounters(i.protocol, i.reasons, i.holdReasons));
     this.policy = policy;
     this.generation = generation;
@@ -104,7 +135,9 @@ export class Engine {
       if (this.observer !== null) {
         this.observer.flowEnded(flow, reason, inspection ? inspection.inspector.functionCounts(inspection.state) : null, inspection?.inspector ?? null);
       }
+      if (this.observations !== null) this.observations.flowEnded(flow, this.appCountsOf(flow));
       if (flow.inspected) this.endInspection(flow);
+      if (flow.observed) this.endObservation(flow);
     }, clock);
     this.fragments = new FragmentTable(FRAGMENT_TABLE_SIZE, clock);
   }
@@ -152,6 +185,34 @@ export class Engine {
     return { protocol: inspector.protocol, functions: countsByFunctionName(inspector.functionCounts(inspection.state), (code) => inspector.functionName(code)) };
   }
 
+  /**
+   * Collect observations into `sink` from now on (null: stop). Only then are flows without a block
+   * observed and identity frames decoded.
+   */
+  setObservations(sink: ObservationSink | null): void {
+    this.observations = sink;
+    const answer = sink === null ? null : (adu: Uint8Array, offset: number, length: number) => this.identityAnswer(adu, offset, length);
+    for (const inspector of this.inspectors) inspector.identityAnswer = answer;
+    for (const observer of this.observers) observer.identityAnswer = answer;
+  }
+
+  /** What an inspector or observer counted on `flow` so far, null when neither has it. Not for the packet path. */
+  appCountsOf(flow: Flow): AppCounts | null {
+    if (flow.inspected) {
+      const inspection = this.inspections.get(flow);
+      if (inspection === undefined) return null;
+      const inspector = inspection.inspector;
+      return { protocol: inspector.protocol, functionName: (code) => inspector.functionName(code), counts: inspector.functionCounts(inspection.state) };
+    }
+    if (flow.observed) {
+      const observation = this.observedFlows.get(flow);
+      if (observation === undefined) return null;
+      const observer = observation.observer;
+      return { protocol: observer.protocol, functionName: (code) => observer.functionName(code), counts: observer.functionCounts(observation.state) };
+    }
+    return null;
+  }
+
   private settle(flow: Flow): void {
     const packets = flow.packetsOut + flow.packetsIn;
     if (packets === flow.settledPackets) return;
@@ -188,6 +249,7 @@ export class Engine {
     // Before anything trusts the source address: ARP, neighbour discovery and fragments too.
     if (this.bindings && this.spoofed(frame, side, length, now)) return this.drop(DropReason.SpoofedSource);
     if (pkt.family === Family.None) {
+      if (this.observations !== null) this.observeL2(frame, side, now);
       // ARP must pass for anything to work; other EtherTypes only when the policy names them.
       if (pkt.etherType === EtherType.ARP || this.policy.l2Allow[pkt.etherType] === 1) return;
       return this.drop(DropReason.L2);
@@ -219,13 +281,15 @@ export class Engine {
     if (pkt.hasPorts) {
       sport = pkt.srcPort;
       dport = pkt.dstPort;
+      // Client DHCP messages are identity frames; every one is looked at (they all share a flow key).
+      if (dport === DHCP_SERVER_PORT && this.observations !== null && proto === Proto.UDP) this.observeDhcp(frame, side, now);
     } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
       if (isEcho(pkt)) {
         sport = dport = pkt.icmpId;
       } else {
         if (isIcmpError(pkt) && this.quotesAllowedFlow(side)) return;
         // Other ICMP (and errors about nothing we track) is judged packet by packet, without a flow.
-        return this.judgeAlone(frame, length, matchPacket(this.policy, pkt, false), now);
+        return this.judgeAlone(frame, side, length, matchPacket(this.policy, pkt, false), now);
       }
     } else if (proto === Proto.TCP || proto === Proto.UDP || proto === Proto.SCTP) {
       // A first fragment too short to carry ports: the decoder refuses those, so this is unreachable.
@@ -256,9 +320,12 @@ export class Engine {
     }
     flow.lastSeen = now;
     if (fromInitiator) {
+      if (flow.packetsOut === 0 && this.observations !== null) this.firstFrom(frame, flow, true, side, now);
       flow.packetsOut++;
       flow.bytesOut += this.wireBytes(length);
     } else {
+      // The responder's first answer: the server is sighted here, once per flow.
+      if (flow.packetsIn === 0 && this.observations !== null) this.firstFrom(frame, flow, false, side, now);
       flow.packetsIn++;
       flow.bytesIn += this.wireBytes(length);
     }
@@ -273,9 +340,11 @@ export class Engine {
     }
     if (flow.wouldDrop) {
       if (this.observer !== null) this.observer.deniedInFlow(flow, length, now);
+      if (flow.observed) this.observe(frame, flow, fromInitiator, side, now);
       return forwardInstead(r);
     }
-    if (flow.inspected) this.inspect(frame, flow, fromInitiator, now);
+    if (flow.inspected) this.inspect(frame, flow, fromInitiator, side, now);
+    else if (flow.observed) this.observe(frame, flow, fromInitiator, side, now);
   }
 
   /** After a reload: does the new policy still allow this flow? Updates the flow (and its inspection) if so. */
@@ -306,7 +375,12 @@ export class Engine {
       return;
     }
     if (current !== undefined) this.endInspection(flow);
-    if (wanted !== null && flow.proto === Proto.TCP && wanted.inspector.claims(flow)) this.startInspection(flow, wanted, true);
+    if (wanted !== null && flow.proto === Proto.TCP && wanted.inspector.claims(flow)) {
+      if (flow.observed) this.endObservation(flow);
+      this.startInspection(flow, wanted, true);
+    } else if (!flow.inspected && !flow.observed) {
+      this.startObservation(flow);
+    }
   }
 
   private startFlow(frame: Uint8Array, side: Side, length: number, now: number): void {
@@ -342,13 +416,13 @@ export class Engine {
     } else {
       if (isEchoReply(pkt)) {
         // An echo reply with no request seen: unsolicited, judged on its own without starting a flow.
-        return this.judgeAlone(frame, length, matchPacket(policy, pkt, false), now);
+        return this.judgeAlone(frame, side, length, matchPacket(policy, pkt, false), now);
       }
       rule = matchPacket(policy, pkt, false);
       ttl = pkt.proto === Proto.UDP ? timeouts.udp : pkt.proto === Proto.ICMP || pkt.proto === Proto.ICMPV6 ? timeouts.icmp : timeouts.other;
     }
 
-    this.applyRule(frame, length, rule, now);
+    this.applyRule(frame, side, length, rule, now);
     if (this.result.verdict !== Verdict.Forward) {
       this.ruleCounters.add(rule, 1, this.wireBytes(length), 0);
       return;
@@ -371,12 +445,126 @@ export class Engine {
       flow.bytesIn = this.wireBytes(length);
     }
     if (this.observer !== null && policy.rules[rule].log) this.observer.flowStarted(flow, now);
+    if (this.observations !== null) this.flowBegun(frame, flow, initiatorIsSource, side, now);
     const inspection = this.ruleInspections[rule];
     if (inspection !== null && !flow.wouldDrop && inspection.inspector.claims(flow)) {
       this.startInspection(flow, inspection, flow.pickedUp);
       // A picked-up flow's first segment may already carry data.
-      this.inspect(frame, flow, initiatorIsSource, now);
+      this.inspect(frame, flow, initiatorIsSource, side, now);
+    } else if (this.observations !== null && this.startObservation(flow)) {
+      this.observe(frame, flow, initiatorIsSource, side, now);
     }
+  }
+
+  // --- observations (events/observations.ts): only while a sink is set, never per established-flow packet
+
+  /** A new flow's first frame: its sender's MAC on the flow, and a sighting (a denied one was sighted already). */
+  private flowBegun(frame: Uint8Array, flow: Flow, fromInitiator: boolean, side: Side, now: number): void {
+    const mac = read48(frame, ETHERNET_SOURCE);
+    if (fromInitiator) flow.clientMac = mac;
+    else flow.serverMac = mac;
+    if (!flow.wouldDrop) this.sightSource(mac, side, now);
+  }
+
+  /** An end's first frame on a flow that began with the other end's: its MAC on the flow, and a sighting. */
+  private firstFrom(frame: Uint8Array, flow: Flow, fromInitiator: boolean, side: Side, now: number): void {
+    const mac = read48(frame, ETHERNET_SOURCE);
+    if (fromInitiator) flow.clientMac = mac;
+    else flow.serverMac = mac;
+    this.sightSource(mac, side, now);
+  }
+
+  /** The frame being processed, sighted by its IP source. */
+  private sightSource(mac: number, side: Side, now: number): void {
+    const pkt = this.pkt;
+    (this.observations as ObservationSink).sighting(pkt.family, pkt.src4, pkt.src6, mac, pkt.vlanOuter, side, now);
+  }
+
+  /** ARP senders are sighted; LLDP frames are identity frames. Whatever the frame's verdict. */
+  private observeL2(frame: Uint8Array, side: Side, now: number): void {
+    const pkt = this.pkt;
+    const sink = this.observations as ObservationSink;
+    if (pkt.etherType === EtherType.ARP) {
+      if (pkt.arpOp === 0) return;
+      // A probe (sender 0.0.0.0, RFC 5227) claims no address yet.
+      const family = pkt.arpSenderIp === 0 ? Family.None : Family.V4;
+      sink.sighting(family, pkt.arpSenderIp, pkt.src6, pkt.arpSenderMac, pkt.vlanOuter, side, now);
+    } else if (pkt.etherType === EtherType.LLDP) {
+      if (!sink.identityAllowed()) return;
+      const lldp = this.lldp;
+      if (decodeLldp(frame, pkt.l3Offset, pkt.length, lldp) !== LldpError.None) return sink.identityFailed(lldpErrorNames[lldp.error]);
+      sink.identity('lldp', lldpFields(frame, lldp), read48(frame, ETHERNET_SOURCE), Family.None, 0, pkt.src6, pkt.vlanOuter, side, now);
+    }
+  }
+
+  /** A DHCP message to a server: what a client says about itself (replies are ignored). */
+  private observeDhcp(frame: Uint8Array, side: Side, now: number): void {
+    const pkt = this.pkt;
+    if (pkt.family !== Family.V4 || pkt.fragOffset !== 0 || pkt.moreFragments) return;
+    const sink = this.observations as ObservationSink;
+    if (!sink.identityAllowed()) return;
+    const dhcp = this.dhcp;
+    const error = decodeDhcp(frame, pkt.l4Offset + 8, pkt.l4Offset + 8 + pkt.l4PayloadLength, dhcp);
+    if (error === DhcpError.NotRequest) return;
+    if (error !== DhcpError.None) return sink.identityFailed(dhcpErrorNames[error]);
+    // The client's own MAC is chaddr (a relay forwards with its own Ethernet source).
+    sink.identity('dhcp', dhcpFields(frame, dhcp), dhcp.clientMac, pkt.src4 === 0 ? Family.None : Family.V4, pkt.src4, pkt.src6,
+      pkt.vlanOuter, side, now);
+  }
+
+  /** A server's device identification answer, spotted by an inspector or observer in the frame being processed. */
+  private identityAnswer(adu: Uint8Array, offset: number, length: number): void {
+    const sink = this.observations;
+    if (sink === null || !sink.identityAllowed()) return;
+    const answer = this.deviceId;
+    if (decodeDeviceId(adu, offset, length, answer) !== DeviceIdError.None) return sink.identityFailed(deviceIdErrorNames[answer.error]);
+    const pkt = this.pkt;
+    sink.identity('modbus', deviceIdFields(adu, answer), read48(this.currentFrame, ETHERNET_SOURCE), pkt.family, pkt.src4, pkt.src6,
+      pkt.vlanOuter, this.currentSide, this.currentNow);
+  }
+
+  /** Start observing a flow without a block when an observer takes it (TCP, by the server's port). */
+  private startObservation(flow: Flow): boolean {
+    if (this.observations === null || flow.proto !== Proto.TCP) return false;
+    const serverPort = flow.initiatorIsA ? flow.portB : flow.portA;
+    for (const observer of this.observers) {
+      if (!observer.claims(flow, serverPort)) continue;
+      flow.observed = true;
+      this.observedFlows.set(flow, { observer, state: observer.open(flow) });
+      return true;
+    }
+    return false;
+  }
+
+  private endObservation(flow: Flow): void {
+    flow.observed = false;
+    const observation = this.observedFlows.get(flow);
+    if (observation === undefined) return;
+    this.observedFlows.delete(flow);
+    observation.observer.close(observation.state);
+  }
+
+  /** Every segment of an observed flow goes to its observer; its verdict stays what it was. */
+  private observe(frame: Uint8Array, flow: Flow, fromInitiator: boolean, side: Side, now: number): void {
+    const observation = this.observedFlows.get(flow);
+    if (observation === undefined) return;
+    this.fillSegment(frame, fromInitiator, side, now);
+    observation.observer.observe(observation.state, this.segment);
+  }
+
+  private fillSegment(frame: Uint8Array, fromInitiator: boolean, side: Side, now: number): void {
+    const pkt = this.pkt;
+    const segment = this.segment;
+    segment.frame = frame;
+    segment.offset = pkt.l4Offset + (frame[pkt.l4Offset + 12] >> 4) * 4;
+    segment.length = pkt.l4PayloadLength;
+    segment.fromInitiator = fromInitiator;
+    segment.seq = pkt.tcpSeq;
+    segment.ack = pkt.tcpAck;
+    segment.flags = pkt.tcpFlags;
+    this.currentFrame = frame;
+    this.currentSide = side;
+    this.currentNow = now;
   }
 
   /** Bytes on the wire of the frame being processed: a super-frame's later segments repeat its headers. */
@@ -386,17 +574,18 @@ export class Engine {
   }
 
   /** A packet that starts no flow: count it against `rule` and act on it. */
-  private judgeAlone(frame: Uint8Array, length: number, rule: number, now: number): void {
+  private judgeAlone(frame: Uint8Array, side: Side, length: number, rule: number, now: number): void {
     this.ruleCounters.add(rule, 1, this.wireBytes(length), 0);
-    this.applyRule(frame, length, rule, now);
+    this.applyRule(frame, side, length, rule, now);
   }
 
   /** Act on `rule` for this packet (monitor mode forwards what it would drop); the caller counts it. */
-  private applyRule(frame: Uint8Array, length: number, rule: number, now: number): void {
+  private applyRule(frame: Uint8Array, side: Side, length: number, rule: number, now: number): void {
     this.result.rule = rule;
     const action = this.policy.ruleActions[rule];
     if (action === Action.Allow) return;
     if (this.observer !== null) this.observer.denied(this.pkt, rule, length, now);
+    if (this.observations !== null) this.sightSource(read48(frame, ETHERNET_SOURCE), side, now);
     if (action === Action.Reject && !this.monitor) return this.answer(frame, now);
     this.drop(DropReason.Policy);
   }
@@ -472,18 +661,12 @@ export class Engine {
    * under the flow's rule: counted, reported, and answered as its block says (in monitor mode
    * forwarded).
    */
-  private inspect(frame: Uint8Array, flow: Flow, fromInitiator: boolean, now: number): void {
+  private inspect(frame: Uint8Array, flow: Flow, fromInitiator: boolean, side: Side, now: number): void {
     const inspection = this.inspections.get(flow);
     if (inspection === undefined) return;
     const pkt = this.pkt;
+    this.fillSegment(frame, fromInitiator, side, now);
     const segment = this.segment;
-    segment.frame = frame;
-    segment.offset = pkt.l4Offset + (frame[pkt.l4Offset + 12] >> 4) * 4;
-    segment.length = pkt.l4PayloadLength;
-    segment.fromInitiator = fromInitiator;
-    segment.seq = pkt.tcpSeq;
-    segment.ack = pkt.tcpAck;
-    segment.flags = pkt.tcpFlags;
     const out = this.inspectOutcome;
     const verdict = inspection.inspector.inspect(inspection.state, segment, out);
     if (verdict === InspectVerdict.Forward) return;

@@ -1,6 +1,6 @@
 // The dataplane's connection to the management service (appliance/ipc/messages.ts): hello/welcome,
-// stats every second, events in batches, and the requests management makes (policy transaction,
-// flows). Forwarding never depends on it: while management is down or restarting, events wait in a
+// stats every second, events in batches, observations every few seconds, and the requests management
+// makes (policy transaction, flows). Forwarding never depends on it: while management is down or restarting, events wait in a
 // bounded queue (the oldest dropped and counted when it is full) and the link reconnects with backoff.
 // Nothing here runs on the packet path, and no write waits for the socket.
 
@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { GatekeeperEvent } from '../ipc/events';
 import { encodeMessage, LineReader } from '../ipc/framing';
 import { messageProblem } from '../ipc/validate';
-import { IPC_VERSION, type DataplaneMessage, type FlowFilter, type FlowsMessage, type HelloMessage, type ManagementMessage } from '../ipc/messages';
+import { IPC_VERSION, type DataplaneMessage, type FlowFilter, type FlowsMessage, type HelloMessage, type ManagementMessage, type ObservationsMessage } from '../ipc/messages';
 import type { Engine } from './engine';
 import { listFlows } from './events/flow-records';
 import { diagnosticLines, type PolicyVersion, type RunningPolicy } from './running-policy';
@@ -64,6 +64,12 @@ export interface MgmtLinkOptions {
    */
   collect: (final: boolean) => { events: GatekeeperEvent[]; dropped: number };
   requests: DataplaneRequests;
+  /**
+   * What the dataplane observed since the last call (null: nothing to say). Called only while
+   * connected: while management is away the observations keep to their own bounds, nothing queues here.
+   */
+  observations?: () => ObservationsMessage | null;
+  observationsIntervalMs?: number;
   log: Logger;
   queueCapacity?: number;
   statsIntervalMs?: number;
@@ -102,6 +108,8 @@ const QUEUE_CAPACITY = 10_000;
 const STATS_INTERVAL_MS = 1000;
 const BATCH_INTERVAL_MS = 250;
 const BATCH_SIZE = 500;
+/** events/observations.ts OBSERVATIONS_INTERVAL_MS says why. */
+const OBSERVATIONS_INTERVAL_MS = 5000;
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
 /** Management must answer hello within this time, or the connection is dropped and retried. */
@@ -189,6 +197,9 @@ export class MgmtLink {
       setInterval(() => this.sendStats(), this.options.statsIntervalMs ?? STATS_INTERVAL_MS),
       setInterval(() => this.collectAndSend(), this.options.batchIntervalMs ?? BATCH_INTERVAL_MS),
     );
+    if (this.options.observations !== undefined) {
+      this.intervals.push(setInterval(() => this.sendObservations(), this.options.observationsIntervalMs ?? OBSERVATIONS_INTERVAL_MS));
+    }
     this.connect();
   }
 
@@ -205,6 +216,7 @@ export class MgmtLink {
   /** Collect the last events, send what the socket takes, and close. Never waits more than `timeoutMs`. */
   async stop(timeoutMs = 1000): Promise<void> {
     this.collectAndSend(true);
+    this.sendObservations();
     this.stopped = true;
     for (const timer of this.intervals) clearInterval(timer);
     this.intervals = [];
@@ -364,6 +376,14 @@ export class MgmtLink {
   private sendStats(): void {
     if (this.socket === null || this.state !== 'up' || this.socket.writableLength > SOCKET_HIGH_WATER) return;
     this.send({ type: 'stats', stats: this.options.stats() });
+  }
+
+  /** Observations go only to a management that keeps up; otherwise they wait in their tables. */
+  private sendObservations(): void {
+    const observations = this.options.observations;
+    if (observations === undefined || this.socket === null || this.state !== 'up' || this.socket.writableLength > SOCKET_HIGH_WATER) return;
+    const message = observations();
+    if (message !== null) this.send(message);
   }
 
   private collectAndSend(final = false): void {

@@ -1,4 +1,5 @@
-// The shared part of the packet-path summaries (deny-summary.ts, spoof-summary.ts): an open-addressing
+// The shared part of the packet-path summaries (deny-summary.ts, spoof-summary.ts,
+// sightings.ts, conversations.ts): an open-addressing
 // index over entry numbers, and per entry its packet count, bytes and first/last seen. Each summary
 // keeps its own key fields, stages the key being recorded and says whether entry i holds it.
 // Preallocated and allocation-free on the packet path; bounded: a packet that finds the table full is
@@ -53,7 +54,8 @@ export abstract class SummaryTable {
       if (this.hash[i] === h && this.sameKey(i)) {
         this.count[i]++;
         this.bytes[i] += length;
-        this.lastSeen[i] = now;
+        // Callers that add older times (conversations, from flows in any order) keep the latest.
+        if (now > this.lastSeen[i]) this.lastSeen[i] = now;
         this.created = false;
         return i;
       }

@@ -128,6 +128,10 @@ export class FlowTable {
     flow.handshakeAck = -1;
     flow.wouldDrop = false;
     flow.inspected = false;
+    flow.observed = false;
+    flow.clientMac = flow.serverMac = -1;
+    flow.reportedPackets = flow.reportedBytes = 0;
+    flow.reportedStart = false;
     flow.packetsOut = flow.packetsIn = flow.bytesOut = flow.bytesIn = 0;
     flow.settledPackets = flow.settledBytes = 0;
     flow.firstSeen = flow.lastSeen = now;

@@ -37,6 +37,16 @@ export class Flow extends FlowTuple {
   handshakeAck = -1;
   /** An application-layer inspector (inspect/) claimed this flow; false costs its packets nothing more. */
   inspected = false;
+  /**
+   * Observed only (inspect/observer.ts): a flow on an application port whose rule has no block for it,
+   * parsed to learn what it carries (function counts, device identity), never judged.
+   */
+  observed = false;
+
+  // --- what the plant looks like (events/observations.ts)
+  /** Ethernet source of the initiator's first frame and of the responder's, 48-bit numbers; -1 before it was seen. */
+  clientMac = -1;
+  serverMac = -1;
 
   // --- accounting (index 0: initiator → responder, 1: responder → initiator)
   packetsOut = 0;
@@ -51,4 +61,9 @@ export class Flow extends FlowTuple {
    */
   settledPackets = 0;
   settledBytes = 0;
+  /** The same for the observations' conversation deltas (events/observations.ts): what was reported so far. */
+  reportedPackets = 0;
+  reportedBytes = 0;
+  /** Counted as begun in a conversation delta already. */
+  reportedStart = false;
 }

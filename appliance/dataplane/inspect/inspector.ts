@@ -78,9 +78,18 @@ export class InspectOutcome {
   }
 }
 
+/**
+ * Told about an answer in which a server names itself (Modbus 43/14): the whole application message is
+ * adu[offset, offset + length), valid only during the call. The engine decides whether it is
+ * reported (decode/modbus-device-id.ts reads it); the inspector only spots it. Null: nobody asks.
+ */
+export type IdentityAnswer = ((adu: Uint8Array, offset: number, length: number) => void) | null;
+
 export interface AppInspector<State = unknown, Block = unknown> {
   /** Protocol name, as the rule's block key spells it ("modbus"). */
   readonly protocol: string;
+  /** Set by the engine while observations are collected (an inspector that spots none may leave it out). */
+  identityAnswer?: IdentityAnswer;
   /** Violation reasons, in the order counters index them (outcome.reasonIndex). */
   readonly reasons: readonly string[];
   /** Why a segment is held (not a violation), in counter order. */

@@ -1,9 +1,10 @@
 // Modbus/TCP inspector: the AppInspector contract (../inspector.ts) for flows whose rule has a
 // `modbus:` block. Per segment: the TCP stream guard keeps the stream in order, the parser frames
 // messages, policy/modbus-match.ts's `decide` judges each request against the rule; responses are
-// checked for framing and matched to outstanding requests. It decides; it does not forward, answer
-// or count globally (the engine does, from the outcome). Nothing allocates per segment: flow states
-// are pooled.
+// checked for framing and matched to outstanding requests; a device identification answer (43/14) is
+// the one response whose content is read, for the observations (spotIdentityAnswer). It decides; it
+// does not forward, answer or count globally (the engine does, from the outcome). Nothing allocates
+// per segment: flow states are pooled.
 //
 // Per inspected flow: two 4 KiB stream rings, two 260-byte parser buffers, 16 outstanding requests and
 // 256 request counters: about 9.5 KiB.
@@ -15,10 +16,10 @@
 
 import { Proto, TcpFlag } from '../../../wire/protocols';
 import type { CompiledRule, ModbusPolicy } from '../../../policy/types';
-import { FunctionCode as F, functionNames } from '../../../policy/modbus-functions';
+import { FunctionCode as F, functionNames, MEI_READ_DEVICE_ID } from '../../../policy/modbus-functions';
 import { decide, decideHeader, exceptionCodeFor, policyReasons, type PolicyReason } from '../../../policy/modbus-match';
 import type { Flow } from '../../flow/flow';
-import { InspectVerdict, type AppInspector, type InspectOutcome, type Segment } from '../inspector';
+import { InspectVerdict, type AppInspector, type IdentityAnswer, type InspectOutcome, type Segment } from '../inspector';
 import { Admission, Admit, TcpStreamGuard, streamReasons, type StreamReason } from '../tcp-stream';
 import { ModbusMessage, ModbusParser, ParseStatus, malformedReasons, type MalformedReason } from './parser';
 
@@ -135,10 +136,27 @@ const functionNameOf: readonly string[] = (() => {
   return names;
 })();
 
+/** A function code's name for events ("read-holding-registers"), or its number as text. */
+export function modbusFunctionName(code: number): string {
+  return functionNameOf[code & 0xff];
+}
+
+/**
+ * Is the response the parser just completed a device identification answer (43/14, not an
+ * exception)? Then `answer` is told (the only response whose content is read).
+ */
+export function spotIdentityAnswer(parser: ModbusParser, answer: IdentityAnswer | undefined): void {
+  const msg = parser.msg;
+  if (answer == null || msg.function !== F.EncapsulatedInterface || msg.exception || msg.aduLength < 9) return;
+  if (parser.aduBytes[parser.aduOffset + 8] !== MEI_READ_DEVICE_ID) return;
+  answer(parser.aduBytes, parser.aduOffset, msg.aduLength);
+}
+
 export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPolicy> {
   readonly protocol = 'modbus';
   readonly reasons = modbusReasons;
   readonly holdReasons = holdReasons;
+  identityAnswer: IdentityAnswer = null;
   private readonly admission = new Admission();
   private readonly pool: ModbusFlowState[] = [];
 
@@ -162,7 +180,7 @@ export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPoli
   }
 
   functionName(code: number): string {
-    return functionNameOf[code & 0xff];
+    return modbusFunctionName(code);
   }
 
   functionCounts(state: ModbusFlowState): Uint32Array {
@@ -218,6 +236,7 @@ export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPoli
         // Only framing and shape are checked on responses: a response that looks like a request is
         // still parsed as a response, so it cannot smuggle one the other way.
         reason = msg.malformed ?? state.matchResponse(msg);
+        if (reason === null) spotIdentityAnswer(parser, this.identityAnswer);
       }
       if (reason === null || verdict !== InspectVerdict.Forward) continue;
       out.clear();

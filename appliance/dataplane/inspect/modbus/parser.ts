@@ -66,12 +66,16 @@ export class ModbusParser {
   status: ParseStatus = ParseStatus.NeedMore;
   /** A framing error was reported: the stream cannot be framed any more; push consumes nothing. */
   lost = false;
+  /** After a Message: the whole ADU is aduBytes[aduOffset, aduOffset + msg.aduLength) (the chunk or the parser's buffer). */
+  aduBytes: Uint8Array;
+  aduOffset = 0;
   private requests = true;
   private readonly buf = new Uint8Array(Limits.aduMax);
   private have = 0;
 
   constructor(requests = true) {
     this.requests = requests;
+    this.aduBytes = this.buf;
   }
 
   /** Start a new stream; `requests` selects request (client → server) or response checks. */
@@ -192,6 +196,8 @@ export class ModbusParser {
     m.length = read16(b, s + 4);
     m.unit = b[s + 6];
     m.aduLength = n;
+    this.aduBytes = b;
+    this.aduOffset = s;
     const code = b[s + 7];
     m.function = code & 0x7f;
     this.status = ParseStatus.Message;
