@@ -19,6 +19,8 @@ import { freshPolicy, plant, plantFour, plantHosts as H, plantLabUnavailable, sl
 
 const CHROMIUM = '/usr/bin/chromium';
 const screenshots = process.env.GK_UI_SCREENSHOTS;
+/** HMI→PLC Modbus, engineering station→PLC Modbus, PLC→historian, and a ping to the PLC from each of the three. */
+const EXPECTED_CONVERSATIONS = 6;
 /** How long the person lets it learn before pressing stop (the traffic runs a round a second). */
 const LEARN_FOR_MS = 20_000;
 
@@ -128,6 +130,7 @@ t.test('the first day through the UI: learn, review, enforce', { skip: unavailab
   await ui.signIn.landed(page).waitFor();
   stamp('signed in');
 
+  const plantTeardown = (fn: () => void) => t.teardown(fn);
   await t.test('start learning in monitor mode', async (t) => {
     if (await ui.nav.learn(page).count() === 0) {
       t.fail('no Learn link in the navigation: the Learn view (issue 11) is not in this build');
@@ -143,8 +146,9 @@ t.test('the first day through the UI: learn, review, enforce', { skip: unavailab
     stamp('learning started');
     t.pass('learning started from the Learn view');
     await lab.dhcp();
+    // The plant keeps running for the rest of the walkthrough: stopped with the whole test, not this step.
     const traffic = lab.startTraffic();
-    t.teardown(() => traffic.stop());
+    plantTeardown(() => traffic.stop());
     await shoot(page, 'learning');
   });
   if (await ui.nav.learn(page).count() === 0) return;
@@ -173,6 +177,17 @@ t.test('the first day through the UI: learn, review, enforce', { skip: unavailab
     await sleep(Math.max(0, LEARN_FOR_MS - (Date.now() - learnStarted)));
     await ui.nav.learn(page).click();
     const card = ui.learn.card(page, lab.pair);
+    // As a person would, stop once "Learned so far" shows every conversation the plant has (the
+    // dataplane reports every 5 s; on a loaded box the first rounds of traffic come late).
+    const learnedAll = Date.now() + 60_000;
+    let learned = '';
+    while (Date.now() < learnedAll) {
+      learned = await text(card);
+      if (Number(/(\d+) conversations/.exec(learned)?.[1] ?? 0) >= EXPECTED_CONVERSATIONS) break;
+      await sleep(1000);
+    }
+    const seen = Number(/(\d+) conversations/.exec(learned)?.[1] ?? 0);
+    t.ok(seen >= EXPECTED_CONVERSATIONS, `learned so far: ${seen} conversations (the plant has ${EXPECTED_CONVERSATIONS})`);
     await ui.learn.stop(card).click();
     await ui.learn.start(card).waitFor();
     stamp('learning stopped');
