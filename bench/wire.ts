@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, labAddresses, sleep, type HostOffloads } from '../appliance/lab/lab';
-import { PORT_IO_ENV, type PortIo } from '../appliance/dataplane/port/port';
+import { BUSY_POLL_ENV, BUSY_POLL_MICROS, PORT_IO_ENV, type PortIo } from '../appliance/dataplane/port/port';
 
 /** UDP port of the 64-byte stream; the policy allows it and the server drops it in its input hook. */
 const UDP_PORT = 9000;
@@ -343,9 +343,11 @@ function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo): PathSetup {
       const drops = Object.values(stats.ports.outside.dropped).reduce((a, b) => a + b, 0) +
         Object.values(stats.ports.inside.dropped).reduce((a, b) => a + b, 0);
       const sendErrors = stats.ports.outside.send_errors + stats.ports.inside.send_errors;
+      const kernelDropped = stats.ports.outside.kernel_dropped + stats.ports.inside.kernel_dropped;
       const frames = stats.ports.outside.rx_packets + stats.ports.inside.rx_packets;
       const cpuNs = dataplane?.pid === undefined ? 0 : cpuSeconds(dataplane.pid) * 1e9;
-      return `drops during the run: ${drops}, send errors: ${sendErrors}, flows tracked: ${stats.flows.active}, ` +
+      return `drops during the run: ${drops}, kernel_dropped (receive ring full): ${kernelDropped}, send errors: ${sendErrors}, ` +
+        `flows tracked: ${stats.flows.active}, busy poll ${process.env[BUSY_POLL_ENV] ?? `${BUSY_POLL_MICROS} (default)`} µs, ` +
         `dataplane CPU ${Math.round(cpuNs / Math.max(1, frames))} ns per frame received (${frames} frames)`;
     },
   };
