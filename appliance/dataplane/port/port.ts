@@ -68,7 +68,8 @@ export const BUSY_POLL_ENV = 'GATEKEEPER_BUSY_POLL_US';
  * loop awake and warm. bench:wire on 2 cores, polling against none: added ping round trip p50
  * 3-16 against 147-176 µs; TCP and 64-byte rates within the (large) spread of the runs
  * (native/batch_port.cc and docs/operations.md have the numbers). The price: while frames come at least every 20 ms the
- * dataplane holds a CPU (its fair share of it when other tasks want it too); `off` where idle CPU matters more.
+ * dataplane holds a CPU, unless it finds itself preempted (then it sleeps between frames for
+ * 100 ms); `off` where idle CPU matters more.
  */
 export const BUSY_POLL_MICROS = 20_000;
 

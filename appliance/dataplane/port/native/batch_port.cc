@@ -19,7 +19,8 @@
 //   gives (measured on 2 cores). Either way the outcome comes back to JS through onSent().
 // Busy polling (busyPollMicros, default 20 ms from port.ts): after a receive wakeup the event loop
 // keeps reading every open port's ring until none had a frame for that long, in turns of at most
-// 200 µs with a loop turn between them (a libuv idle handle, so timers and management still run).
+// 200 µs with a loop turn between them (a libuv idle handle, so timers and management still run),
+// and not at all for 100 ms after the poller found itself preempted (another task wanted the CPU).
 // Why, measured on the 2-core Firecracker VM (instrumented build, ping every 10 ms through the box,
 // hosts' offloads on, medians per pass): sleeping in epoll, a frame waited 41-47 µs in the ring
 // for the event loop, the first frame after an idle gap spent 94-113 µs in JS (10 µs warm) and its
@@ -64,6 +65,13 @@ namespace {
 constexpr int kBatchesPerWakeup = 8;
 // The longest one turn of busy polling reads the rings before the event loop gets a turn.
 constexpr int64_t kBusyPollTurnNs = 200000;
+// An empty poll that took longer than this was preempted: another task wanted the CPU. Polling then
+// stops, and wakeups only look at the rings once more for kBusyPollBackoffNs, so the hosts of a
+// lab (iperf3) or the box's other work get the CPU back. bench:wire TCP, hosts' offloads on,
+// against the kernel bridge + nft: polling without this 0.60-0.64x, with it 0.72x, not polling
+// 0.69-0.96x. 50 µs tripped on a VM's ordinary interruptions (ping p50 back to 0.16-0.19 ms).
+constexpr int64_t kPreemptedNs = 1000000;
+constexpr int64_t kBusyPollBackoffNs = 100000000;
 // Send batches queued for the send thread before the event loop waits for it (back pressure).
 constexpr int kSendQueueDepth = 8;
 // The offload metadata before every frame, in the kernel's byte order (little-endian virtio).
@@ -369,7 +377,8 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     // send), and a frame taken here costs no event-loop turn and finds this vCPU still awake.
     if (healthy && self->busy_poll_ns_ >= 0) {
       BusyPollState& poll = BusyPoll();
-      int64_t until = MonotonicNs() + self->busy_poll_ns_;
+      int64_t now = MonotonicNs();
+      int64_t until = now + (now < poll.backoff_until ? 0 : self->busy_poll_ns_);
       if (until > poll.quiet_until) poll.quiet_until = until;
       healthy = PollRings(env);
     }
@@ -416,6 +425,8 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     bool initialized = false;
     bool active = false;
     int64_t quiet_until = 0;
+    // Until then the rings are not polled beyond one look (preempted while polling).
+    int64_t backoff_until = 0;
     // The longest busy-poll time of the open ports: how long after a frame polling goes on.
     int64_t idle_ns = 0;
   };
@@ -430,8 +441,10 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     BusyPollState& poll = BusyPoll();
     int64_t now = MonotonicNs();
     const int64_t turn_end = now + kBusyPollTurnNs;
+    bool idle_before = false;
     for (;;) {
       bool any = false;
+      const int64_t checked = now;
       std::vector<BatchPort*>& ports = OpenPorts();
       for (size_t i = 0; i < ports.size(); i++) {
         BatchPort* port = ports[i];
@@ -440,7 +453,14 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
         if (!port->ReceiveBatches(env)) return false;
       }
       now = MonotonicNs();
-      if (any && now + poll.idle_ns > poll.quiet_until) poll.quiet_until = now + poll.idle_ns;
+      if (!any && idle_before && now - checked > kPreemptedNs) {
+        poll.backoff_until = now + kBusyPollBackoffNs;
+        poll.quiet_until = now;
+        break;
+      }
+      idle_before = !any;
+      if (any && now < poll.backoff_until) poll.quiet_until = now;
+      else if (any && now + poll.idle_ns > poll.quiet_until) poll.quiet_until = now + poll.idle_ns;
       if (now >= poll.quiet_until || now >= turn_end) break;
       // Not sched_yield(): measured under load 8-12, each yield pushed the poller's EEVDF deadline
       // further and pings waited up to 15-45 ms (p99) for it, against 0.3-2.6 ms with a pause;
