@@ -15,11 +15,12 @@ export interface BatchPort {
    * written to rxLengths[2i], its wire length to rxLengths[2i + 1] and the segments it stands for to
    * rxMeta[slots + i]. With `sendThread`, the port gets a send thread whose queue holds batches of
    * `sendBatchBytes`. `onSent` reports, on the event loop, the frames and bytes the kernel took and
-   * the frames it refused.
+   * the frames it refused. After each receive wakeup the rings of every open port of this thread
+   * are polled until none had a frame for `busyPollMicros` (-1: not polled; 0: looked at once).
    */
   open(device: string, rcvbufBytes: number, rx: Buffer, rxLengths: Uint32Array, rxMeta: Uint16Array, slotBytes: number,
     sendBatchBytes: number, onBatch: (count: number) => void, onSent: (frames: number, bytes: number, refused: number) => void,
-    sendThread: boolean): void;
+    sendThread: boolean, busyPollMicros: number): void;
   /**
    * Sends `count` frames, (offset, length) pairs in `frames` into `buffer`, each with the vnet header
    * in the 10 bytes before it, in order, with sendmmsg(): right away, or with a send thread copied

@@ -12,6 +12,8 @@
 // What we forward out of a port is not received again there: the batched port receives inbound
 // frames only (it sends through a socket of its own), and Linux never hands cap's socket the frames
 // it sent itself; frames from the port's own MAC are dropped as a second guard.
+// Batched ports busy-poll their rings for a while after each frame (BUSY_POLL_MICROS): the event
+// loop sleeping between frames was most of the latency the appliance added.
 // Frames the kernel dropped before we saw them (the receive ring full: the box too slow) are read
 // from the socket's PACKET_STATISTICS by takeKernelDrops(), for either I/O (cap's socket through the
 // addon, found by its descriptor), so they can be told from the policy's drops. Must not modify
@@ -55,6 +57,21 @@ const OFFLOADS = ['gro', 'lro'] as const;
 export type PortIo = 'batched' | 'cap';
 /** Environment variable that forces an I/O ('cap' for the baseline); the default is batched. */
 export const PORT_IO_ENV = 'GATEKEEPER_PORT_IO';
+/**
+ * Environment variable: how long (µs) the batched ports keep polling their rings after the last
+ * frame before the event loop sleeps again (`off`: never polled; 0: looked at once). Default
+ * BUSY_POLL_MICROS.
+ */
+export const BUSY_POLL_ENV = 'GATEKEEPER_BUSY_POLL_US';
+/**
+ * 20 ms: longer than the gaps of a 100/s ping or a 50 Hz poller, so their frames find the event
+ * loop awake and warm. bench:wire on 2 cores, polling against none: added ping round trip p50
+ * 3-16 against 147-176 µs; TCP and 64-byte rates within the (large) spread of the runs
+ * (native/batch_port.cc and docs/operations.md have the numbers). The price: while frames come at least every 20 ms the
+ * dataplane holds a CPU, unless it finds itself preempted (then it sleeps between frames for
+ * 100 ms); `off` where idle CPU matters more.
+ */
+export const BUSY_POLL_MICROS = 20_000;
 
 /** What the kernel took (frames, bytes) and refused (frames) since the last report. */
 export type SentListener = (frames: number, bytes: number, refused: number) => void;
@@ -162,12 +179,13 @@ export class Port {
     if (this.io !== undefined) throw new Error(`port ${this.name} is already open`);
     this.onSent = onSent;
     if (io === 'batched') {
+      const busyPoll = busyPollMicros(); // a bad setting is an error, not a reason to fall back
       const loaded = loadBatchPort();
       if (typeof loaded === 'string') {
         this.ioFallbackReason = loaded;
       } else {
         try {
-          this.openBatched(loaded, onBatch, sendThread);
+          this.openBatched(loaded, onBatch, sendThread, busyPoll);
           return;
         } catch (err) {
           this.ioFallbackReason = (err as Error).message;
@@ -182,7 +200,7 @@ export class Port {
     }
   }
 
-  private openBatched(loaded: BatchPortAddon, onBatch: (count: number) => void, sendThread: boolean): void {
+  private openBatched(loaded: BatchPortAddon, onBatch: (count: number) => void, sendThread: boolean, busyPoll: number): void {
     const batchPort = new loaded.BatchPort();
     // GRO on: the port merges a flow's MTU-sized segments into super-frames before we see them (as
     // a kernel bridge's ports do), decided once and cut back into the same segments on the way out.
@@ -212,7 +230,7 @@ export class Port {
     };
     const sendBatchBytes = Math.max(2 * GSO_MAX_BYTES, this.slotBytes * 16);
     batchPort.open(this.name, RING_BYTES, this.rx, this.lengths, this.meta, this.slotBytes, sendBatchBytes, onFrames,
-      this.onSent, sendThread);
+      this.onSent, sendThread, busyPoll);
     this.batchPort = batchPort;
     this.io = 'batched';
     this.sendThread = sendThread;
@@ -375,6 +393,17 @@ export class Port {
   private mtu(): number {
     return Number(readFileSync(`/sys/class/net/${this.name}/mtu`, 'utf8'));
   }
+}
+
+/** $GATEKEEPER_BUSY_POLL_US: -1 for `off`, else 0 to 1000000 µs; anything else is refused at open. */
+export function busyPollMicros(value = process.env[BUSY_POLL_ENV]): number {
+  if (value === undefined || value === '') return BUSY_POLL_MICROS;
+  if (value === 'off') return -1;
+  const micros = Number(value);
+  if (!Number.isInteger(micros) || micros < 0 || micros > 1_000_000) {
+    throw new Error(`${BUSY_POLL_ENV} must be off or a whole number of microseconds from 0 to 1000000, not ${JSON.stringify(value)}`);
+  }
+  return micros;
 }
 
 function defaultIo(): PortIo {

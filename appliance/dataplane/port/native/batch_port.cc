@@ -17,6 +17,20 @@
 //   and, on veth, the receiving host's whole stack), so on a box with cores to spare the thread
 //   lets it run beside the event loop; where cores are scarce the hand-over costs more than it
 //   gives (measured on 2 cores). Either way the outcome comes back to JS through onSent().
+// Busy polling (busyPollMicros, default 20 ms from port.ts): after a receive wakeup the event loop
+// keeps reading every open port's ring until none had a frame for that long, in turns of at most
+// 200 µs with a loop turn between them (a libuv idle handle, so timers and management still run),
+// and not at all for 100 ms after the poller found itself preempted (another task wanted the CPU).
+// Why, measured on the 2-core Firecracker VM (instrumented build, ping every 10 ms through the box,
+// hosts' offloads on, medians per pass): sleeping in epoll, a frame waited 41-47 µs in the ring
+// for the event loop, the first frame after an idle gap spent 94-113 µs in JS (10 µs warm) and its
+// answer 56-72 µs in sendmmsg() (8 µs warm): the vCPU halts between frames and comes back cold.
+// Polling through the gap: ring wait 4-8 µs, JS 4-10 µs, a pass 25-32 µs. bench:wire, ping round
+// trip added over the kernel bridge (hosts' offloads on): p50 3-16 µs polling against 147-176 µs
+// not polling (loads 0.5-9); p99 223 µs on a quiet box, but 4-12 ms under load 5-6 (a spinning
+// task waits out other tasks' time slices), as without polling (3.6-4.1 ms). Holding
+// /dev/cpu_dma_latency at 0 instead changed nothing here (the guest's haltpoll is disabled);
+// SCHED_IDLE spinners beside the dataplane made p99 worse.
 // Frames leave through the second socket, which only sends; the receiving one takes inbound frames
 // only (PACKET_IGNORE_OUTGOING), so nothing sent here is seen again.
 // Frames the kernel dropped because the ring was full (the event loop did not read it in time) are
@@ -35,6 +49,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -48,6 +63,15 @@ namespace {
 
 // Receive batches handled per readable event before returning to the event loop (timers, the other port).
 constexpr int kBatchesPerWakeup = 8;
+// The longest one turn of busy polling reads the rings before the event loop gets a turn.
+constexpr int64_t kBusyPollTurnNs = 200000;
+// An empty poll that took longer than this was preempted: another task wanted the CPU. Polling then
+// stops, and wakeups only look at the rings once more for kBusyPollBackoffNs, so the hosts of a
+// lab (iperf3) or the box's other work get the CPU back. bench:wire TCP, hosts' offloads on,
+// against the kernel bridge + nft: polling without this 0.60-0.64x, with it 0.72x, not polling
+// 0.69-0.96x. 50 µs tripped on a VM's ordinary interruptions (ping p50 back to 0.16-0.19 ms).
+constexpr int64_t kPreemptedNs = 1000000;
+constexpr int64_t kBusyPollBackoffNs = 100000000;
 // Send batches queued for the send thread before the event loop waits for it (back pressure).
 constexpr int kSendQueueDepth = 8;
 // The offload metadata before every frame, in the kernel's byte order (little-endian virtio).
@@ -135,15 +159,17 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   }
 
  private:
-  // open(device, rcvbufBytes, rxBuffer, rxLengths, rxMeta, slotBytes, sendBatchBytes, onBatch, onSent, sendThread)
+  // open(device, rcvbufBytes, rxBuffer, rxLengths, rxMeta, slotBytes, sendBatchBytes, onBatch, onSent, sendThread, busyPollMicros)
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ >= 0) return Throw(env, "port already open");
-    if (info.Length() < 10 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer() ||
+    if (info.Length() < 11 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer() ||
         !info[3].IsTypedArray() || !info[4].IsTypedArray() || !info[5].IsNumber() || !info[6].IsNumber() ||
-        !info[7].IsFunction() || !info[8].IsFunction() || !info[9].IsBoolean()) {
-      return Throw(env, "open(device, rcvbufBytes, rxBuffer, rxLengths, rxMeta, slotBytes, sendBatchBytes, onBatch, onSent, sendThread)");
+        !info[7].IsFunction() || !info[8].IsFunction() || !info[9].IsBoolean() || !info[10].IsNumber()) {
+      return Throw(env, "open(device, rcvbufBytes, rxBuffer, rxLengths, rxMeta, slotBytes, sendBatchBytes, onBatch, onSent, sendThread, busyPollMicros)");
     }
+    double busy_poll_us = info[10].As<Napi::Number>().DoubleValue();
+    if (!(busy_poll_us >= -1 && busy_poll_us <= 1000000)) return Throw(env, "busyPollMicros must be -1 (off) or 0 to 1000000");
     std::string device = info[0].As<Napi::String>();
     int rcvbuf_bytes = info[1].As<Napi::Number>().Int32Value();
     Napi::Buffer<uint8_t> rx = info[2].As<Napi::Buffer<uint8_t>>();
@@ -218,6 +244,15 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     context_ = std::make_unique<Napi::AsyncContext>(env, "gatekeeper:port");
     poll_.data = this;
     sent_async_.data = this;
+    busy_poll_ns_ = busy_poll_us < 0 ? -1 : static_cast<int64_t>(busy_poll_us * 1000);
+    BusyPollState& busy = BusyPoll();
+    if (!busy.initialized) {
+      uv_idle_init(loop, &busy.idle);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&busy.idle));  // never what keeps the process alive
+      busy.initialized = true;
+    }
+    OpenPorts().push_back(this);
+    busy.idle_ns = LongestBusyPoll();
     Ref();  // the open port stays alive until its handles are closed
     uv_poll_start(&poll_, UV_READABLE, OnReadable);
     if (send_thread) sender_ = std::thread(&BatchPort::SendLoop, this);
@@ -336,17 +371,24 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     Napi::Env env(self->env_);
     Napi::HandleScope scope(env);
     InWakeup() = true;
-    for (int round = 0; round < kBatchesPerWakeup && !self->closing_; round++) {
-      int n = self->Receive();
-      if (n > 0) {
-        self->on_batch_.MakeCallback(env.Global(), {Napi::Number::New(env, n)}, *self->context_);
-        if (!self->Healthy(env)) break;
-      }
-      if (n < self->slots_) break;  // the socket is empty (or failed: the next wakeup says so)
+    bool healthy = self->ReceiveBatches(env);
+    // Then every open port's ring, for up to busy_poll_ns_ after the last frame seen: what this
+    // wakeup sent often makes the answer arrive at once (veth runs the receiving host's stack in our
+    // send), and a frame taken here costs no event-loop turn and finds this vCPU still awake.
+    if (healthy && self->busy_poll_ns_ >= 0) {
+      BusyPollState& poll = BusyPoll();
+      int64_t now = MonotonicNs();
+      int64_t until = now + (now < poll.backoff_until ? 0 : self->busy_poll_ns_);
+      if (until > poll.quiet_until) poll.quiet_until = until;
+      healthy = PollRings(env);
     }
     InWakeup() = false;
-    // What the frames of this wakeup did, reported now rather than through each port's async
-    // handle: that cost a wakeup of the event loop (and a loop turn) per batch sent.
+    ReportSent();
+  }
+
+  // What the frames of this wakeup did, reported now rather than through each port's async
+  // handle: that cost a wakeup of the event loop (and a loop turn) per batch sent.
+  static void ReportSent() {
     std::vector<BatchPort*>& unreported = Unreported();
     while (!unreported.empty()) {
       BatchPort* port = unreported.back();
@@ -354,6 +396,111 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       port->report_queued_ = false;
       OnSentAsync(&port->sent_async_);
     }
+  }
+
+  // Up to kBatchesPerWakeup batches from this port's ring, each handed to JS; false after an exception.
+  bool ReceiveBatches(Napi::Env env) {
+    for (int round = 0; round < kBatchesPerWakeup && !closing_; round++) {
+      int n = Receive();
+      if (n > 0) {
+        on_batch_.MakeCallback(env.Global(), {Napi::Number::New(env, n)}, *context_);
+        if (!Healthy(env)) return false;
+      }
+      if (n < slots_) break;  // the ring is empty (or failed: the next wakeup says so)
+    }
+    return true;
+  }
+
+  bool RingReady() const {
+    const tpacket2_hdr* h = reinterpret_cast<const tpacket2_hdr*>(ring_.base + static_cast<size_t>(ring_.head) * ring_.frame_size);
+    return (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
+  }
+
+  // Busy polling, shared by the ports of this thread (the event loop's): until `quiet_until` (a
+  // port's busy-poll time after the last frame any ring had) the rings are read in turns of at most
+  // kBusyPollTurnNs, from the receive wakeup and then from an idle handle, which keeps the event
+  // loop from sleeping in epoll while it runs: timers and management get a loop turn between turns.
+  struct BusyPollState {
+    uv_idle_t idle{};
+    bool initialized = false;
+    bool active = false;
+    int64_t quiet_until = 0;
+    // Until then the rings are not polled beyond one look (preempted while polling).
+    int64_t backoff_until = 0;
+    // The longest busy-poll time of the open ports: how long after a frame polling goes on.
+    int64_t idle_ns = 0;
+  };
+  static BusyPollState& BusyPoll() {
+    static BusyPollState state;
+    return state;
+  }
+
+  // One turn: reads every open port's ring until the quiet time is reached or the turn is over;
+  // keeps the idle handle running while the quiet time is not reached. False after an exception.
+  static bool PollRings(Napi::Env env) {
+    BusyPollState& poll = BusyPoll();
+    int64_t now = MonotonicNs();
+    const int64_t turn_end = now + kBusyPollTurnNs;
+    bool idle_before = false;
+    for (;;) {
+      bool any = false;
+      const int64_t checked = now;
+      std::vector<BatchPort*>& ports = OpenPorts();
+      for (size_t i = 0; i < ports.size(); i++) {
+        BatchPort* port = ports[i];
+        if (port->closing_ || !port->RingReady()) continue;
+        any = true;
+        if (!port->ReceiveBatches(env)) return false;
+      }
+      now = MonotonicNs();
+      if (!any && idle_before && now - checked > kPreemptedNs) {
+        poll.backoff_until = now + kBusyPollBackoffNs;
+        poll.quiet_until = now;
+        break;
+      }
+      idle_before = !any;
+      if (any && now < poll.backoff_until) poll.quiet_until = now;
+      else if (any && now + poll.idle_ns > poll.quiet_until) poll.quiet_until = now + poll.idle_ns;
+      if (now >= poll.quiet_until || now >= turn_end) break;
+      // Not sched_yield(): measured under load 8-12, each yield pushed the poller's EEVDF deadline
+      // further and pings waited up to 15-45 ms (p99) for it, against 0.3-2.6 ms with a pause;
+      // the scheduler's time slices share the CPU with other tasks instead.
+      if (!any) __builtin_ia32_pause();
+    }
+    bool more = now < poll.quiet_until && !OpenPorts().empty();
+    if (more && !poll.active) uv_idle_start(&poll.idle, OnIdle);
+    if (!more && poll.active) uv_idle_stop(&poll.idle);
+    poll.active = more;
+    return true;
+  }
+
+  static void OnIdle(uv_idle_t* /*handle*/) {
+    std::vector<BatchPort*>& ports = OpenPorts();
+    if (ports.empty()) return;
+    Napi::Env env(ports[0]->env_);
+    Napi::HandleScope scope(env);
+    InWakeup() = true;
+    PollRings(env);
+    InWakeup() = false;
+    ReportSent();
+  }
+
+  static int64_t MonotonicNs() {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+  }
+
+  // The open ports of this thread (the event loop's), whose rings PollRings() reads.
+  static std::vector<BatchPort*>& OpenPorts() {
+    static std::vector<BatchPort*> ports;
+    return ports;
+  }
+
+  static int64_t LongestBusyPoll() {
+    int64_t longest = 0;
+    for (BatchPort* port : OpenPorts()) longest = port->busy_poll_ns_ > longest ? port->busy_poll_ns_ : longest;
+    return longest;
   }
 
   // Ports of this thread with sends not yet reported, and whether a receive wakeup is running.
@@ -714,6 +861,15 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
         if (unreported[i] == this) unreported.erase(unreported.begin() + static_cast<long>(i));
       }
       report_queued_ = false;
+      std::vector<BatchPort*>& open = OpenPorts();
+      for (size_t i = 0; i < open.size(); i++) {
+        if (open[i] == this) open.erase(open.begin() + static_cast<long>(i));
+      }
+      BusyPoll().idle_ns = LongestBusyPoll();
+      if (open.empty() && BusyPoll().active) {
+        uv_idle_stop(&BusyPoll().idle);
+        BusyPoll().active = false;
+      }
       StopSender();
       OnSentAsync(&sent_async_);
       uv_poll_stop(&poll_);
@@ -795,6 +951,8 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   uint16_t* meta_ = nullptr;
   uint32_t slot_bytes_ = 0;
   int slots_ = 0;
+  // After a receive wakeup, how long the rings are polled for another frame (-1: not at all).
+  int64_t busy_poll_ns_ = -1;
   Ring ring_;
   std::vector<RxSlot> rx_slots_;
   std::vector<mmsghdr> rx_messages_;

@@ -1,0 +1,78 @@
+// Busy polling of the batched ports ($GATEKEEPER_BUSY_POLL_US, port/port.ts): the setting is parsed
+// strictly (a typo must not silently change how the dataplane runs), and while the event loop polls
+// the rings it still runs its timers and signals: under a steady ping the stats file keeps being
+// rewritten every second and SIGTERM stops the dataplane at once. (What busy polling gains is
+// measured by bench/wire.ts, not here.)
+
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { BUSY_POLL_ENV, BUSY_POLL_MICROS, busyPollMicros } from '../appliance/dataplane/port/port';
+import { batchPortAddonPath } from '../appliance/dataplane/port/batch-port';
+import { labAddresses as A, labUnavailable, sleep, startLab } from './lib/lab-fixture';
+
+t.test('the setting: off, whole microseconds up to 1 s, else a clear error', async (t) => {
+  t.equal(busyPollMicros(undefined), BUSY_POLL_MICROS, 'unset: the default');
+  t.equal(busyPollMicros(''), BUSY_POLL_MICROS, 'empty: the default');
+  t.equal(busyPollMicros('off'), -1);
+  t.equal(busyPollMicros('0'), 0);
+  t.equal(busyPollMicros('1000000'), 1_000_000);
+  for (const bad of ['-1', '1000001', '2.5', 'abc', '10ms', 'OFF']) {
+    t.throws(() => busyPollMicros(bad), new RegExp(`${BUSY_POLL_ENV} must be off or a whole number`), `refused: ${bad}`);
+  }
+});
+
+const POLICY = `
+version: 1
+default: deny
+groups:
+  client: ['${A.client4}']
+  server: ['${A.server4}']
+rules:
+  - name: ping
+    from: client
+    to: server
+    service: ping
+    action: allow
+`;
+
+const skip = labUnavailable() || (existsSync(batchPortAddonPath) ? false : 'batched addon not built');
+
+t.test('polling for 1 s after each frame: timers and signals still run', { skip }, async (t) => {
+  const previous = process.env[BUSY_POLL_ENV];
+  process.env[BUSY_POLL_ENV] = '1000000'; // the lab's dataplane inherits it
+  const { lab, dataplane, client } = await startLab(t, POLICY).finally(() => {
+    if (previous === undefined) delete process.env[BUSY_POLL_ENV];
+    else process.env[BUSY_POLL_ENV] = previous;
+  });
+  t.match(lab.dataplaneLog.join('\n'), /"io":"batched"/, 'the ports run the batched I/O');
+  // 4 s of pings every 20 ms: the rings never stay empty for 1 s, so the loop polls all along.
+  const pinger = lab.spawn(lab.client, ['ping', '-n', '-i', '0.02', '-c', '200', '-W', '1', A.server4]);
+  const writes = new Set<string>();
+  const until = Date.now() + 3500;
+  while (Date.now() < until) {
+    writes.add(readFileSync(lab.statsFile, 'utf8'));
+    await sleep(100);
+  }
+  t.ok(writes.size >= 3, `the stats file was rewritten ${writes.size - 1} times in 3.5 s of polling`);
+  const last = JSON.parse([...writes].pop()!) as { ports: { outside: { rx_packets: number }; inside: { forwarded: number } } };
+  t.ok(last.ports.outside.rx_packets >= 100, `pings were received meanwhile (${last.ports.outside.rx_packets})`);
+  const stopped = Date.now();
+  const exited = new Promise((resolve) => dataplane.once('exit', resolve));
+  dataplane.kill('SIGTERM');
+  await Promise.race([exited, sleep(3000)]);
+  t.ok(dataplane.exitCode !== null || dataplane.signalCode !== null, `SIGTERM stopped it in ${Date.now() - stopped} ms`);
+  pinger.kill();
+  const ping = client(['ping', '-n', '-c', '1', '-W', '1', A.server4]);
+  t.not(ping.status, 0, 'nothing forwards once it stopped (fail-closed default)');
+});
+
+t.test('a bad setting stops the start with the reason, it does not fall back', { skip }, async (t) => {
+  const previous = process.env[BUSY_POLL_ENV];
+  process.env[BUSY_POLL_ENV] = '10ms';
+  try {
+    await t.rejects(startLab(t, POLICY), new RegExp(`${BUSY_POLL_ENV} must be off or a whole number`));
+  } finally {
+    if (previous === undefined) delete process.env[BUSY_POLL_ENV];
+    else process.env[BUSY_POLL_ENV] = previous;
+  }
+});
