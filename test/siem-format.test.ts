@@ -172,6 +172,11 @@ t.test('sentences an analyst reads', async (t) => {
   const spoof = parseCef(formatCef(samples['spoof.summary'], options)).ext;
   t.same([spoof.get('src'), spoof.get('smac'), spoof.get('cs5Label'), spoof.get('cs5'), spoof.get('act'), spoof.get('cnt')],
     ['198.18.1.100', '02:00:00:00:00:66', 'boundMac', '02:00:00:00:00:64', 'drop', '4'], 'CEF: claimed address, real MAC, bound MAC');
+  const moved = parseCef(formatCef(samples['asset.changed'], options)).ext;
+  t.same([moved.get('src'), moved.get('smac'), moved.get('shost'), moved.get('cs5Label'), moved.get('cs5'), moved.get('cs2')],
+    ['198.18.1.100', '02:00:00:00:00:66', 'plc-1', 'previousMac', '02:00:00:00:00:64', 'Siemens AG'], 'CEF: the moved address, its new and previous MAC');
+  t.equal(parseCef(formatCef(samples['asset.up'], options)).ext.get('cn2'), '0.4', 'CEF: asset.up carries its round trip');
+  t.equal(parseCef(formatCef(samples['learn.stop'], options)).ext.get('suser'), 'system', 'CEF: who ended learning');
   t.equal(describe(samples['policy.refused']), 'Policy refused (submitted by bob) with 2 errors, first: policy.yaml:12:7: unknown group "plcs"; the running policy stays');
   t.equal(describe(samples['auth.lockout']), 'User mallory locked out after repeated failed logins from 198.18.0.66');
   for (const event of Object.values(samples)) t.notMatch(describe(event), /\?|undefined|NaN|\[object/, `${event.type} sentence complete`);

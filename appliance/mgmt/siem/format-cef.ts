@@ -73,6 +73,16 @@ function typeExtension(e: Loose): Extension {
       return [['src', e.address], ['smac', e.mac], ['act', e.monitor ? 'monitor' : 'drop'], ['app', e.kind], ['cnt', e.count],
         ['in', e.bytes], ['start', millis(e.firstSeen)], ['end', millis(e.lastSeen)],
         ...labelled('cs2', 'srcGroups', list(e.groups)), ...labelled('cs5', 'boundMac', e.boundMac), ...labelled('cs6', 'side', e.side)];
+    case 'asset.new':
+    case 'asset.changed':
+    case 'asset.down':
+    case 'asset.up':
+      return [['src', e.address || undefined], ['smac', e.mac], ['shost', e.name || undefined], ['reason', e.detail],
+        ...labelled('cn1', 'asset', e.asset), ...labelled('cn2', 'rttMs', e.rttMs), ...labelled('cs2', 'vendor', e.vendor || undefined),
+        ...labelled('cs5', 'previousMac', e.previousMac), ...labelled('cs6', 'side', e.side)];
+    case 'learn.start':
+    case 'learn.stop':
+      return [['suser', e.author], ['reason', e.detail], ...labelled('cn1', 'durationMs', e.durationMs)];
     case 'deny.summary':
       return [...connection(e), ['act', e.action], ['cnt', e.count], ['in', e.bytes],
         ['start', millis(e.firstSeen)], ['end', millis(e.lastSeen)],
