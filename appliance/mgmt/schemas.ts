@@ -17,13 +17,13 @@ export type Schema<T = unknown> = Record<string, unknown> & { readonly [accepts]
 /** The type of the values a schema accepts. */
 export type Infer<S> = S extends { readonly [accepts]?: { value: infer T } } ? T : never;
 
-const typed = <T>(schema: Record<string, unknown>): Schema<T> => schema;
-const str = typed<string>({ type: 'string' });
-const int = typed<number>({ type: 'integer' });
-const num = typed<number>({ type: 'number' });
-const bool = typed<boolean>({ type: 'boolean' });
-const nullable = <T>(s: Schema<T>): Schema<T | null> => ({ ...s, nullable: true });
-const oneOf = <T extends string>(values: readonly T[]): Schema<T> => ({ type: 'string', enum: [...values] });
+export const typed = <T>(schema: Record<string, unknown>): Schema<T> => schema;
+export const str = typed<string>({ type: 'string' });
+export const int = typed<number>({ type: 'integer' });
+export const num = typed<number>({ type: 'number' });
+export const bool = typed<boolean>({ type: 'boolean' });
+export const nullable = <T>(s: Schema<T>): Schema<T | null> => ({ ...s, nullable: true });
+export const oneOf = <T extends string>(values: readonly T[]): Schema<T> => ({ type: 'string', enum: [...values] });
 const anyObject = typed<Record<string, unknown>>({ type: 'object', additionalProperties: true });
 
 type Flat<T> = { [K in keyof T]: T[K] };
@@ -40,7 +40,7 @@ export function obj<P extends Properties, O extends keyof P & string = never>(pr
   };
 }
 
-const arr = <T>(items: Schema<T>, extra: Record<string, unknown> = {}): Schema<T[]> => ({ type: 'array', items, ...extra });
+export const arr = <T>(items: Schema<T>, extra: Record<string, unknown> = {}): Schema<T[]> => ({ type: 'array', items, ...extra });
 
 export const USER_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$';
 const userName = typed<string>({ type: 'string', pattern: USER_NAME_PATTERN });

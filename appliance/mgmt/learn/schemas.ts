@@ -2,17 +2,8 @@
 // shapes of learn/types.ts. Each carries its accepted type (Infer) like ../schemas.ts, whose helpers
 // it uses. Declarations only.
 
-import { obj, responses, type Infer, type Schema } from '../schemas';
+import { arr, bool, int, nullable, num, obj, oneOf, responses, str, typed, type Infer } from '../schemas';
 import type { Decision, LearnStatus, Proposal, ReviewResult } from './types';
-
-const typed = <T>(schema: Record<string, unknown>): Schema<T> => schema;
-const str = typed<string>({ type: 'string' });
-const int = typed<number>({ type: 'integer' });
-const num = typed<number>({ type: 'number' });
-const bool = typed<boolean>({ type: 'boolean' });
-const nullable = <T>(s: Schema<T>): Schema<T | null> => ({ ...s, nullable: true });
-const arr = <T>(items: Schema<T>, extra: Record<string, unknown> = {}): Schema<T[]> => ({ type: 'array', items, ...extra });
-const oneOf = <T extends string>(values: readonly T[]): Schema<T> => ({ type: 'string', enum: [...values] });
 
 /** Shortest and longest learning period: a minute (tests, a quick look) to 90 days. */
 export const DURATION_MIN_MS = 60_000;
