@@ -149,7 +149,8 @@ function buildGraph(assets, conversations) {
   const names = new Map();
   for (const a of assets) {
     const id = `a${a.id}`;
-    const label = `${assetName(a)}\n${a.addresses[0] ?? a.mac}`;
+    // An unnamed host is its address: saying it twice ("host 198.18.0.1" over "198.18.0.1") tells nothing; its vendor may.
+    const label = a.name !== null || a.addresses.length === 0 ? `${assetName(a)}\n${a.addresses[0] ?? a.mac}` : `${a.vendor ?? 'unnamed host'}\n${a.addresses[0]}`;
     nodes.set(id, { id, label, side: a.side, data: { kind: 'asset', asset: a.id, liveness: a.liveness.state,
       info: `${assetName(a)} · ${a.addresses.join(', ') || 'no address'} · ${a.mac}${a.vendor ? ` (${a.vendor})` : ''} · ${a.side} · liveness ${a.liveness.state}` } });
     names.set(id, assetName(a));
