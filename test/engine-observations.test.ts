@@ -194,6 +194,32 @@ t.test('conversations: flows begun, deltas per interval, a long-lived flow, the 
   t.match(last?.conversations, [{ port: 502, flows: 0, packets: 2 }]);
 });
 
+t.test('the sweep: the table walked in slices, rule counters and conversations from it, flows leaving mid-pass', async (t) => {
+  const { engine, obs, run } = setup();
+  const sports = [6001, 6002, 6003, 6004, 6005, 6006, 6007];
+  for (const sport of sports) {
+    run(true, { proto: 'udp', sport, dport: 53, payload: [1] }, 3000);
+    run(false, { proto: 'udp', sport: 53, dport: sport, payload: [2] }, 3001);
+  }
+  t.equal(engine.sweptRuleCounters().flows(1), 0, 'nothing settled before a sweep');
+  engine.sweep(3);
+  t.equal(engine.sweptRuleCounters().flows(1), 3, 'a slice settles its flows only');
+  // A flow leaves mid-pass (TCP RST of a Modbus poll): the table's list stays whole.
+  const poll = tcp(run, 42000);
+  poll.open(3002);
+  poll.reset(3003);
+  engine.sweep(3);
+  engine.sweep(3);
+  t.equal(engine.sweptRuleCounters().flows(1), 7, 'one pass reaches every flow');
+  t.equal(engine.sweptRuleCounters().packets(1), 14);
+  const m = obs.drain();
+  t.match(m?.conversations.find((c) => c.port === 53), { flows: 7, packets: 14 }, 'the drain sends what the sweep reported, walking nothing');
+  t.match(m?.conversations.find((c) => c.port === 502), { flows: 1 }, 'and the flow that ended');
+  engine.sweep(100);
+  t.equal(obs.drain(), null, 'a further pass over quiet flows reports nothing');
+  t.equal(engine.ruleTotals().packets(1), 14, 'the full walk agrees');
+});
+
 t.test('conversations: ICMP echo by request type; monitor verdict', async (t) => {
   const { drain, run } = setup(policy('monitor'));
   run(true, { proto: 'icmp', icmpType: 8, icmpId: 77 }, 1000);

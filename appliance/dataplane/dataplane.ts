@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { pairTotals } from './counters';
-import { Engine } from './engine';
+import { Engine, SWEEP_FLOWS, SWEEP_INTERVAL_MS } from './engine';
 import { takeOverPair, type FailSafe } from './failsafe/fail-mode';
 import { bypassNames, type FailMode } from './failsafe/kernel-bridge';
 import { kernelLink, LinkFaultMirror } from './failsafe/link-fault';
@@ -156,7 +156,8 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     requests: managementRequests(engine, running, log, (version) => applied(version, 'policy committed by management')),
     observations: () => {
       const sink = observations as Observations;
-      const message = sink.drain(engine.flows.flows(), (flow) => engine.appCountsOf(flow));
+      // The sweep has reported the live flows, a slice at a time.
+      const message = sink.drain();
       // At most one line per interval, whatever a sender floods us with.
       const failed = sink.takeDecodeErrors();
       if (failed !== null) log.info({ failed }, 'identity frames that could not be decoded (counted, not reported)');
@@ -196,6 +197,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     engine.fragments.purgeIdle();
   }, PURGE_INTERVAL_MS);
   const statsTimer = setInterval(writeStats, STATS_INTERVAL_MS);
+  const sweepTimer = setInterval(() => engine.sweep(SWEEP_FLOWS), SWEEP_INTERVAL_MS);
   writeStats();
   notifyReady(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${first.generation} (${first.policy.mode})`);
   // Pings come from this event loop, so a blocked loop stops them; a vanished interface restarts the pair.
@@ -209,6 +211,8 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     stopWatchdog();
     clearInterval(purge);
     clearInterval(statsTimer);
+    clearInterval(sweepTimer);
+    engine.ruleTotals();
     writeStats();
     for (const port of ports) port.close();
     mgmt?.events.lifecycle('dataplane.stop', signal);
@@ -259,7 +263,7 @@ export function collectStats(
     link: ports[side].operState(),
     ...engine.counters[side].snapshot(),
   });
-  const totals = engine.ruleTotals();
+  const totals = engine.sweptRuleCounters();
   return {
     pair: name,
     pid: process.pid,

@@ -2,7 +2,8 @@
 // (ipc/messages.ts ObservationsMessage): hosts (sightings.ts), conversation deltas (conversations.ts)
 // and identity frames (LLDP, DHCP, Modbus device identification). The packet path only records, into
 // preallocated bounded tables, at the few places the engine calls (ObservationSink); conversations come
-// from a walk over the flow table at each drain plus a flow's last counts when it ends; everything
+// from the engine's sweep over the flow table, a slice at a time, plus a flow's last counts when it
+// ends; everything
 // costly (text, the message) happens in drain(), which the management link calls every
 // OBSERVATIONS_INTERVAL_MS while it is connected. While it is not, the tables keep what they hold up
 // to their bounds, a live flow's counts simply wait in its record, and what no longer fits is counted
@@ -20,9 +21,9 @@ import { SightingTable } from './sightings';
 
 /**
  * How often observations are sent. The inventory and learn mode work on minutes to days, so seconds
- * of delay cost nothing; every drain walks the whole flow table (`npm run bench`, "observations
- * drain": 49 ms for 100k flows, about 20 ms when their conversations fit the table), so at 5 s the
- * walk takes about 1 % of the loop, less than the per-second rule-counter walk. Each message holds at
+ * of delay cost nothing. The live flows are reported by the engine's sweep in slices (dataplane.ts
+ * SWEEP_FLOWS), not by the drain: a walk of the whole table at once held the loop 49 ms per 100k
+ * flows (`npm run bench`). Each message holds at
  * most the tables' bounds (4096 sightings, 8192 conversations, 64 identities: 2.3 MB of JSON at the worst).
  */
 export const OBSERVATIONS_INTERVAL_MS = 5000;
@@ -50,6 +51,8 @@ export interface ObservationSink {
   sighting(family: number, src4: number, src6: Uint32Array, mac: number, vlan: number, side: number, now: number): void;
   /** A flow left the table: its counts since its last report go in now; `app` what its inspector counted. */
   flowEnded(flow: Flow, app: AppCounts | null): void;
+  /** A live flow the engine's sweep visits: its counts since its last report go in now. Allocation-free unless `app` counted something new. */
+  flowLive(flow: Flow, app: AppCounts | null): void;
   /** May one more identity frame be decoded in this interval? Counts it either way. */
   identityAllowed(): boolean;
   /** An identity frame that decoded; `reason` names a decode failure instead (counted, not reported). */
@@ -111,6 +114,10 @@ export class Observations implements ObservationSink {
     if (app !== null) this.reportedFunctions.delete(flow);
   }
 
+  flowLive(flow: Flow, app: AppCounts | null): void {
+    this.report(flow, app);
+  }
+
   identityAllowed(): boolean {
     if (this.decodes < IDENTITY_DECODES) {
       this.decodes++;
@@ -154,11 +161,12 @@ export class Observations implements ObservationSink {
   // --- off the packet path
 
   /**
-   * Everything observed since the previous drain, or null when there is nothing to say: live flows'
-   * counts since their last report are added first. `appOf` says what a flow's inspector or observer
-   * counted. Allocates; walks every flow.
+   * Everything observed since the previous drain, or null when there is nothing to say. The live
+   * flows' counts come in through flowLive from the engine's sweep, a slice at a time; `flows` are
+   * reported first on top of that (tests and benchmarks pass the whole table, `appOf` says what a
+   * flow's inspector or observer counted). Allocates.
    */
-  drain(flows: Iterable<Flow>, appOf: (flow: Flow) => AppCounts | null): ObservationsMessage | null {
+  drain(flows: Iterable<Flow> = [], appOf: (flow: Flow) => AppCounts | null = () => null): ObservationsMessage | null {
     for (const flow of flows) this.report(flow, flow.inspected || flow.observed ? appOf(flow) : null);
     const dropped = this.droppedSinceDrain + this.sightings.overflow + this.conversations.overflow;
     this.counters.dropped += this.sightings.overflow + this.conversations.overflow;

@@ -50,6 +50,9 @@ export class FlowTable {
   readonly seed = (Math.random() * 0x7fffffff) | 0;
   private cache: LRUCache<number, Flow>;
   private readonly pool: Flow[] = [];
+  /** Every live record, in no order (swap-remove): what sweep() walks a slice of at a time. */
+  private readonly live: Flow[] = [];
+  private sweepAt = 0;
   private readonly getOptions = {};
   private readonly peekOptions = {};
   private budget: number;
@@ -105,6 +108,8 @@ export class FlowTable {
     // First, so that the dropped record is the one reused and its bucket is gone before we chain.
     if (this.counters.embryonic >= this.budget) this.earlyDrop();
     const flow = this.pool.pop() ?? new Flow();
+    flow.liveIndex = this.live.length;
+    this.live.push(flow);
     flow.hash = key.hash;
     flow.family = key.family;
     flow.proto = key.proto;
@@ -231,6 +236,20 @@ export class FlowTable {
     while (this.counters.embryonic > this.budget) this.earlyDrop();
   }
 
+  /**
+   * Visit the next `budget` live flows, resuming where the previous call stopped and starting over
+   * after the last: a walk over the whole table in slices, so no single call holds the loop for long
+   * (a flow that moves while a pass is under way may be visited twice or wait for the next pass).
+   * Allocation-free.
+   */
+  sweep(budget: number, visit: (flow: Flow) => void): void {
+    const live = this.live;
+    for (let n = 0; n < budget && live.length > 0; n++) {
+      if (this.sweepAt >= live.length) this.sweepAt = 0;
+      visit(live[this.sweepAt++]);
+    }
+  }
+
   /** Every tracked flow (management views, reload checks): allocates, never on the packet path. */
   *flows(): IterableIterator<Flow> {
     for (const head of this.cache.values()) {
@@ -260,6 +279,12 @@ export class FlowTable {
     if (flow.embryonic) this.unlinkEmbryonic(flow);
     if (this.onEnd !== null) this.onEnd(flow, reason);
     flow.next = null;
+    const last = this.live.pop()!;
+    if (last !== flow) {
+      this.live[flow.liveIndex] = last;
+      last.liveIndex = flow.liveIndex;
+    }
+    flow.liveIndex = -1;
     if (this.pool.length < this.maxFlows) this.pool.push(flow);
   }
 }

@@ -11,6 +11,8 @@ export const TcpState = { None: 0, Opening: 1, Established: 2, Closing: 3 } as c
 export class Flow extends FlowTuple {
   /** Next record whose key hashes to the same bucket (hash collisions are chained). */
   next: Flow | null = null;
+  /** Position in the table's list of live records (FlowTable.sweep walks it); -1 when not live. */
+  liveIndex = -1;
 
   // --- early drop (flow-table.ts): flows nobody has answered yet, oldest first
   /** Not yet answered (see Engine.continueFlow): the first to go when too many new flows arrive. */
