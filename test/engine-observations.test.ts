@@ -253,11 +253,12 @@ t.test('Modbus functions without a block: observed, never judged', async (t) => 
   t.equal(conn.client(read(11)), Verdict.Forward);
   const m = drain();
   const c = m?.conversations.find((x) => x.port === 502);
-  t.same(c?.app, { protocol: 'modbus', functions: { 'read-holding-registers': 7, 'write-single-register': 1 } });
+  t.same(c?.app, { protocol: 'modbus', functions: { 'read-holding-registers': 7, 'write-single-register': 1 }, units: [1] });
   t.equal(engine.inspectCounters[0].snapshot().flows, 0, 'no inspection started');
   // Next interval: only what is new.
-  conn.client(read(12));
-  t.same(drain()?.conversations[0].app, { protocol: 'modbus', functions: { 'read-holding-registers': 1 } });
+  conn.client(adu(12, [3, 0, 0, 0, 10], 4));
+  t.same(drain()?.conversations[0].app, { protocol: 'modbus', functions: { 'read-holding-registers': 1 }, units: [1, 4] },
+    'the units the flow\'s requests named so far');
   t.same(drain(), null);
 });
 
@@ -273,11 +274,11 @@ t.test('Modbus functions with a block: the inspector counts, deltas per interval
   conn.server(readReply(1));
   conn.client(read(2));
   t.equal(engine.inspectCounters[0].snapshot().flows, 1);
-  t.same(drain()?.conversations[0].app, { protocol: 'modbus', functions: { 'read-holding-registers': 2 } });
+  t.same(drain()?.conversations[0].app, { protocol: 'modbus', functions: { 'read-holding-registers': 2 }, units: [1] });
   conn.server(readReply(2));
   conn.client(read(3));
   conn.reset();
-  t.same(drain()?.conversations[0].app, { protocol: 'modbus', functions: { 'read-holding-registers': 1 } }, 'the last delta at the end');
+  t.same(drain()?.conversations[0].app, { protocol: 'modbus', functions: { 'read-holding-registers': 1 }, units: [1] }, 'the last delta at the end');
 });
 
 /** A 43/14 answer: basic identification, vendor, product code, revision. */

@@ -352,6 +352,7 @@ t.test('application-layer slot: a claimed flow\'s payload reaches its inspector,
     },
     functionName: (code) => String(code),
     functionCounts: () => new Uint32Array(256),
+    unitsSeen: () => new Uint8Array(256),
     close: () => void closed++,
   };
   const p = policy('', 'enforce', 'flows:\n  tcp-closing-idle: 20ms\n');

@@ -155,15 +155,17 @@ t.test('sightings become assets with vendor, addresses and sides', async (t) => 
 
 t.test('conversations: counters summed, services, offers and uses, denied traffic', async (t) => {
   const { inventory } = open(t, tempDir(t));
-  inventory.observe('cell1', message({ conversations: [conversation(), conversation({ app: { protocol: 'modbus', functions: { 'read-holding-registers': 4 } } })] }), NOW);
+  inventory.observe('cell1', message({ conversations: [conversation(), conversation({ app: { protocol: 'modbus', functions: { 'read-holding-registers': 4 }, units: [3] } })] }), NOW);
   inventory.observe('cell1', message({ conversations: [
-    conversation({ flows: 2, packets: 5, bytes: 500, app: { protocol: 'modbus', functions: { 'read-holding-registers': 1, 'write-single-register': 2 } } }),
+    conversation({ flows: 2, packets: 5, bytes: 500, app: { protocol: 'modbus', functions: { 'read-holding-registers': 1, 'write-single-register': 2 }, units: [1, 3] } }),
     conversation({ port: 8086, serverMac: '', flows: 1 }),
     conversation({ proto: 'icmp', port: 8, verdict: 'monitor', rule: 'default' }),
   ] }), NOW + 1);
   const modbus = inventory.conversations({ pair: 'cell1' }).find((c) => c.port === 502)!;
   t.match(modbus, { service: 'modbus', flows: 4, packets: 25, bytes: 2500, protocol: 'modbus', verdict: 'allow', rule: 'hmi-to-plc' });
   t.same(modbus.functions, { 'read-holding-registers': 5, 'write-single-register': 2 }, 'function counts summed');
+  t.same(modbus.units, [1, 3], 'the units named, merged');
+  t.same(inventory.conversations({ verdict: 'monitor' })[0].units, [], 'none for a protocol without them');
   const hmi = inventory.byAddress('198.18.0.10')[0];
   const plc = inventory.byAddress('198.18.0.100')[0];
   t.equal(modbus.clientAsset, hmi.id);

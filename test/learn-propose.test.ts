@@ -92,14 +92,14 @@ t.test('modbus: read only gives functions [read], mixed gives the exact function
   const b = plc();
   const c = makeAsset({ mac: '02:00:5e:10:00:0b', addresses: ['198.18.10.11'] });
   const p = run({ assets: [a, b, c], conversations: [
-    makeConversation(a, b, { protocol: 'modbus', functions: { 'read-coils': 3, 'read-input-registers': 9 } }),
+    makeConversation(a, b, { protocol: 'modbus', functions: { 'read-coils': 3, 'read-input-registers': 9 }, units: [1, 7] }),
     makeConversation(a, c, { protocol: 'modbus', functions: { 'read-coils': 1, 'write-multiple-registers': 2, '90': 1 } }),
   ] });
   const toB = p.rules.find((r) => r.to === 'plc-line-1')!;
   const toC = p.rules.find((r) => r.to !== 'plc-line-1')!;
-  t.same(toB.modbus, { functions: ['read'], units: [] });
-  t.same(toC.modbus, { functions: ['read-coils', 'write-multiple-registers', 90], units: [] });
-  t.match(p.text, /functions: \["read"\]/);
+  t.same(toB.modbus, { functions: ['read'], units: [1, 7] }, 'the units the requests named');
+  t.same(toC.modbus, { functions: ['read-coils', 'write-multiple-registers', 90], units: [] }, 'none seen: any unit');
+  t.match(p.text, /functions: \["read"\]\n\s+units: \[1, 7\]/);
   t.match(p.text, /functions: \["read-coils", "write-multiple-registers", 90\]/);
   compiles(t, p.text);
   // The compiled block allows what was seen and refuses a write on the read-only rule.
@@ -108,6 +108,10 @@ t.test('modbus: read only gives functions [read], mixed gives the exact function
   const rule = r.policy.rules.find((x) => x.name === toB.name)!;
   t.ok(rule.modbus!.functions[0] & (1 << 1), 'read-coils allowed');
   t.notOk(rule.modbus!.functions[0] & (1 << 6), 'write-single-register refused');
+  const units = rule.modbus!.units!;
+  t.ok(units[0] & (1 << 7), 'unit 7, seen, allowed');
+  t.notOk(units[0] & (1 << 2), 'unit 2, never seen, refused');
+  t.equal(r.policy.rules.find((x) => x.name === toC.name)!.modbus!.units, null, 'no units seen: any unit');
 });
 
 t.test('a description says it was learned, with first/last seen and flows', async (t) => {

@@ -232,13 +232,15 @@ export class Engine {
       const inspection = this.inspections.get(flow);
       if (inspection === undefined) return null;
       const inspector = inspection.inspector;
-      return { protocol: inspector.protocol, functionName: (code) => inspector.functionName(code), counts: inspector.functionCounts(inspection.state) };
+      return { protocol: inspector.protocol, functionName: (code) => inspector.functionName(code), counts: inspector.functionCounts(inspection.state),
+        units: inspector.unitsSeen(inspection.state) };
     }
     if (flow.observed) {
       const observation = this.observedFlows.get(flow);
       if (observation === undefined) return null;
       const observer = observation.observer;
-      return { protocol: observer.protocol, functionName: (code) => observer.functionName(code), counts: observer.functionCounts(observation.state) };
+      return { protocol: observer.protocol, functionName: (code) => observer.functionName(code), counts: observer.functionCounts(observation.state),
+        units: observer.unitsSeen(observation.state) };
     }
     return null;
   }

@@ -98,6 +98,8 @@ export interface FlowApp {
   protocol: string;
   /** Requests per function name so far. */
   functions: Record<string, number>;
+  /** Unit identifiers the requests named, ascending (Modbus; in observations only). */
+  units?: number[];
 }
 
 export interface FlowsMessage {

@@ -28,6 +28,11 @@ const counts = <const N extends string>(names: readonly N[]) =>
 const enumOf = <const V extends readonly string[]>(values: V) => ({ enum: values }) as const;
 const constant = <const V extends string>(value: V) => ({ const: value }) as const;
 
+/** What an application-layer inspector or observer saw on a flow (messages.ts FlowApp). */
+const appSchema = object({
+  protocol: string, functions: countsByName, units: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 255 } },
+}, ['units']);
+
 // ---------------------------------------------------------------------------------------------------
 // The stats snapshot (stats.ts)
 
@@ -101,7 +106,7 @@ export const flowRecordSchema = object({
   bytesIn: count,
   firstSeen: count,
   lastSeen: count,
-  app: object({ protocol: string, functions: countsByName }),
+  app: appSchema,
 }, ['app']);
 
 const sideSchema = enumOf(['inside', 'outside']);
@@ -111,7 +116,7 @@ export const sightingSchema = object({ mac: string, address: string, vlan: count
 export const conversationDeltaSchema = object({
   proto: string, client: string, clientMac: string, server: string, serverMac: string, port: count, vlan: count,
   clientSide: sideSchema, rule: string, verdict: enumOf(['allow', 'monitor']), flows: count, packets: count, bytes: count,
-  app: object({ protocol: string, functions: countsByName }), firstSeen: count, lastSeen: count,
+  app: appSchema, firstSeen: count, lastSeen: count,
 }, ['app']);
 
 export const identityObservationSchema = object({

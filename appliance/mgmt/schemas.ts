@@ -313,7 +313,7 @@ const asset = obj({
 });
 const conversation = obj({
   id: int, pair: str, proto: str, client: str, clientAsset: nullable(int), server: str, serverAsset: nullable(int), port: int,
-  service: str, vlan: int, rule: str, verdict: conversationVerdict, flows: num, packets: num, bytes: num, functions: countsByName,
+  service: str, vlan: int, rule: str, verdict: conversationVerdict, flows: num, packets: num, bytes: num, functions: countsByName, units: arr(int),
   protocol: str, firstSeen: num, lastSeen: num,
 });
 

@@ -126,7 +126,7 @@ export function plant(now: number) {
       liveness: { state: 'down', rttMs: null, checkedAt: now - 15_000, changedAt: now - 3 * 60_000 },
     },
   ];
-  const conv = (c: Omit<Conversation, 'pair' | 'vlan'>): Conversation => ({ pair: PAIR, vlan: 0, ...c });
+  const conv = (c: Omit<Conversation, 'pair' | 'vlan' | 'units'>): Conversation => ({ pair: PAIR, vlan: 0, units: c.protocol === 'modbus' ? [1] : [], ...c });
   const conversations: Conversation[] = [
     conv({ id: 11, proto: 'tcp', client: ADDR.hmi, clientAsset: 1, server: ADDR.plc, serverAsset: 3, port: 502, service: 'modbus', rule: 'hmi-polls-plc',
       verdict: 'allow', flows: 3, packets: 410_000, bytes: 38_000_000, functions: { 'read-holding-registers': 182_300, 'write-single-register': 42 }, protocol: 'modbus',

@@ -7,6 +7,7 @@
 // the next interval (a live flow) or are lost (an ended one). Recording allocates nothing, except the
 // function-count record of an entry that carries an application protocol (once per entry and interval).
 
+import type { FlowApp } from '../../ipc/messages';
 import { Family } from '../../wire/protocols';
 import { finish, mix } from '../../wire/flow-hash';
 import { SummaryTable } from './summary-table';
@@ -35,7 +36,7 @@ export interface ConversationEntry {
   flows: number;
   packets: number;
   bytes: number;
-  app: { protocol: string; functions: Record<string, number> } | null;
+  app: FlowApp | null;
   firstSeen: number;
   lastSeen: number;
 }
@@ -69,7 +70,7 @@ export class ConversationTable extends SummaryTable {
   private readonly serverMac: Float64Array;
   private readonly flows: Float64Array;
   private readonly packets: Float64Array;
-  private readonly app: ({ protocol: string; functions: Record<string, number> } | null)[];
+  private readonly app: (FlowApp | null)[];
   private staged: ConversationKey = new ConversationKey();
 
   constructor(capacity = CONVERSATION_KEYS) {
@@ -87,7 +88,7 @@ export class ConversationTable extends SummaryTable {
     this.serverMac = new Float64Array(capacity);
     this.flows = new Float64Array(capacity);
     this.packets = new Float64Array(capacity);
-    this.app = new Array<{ protocol: string; functions: Record<string, number> } | null>(capacity).fill(null);
+    this.app = new Array<FlowApp | null>(capacity).fill(null);
   }
 
   /**
@@ -128,16 +129,24 @@ export class ConversationTable extends SummaryTable {
     return i;
   }
 
-  /** Add requests per function name to entry i (an application protocol's flows; not per packet). */
-  addFunctions(i: number, protocol: string, name: (code: number) => string, counts: Uint32Array, reported: Uint32Array | null): void {
+  /**
+   * Add requests per function name to entry i, and the unit identifiers they named (an application
+   * protocol's flows; not per packet). Units come with requests: none are added without one.
+   */
+  addFunctions(i: number, protocol: string, name: (code: number) => string, counts: Uint32Array, reported: Uint32Array | null,
+    units: Uint8Array): void {
     let app = this.app[i];
     for (let code = 0; code < counts.length; code++) {
       const delta = counts[code] - (reported === null ? 0 : reported[code]);
       if (delta <= 0) continue;
-      if (app === null) app = this.app[i] = { protocol, functions: {} };
+      if (app === null) app = this.app[i] = { protocol, functions: {}, units: [] };
       const fn = name(code);
       app.functions[fn] = (app.functions[fn] ?? 0) + delta;
     }
+    if (app === null) return;
+    const seen = app.units ??= [];
+    for (let unit = 0; unit < units.length; unit++) if (units[unit] === 1 && !seen.includes(unit)) seen.push(unit);
+    seen.sort((a, b) => a - b);
   }
 
   /** Everything recorded since the last drain (allocates: call off the packet path), then start over. */

@@ -43,6 +43,8 @@ export interface AppCounts {
   protocol: string;
   functionName(code: number): string;
   counts: Uint32Array;
+  /** 1 at each unit identifier a request named (Modbus). */
+  units: Uint8Array;
 }
 
 /** What the engine tells the observations on the packet path. Nothing here may allocate, except identity(). */
@@ -250,7 +252,7 @@ export class Observations implements ObservationSink {
     flow.reportedPackets = packets;
     flow.reportedBytes = bytes;
     if (app === null) return;
-    this.conversations.addFunctions(entry, app.protocol, (code) => app.functionName(code), app.counts, reported ?? null);
+    this.conversations.addFunctions(entry, app.protocol, (code) => app.functionName(code), app.counts, reported ?? null, app.units);
     if (reported === undefined) this.reportedFunctions.set(flow, app.counts.slice());
     else reported.set(app.counts);
   }

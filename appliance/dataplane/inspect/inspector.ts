@@ -115,6 +115,8 @@ export interface AppInspector<State = unknown, Block = unknown> {
   functionName(code: number): string;
   /** Requests per function code seen on the flow so far (flow.end events); zeros when none. */
   functionCounts(state: State): Uint32Array;
+  /** 1 at each unit identifier a request on the flow named (learn mode proposes them); zeros when none. */
+  unitsSeen(state: State): Uint8Array;
   /** The flow ended: `state` is not used again. */
   close(state: State): void;
 }

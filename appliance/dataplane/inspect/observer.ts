@@ -22,5 +22,7 @@ export interface AppObserver<State = unknown> {
   functionName(code: number): string;
   /** Requests per function code seen on the flow so far. */
   functionCounts(state: State): Uint32Array;
+  /** 1 at each unit identifier a request on the flow named. */
+  unitsSeen(state: State): Uint8Array;
   close(state: State): void;
 }

@@ -54,7 +54,7 @@ CREATE TABLE assets (
 CREATE TABLE conversations (
   id INTEGER PRIMARY KEY, pair TEXT NOT NULL, proto TEXT NOT NULL, client TEXT NOT NULL, client_asset INTEGER, server TEXT NOT NULL,
   server_asset INTEGER, port INTEGER NOT NULL, service TEXT NOT NULL, vlan INTEGER NOT NULL, rule TEXT NOT NULL, verdict TEXT NOT NULL,
-  flows INTEGER NOT NULL, packets INTEGER NOT NULL, bytes INTEGER NOT NULL, functions TEXT NOT NULL, protocol TEXT NOT NULL,
+  flows INTEGER NOT NULL, packets INTEGER NOT NULL, bytes INTEGER NOT NULL, functions TEXT NOT NULL, protocol TEXT NOT NULL, units TEXT NOT NULL,
   first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   UNIQUE (pair, client, server, proto, port, vlan, rule, verdict)
 );
@@ -69,7 +69,7 @@ interface AssetColumns {
 interface ConversationColumns {
   id: number; pair: string; proto: string; client: string; client_asset: number | null; server: string; server_asset: number | null;
   port: number; service: string; vlan: number; rule: string; verdict: string; flows: number; packets: number; bytes: number;
-  functions: string; protocol: string; first_seen: number; last_seen: number;
+  functions: string; protocol: string; units: string; first_seen: number; last_seen: number;
 }
 
 /** SQLite's "database or disk is full", and the system's. */
@@ -184,7 +184,7 @@ function prepare(db: Database.Database) {
     putAsset: db.prepare(`INSERT OR REPLACE INTO assets VALUES (@id, @pair, @mac, @vendor, @addresses, @router, @vlan, @side, @name,
       @identity, @first_seen, @last_seen, @packets, @bytes, @offers, @uses, @live_state, @live_rtt, @live_checked, @live_changed)`),
     putConversation: db.prepare(`INSERT OR REPLACE INTO conversations VALUES (@id, @pair, @proto, @client, @client_asset, @server,
-      @server_asset, @port, @service, @vlan, @rule, @verdict, @flows, @packets, @bytes, @functions, @protocol, @first_seen, @last_seen)`),
+      @server_asset, @port, @service, @vlan, @rule, @verdict, @flows, @packets, @bytes, @functions, @protocol, @units, @first_seen, @last_seen)`),
     deleteAsset: db.prepare('DELETE FROM assets WHERE id = ?'),
     deleteConversation: db.prepare('DELETE FROM conversations WHERE id = ?'),
     putPair: db.prepare('INSERT OR REPLACE INTO pairs VALUES (?, ?)'),
@@ -215,7 +215,7 @@ function columnsOfConversation(c: Conversation): ConversationColumns {
   return {
     id: c.id, pair: c.pair, proto: c.proto, client: c.client, client_asset: c.clientAsset, server: c.server, server_asset: c.serverAsset,
     port: c.port, service: c.service, vlan: c.vlan, rule: c.rule, verdict: c.verdict, flows: c.flows, packets: c.packets, bytes: c.bytes,
-    functions: JSON.stringify(c.functions), protocol: c.protocol, first_seen: c.firstSeen, last_seen: c.lastSeen,
+    functions: JSON.stringify(c.functions), protocol: c.protocol, units: JSON.stringify(c.units), first_seen: c.firstSeen, last_seen: c.lastSeen,
   };
 }
 
@@ -223,7 +223,7 @@ function conversationOf(r: ConversationColumns): Conversation {
   return {
     id: r.id, pair: r.pair, proto: r.proto, client: r.client, clientAsset: r.client_asset, server: r.server, serverAsset: r.server_asset,
     port: r.port, service: r.service, vlan: r.vlan, rule: r.rule, verdict: r.verdict as Conversation['verdict'], flows: r.flows,
-    packets: r.packets, bytes: r.bytes, functions: JSON.parse(r.functions) as Record<string, number>, protocol: r.protocol,
+    packets: r.packets, bytes: r.bytes, functions: JSON.parse(r.functions) as Record<string, number>, protocol: r.protocol, units: JSON.parse(r.units) as number[],
     firstSeen: r.first_seen, lastSeen: r.last_seen,
   };
 }

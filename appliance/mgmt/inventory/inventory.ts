@@ -557,6 +557,8 @@ export class SqliteInventory implements Inventory {
     if (d.app !== undefined) {
       c.protocol = d.app.protocol;
       for (const [name, n] of Object.entries(d.app.functions)) c.functions[name] = (c.functions[name] ?? 0) + n;
+      for (const unit of d.app.units ?? []) if (!c.units.includes(unit)) c.units.push(unit);
+      c.units.sort((a, b) => a - b);
     }
     // A router's MAC carries hosts beyond it: the conversation is theirs, not the router's.
     if (client !== null && !client.router) {
@@ -589,7 +591,7 @@ export class SqliteInventory implements Inventory {
       if (this.conversationsById.size >= this.limits.maxConversations) this.evictConversation(this.conversationsById.values().next().value!, 'evicted');
       c = {
         id: this.nextConversationId++, pair, proto, client, clientAsset: null, server, serverAsset: null, port,
-        service: serviceName(proto, port), vlan, rule, verdict, flows: 0, packets: 0, bytes: 0, functions: {}, protocol: '',
+        service: serviceName(proto, port), vlan, rule, verdict, flows: 0, packets: 0, bytes: 0, functions: {}, protocol: '', units: [],
         firstSeen, lastSeen: firstSeen,
       };
       this.conversationsById.set(c.id, c);
@@ -624,7 +626,7 @@ export class SqliteInventory implements Inventory {
 
   private copyConversation(c: Conversation): Conversation {
     const known = (id: number | null) => (id !== null && this.assetsById.has(id) ? id : null);
-    return { ...c, clientAsset: known(c.clientAsset), serverAsset: known(c.serverAsset), functions: { ...c.functions } };
+    return { ...c, clientAsset: known(c.clientAsset), serverAsset: known(c.serverAsset), functions: { ...c.functions }, units: [...c.units] };
   }
 
   private event(type: AssetEvent['type'], severity: Severity, a: Live, address: string, now: number): AssetEvent {

@@ -77,6 +77,8 @@ export interface Conversation {
   functions: Record<string, number>;
   /** Application protocol whose functions these are, "" when none. */
   protocol: string;
+  /** Unit identifiers the requests named (Modbus), ascending; [] otherwise. */
+  units: number[];
   /** Epoch ms. */
   firstSeen: number;
   lastSeen: number;

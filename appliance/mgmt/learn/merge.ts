@@ -20,6 +20,8 @@ export interface LearnedRuleText {
   services: string[];
   /** The rule's `modbus: functions:` list; absent: no block. */
   functions?: (string | number)[];
+  /** The block's `units:` (the unit identifiers seen); absent or empty: any unit. */
+  units?: number[];
 }
 
 /** The active text cannot take the learned part as it is written (a clear message for the API). */
@@ -47,6 +49,7 @@ function ruleLines(rules: LearnedRuleText[], ind: string): string[] {
     `${ind}  service: ${r.services.length === 1 ? q(r.services[0]) : flowList(r.services)}`,
     `${ind}  action: allow`,
     ...(r.functions ? [`${ind}  modbus:`, `${ind}    functions: ${flowList(r.functions)}`] : []),
+    ...(r.functions && r.units && r.units.length > 0 ? [`${ind}    units: ${flowList(r.units)}`] : []),
   ]);
 }
 

@@ -7,12 +7,13 @@
 // Decisions (docs/ot.md "Learn mode"):
 // - One group per asset, named from identity (LLDP system name, DHCP host name, Modbus product,
 //   vendor, else address). Assets with identical behaviour (same peers, services and Modbus
-//   functions, as client and as server) share one group, so the rules still allow exactly the pairs
+//   functions and units, as client and as server) share one group, so the rules still allow exactly the pairs
 //   seen. Members are the addresses the asset used in the conversations, bound to its MAC
 //   (address@MAC) unless it is a router, the address is also used by another asset, or the active
 //   policy binds it to another MAC.
 // - One rule per (client group, server group, service). A Modbus rule gets `functions: [read]` when
-//   only read functions were seen, else the exact functions (names, codes for unnamed ones).
+//   only read functions were seen, else the exact functions (names, codes for unnamed ones), and
+//   `units:` the unit identifiers the requests named (none seen: any unit, as before).
 // - Left out, with a named reason (LEFT_OUT_REASONS): conversations dropped while enforcing (the
 //   plant worked without them: a person opens them by hand if they are needed), conversations an
 //   explicit deny/reject rule of the active policy decides (a learned rule after it would never
@@ -235,7 +236,7 @@ export function propose(input: ProposeInput): Proposal {
   const usedBy = new Map<string, Set<number>>();
   const add = <K, V>(m: Map<K, Set<V>>, k: K, v: V) => { let s = m.get(k); if (!s) m.set(k, (s = new Set())); s.add(v); };
   for (const { c, service } of learnable) {
-    const fns = c.protocol === 'modbus' ? Object.keys(c.functions).filter((f) => c.functions[f] > 0).sort().join(',') : '';
+    const fns = c.protocol === 'modbus' ? `${Object.keys(c.functions).filter((f) => c.functions[f] > 0).sort().join(',')}@${c.units.join(',')}` : '';
     add(addressesOf, c.clientAsset!, c.client);
     add(addressesOf, c.serverAsset!, c.server);
     add(usedBy, c.client, c.clientAsset!);
@@ -273,20 +274,21 @@ export function propose(input: ProposeInput): Proposal {
   }
 
   // 3. Rules: one per (client group, server group, service).
-  interface Acc { from: ProposedGroup; to: ProposedGroup; service: string; flows: number; first: number; last: number; fns: Set<string>; modbus: boolean; tcp: boolean }
+  interface Acc { from: ProposedGroup; to: ProposedGroup; service: string; flows: number; first: number; last: number; fns: Set<string>; units: Set<number>; modbus: boolean; tcp: boolean }
   const accs = new Map<string, Acc>();
   for (const { c, service } of learnable) {
     const from = groupOfAsset.get(c.clientAsset!)!;
     const to = groupOfAsset.get(c.serverAsset!)!;
     const key = `${from.id}|${to.id}|${service}`;
     let a = accs.get(key);
-    if (!a) accs.set(key, (a = { from, to, service, flows: 0, first: c.firstSeen, last: c.lastSeen, fns: new Set(), modbus: false, tcp: c.proto === 'tcp' }));
+    if (!a) accs.set(key, (a = { from, to, service, flows: 0, first: c.firstSeen, last: c.lastSeen, fns: new Set(), units: new Set(), modbus: false, tcp: c.proto === 'tcp' }));
     a.flows += c.flows;
     a.first = Math.min(a.first, c.firstSeen);
     a.last = Math.max(a.last, c.lastSeen);
     if (c.protocol === 'modbus') {
       a.modbus = true;
       for (const [f, n] of Object.entries(c.functions)) if (n > 0) a.fns.add(f);
+      for (const unit of c.units) a.units.add(unit);
     }
   }
   const ruleNames = new Names(activeModel?.rules.map((r) => r.name) ?? []);
@@ -298,7 +300,7 @@ export function propose(input: ProposeInput): Proposal {
       from: a.from.name,
       to: a.to.name,
       services: [a.service],
-      ...(functions ? { modbus: { functions, units: [] } } : {}),
+      ...(functions ? { modbus: { functions, units: [...a.units].sort((x, y) => x - y) } } : {}),
       flows: a.flows,
       firstSeen: a.first,
       lastSeen: a.last,
@@ -382,5 +384,5 @@ export function groupText(g: ProposedGroup): LearnedGroupText {
 }
 
 export function ruleText(r: ProposedRule): LearnedRuleText {
-  return { name: r.name, description: r.description, from: r.from, to: r.to, services: r.services, ...(r.modbus ? { functions: r.modbus.functions } : {}) };
+  return { name: r.name, description: r.description, from: r.from, to: r.to, services: r.services, ...(r.modbus ? { functions: r.modbus.functions, units: r.modbus.units } : {}) };
 }

@@ -81,6 +81,8 @@ export class ModbusFlowState {
   outstanding = 0;
   /** Requests seen per function code (flow.end events). */
   readonly functionCounts = new Uint32Array(256);
+  /** 1 at each unit identifier a request named. */
+  readonly unitsSeen = new Uint8Array(256);
   /** The violation that ended the flow, null while it has none (never set in monitor mode). */
   violation: ModbusReason | null = null;
   monitor = false;
@@ -95,6 +97,7 @@ export class ModbusFlowState {
     this.responses.reset(false);
     this.outstanding = 0;
     this.functionCounts.fill(0);
+    this.unitsSeen.fill(0);
     this.violation = null;
   }
 
@@ -187,6 +190,10 @@ export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPoli
     return state.functionCounts;
   }
 
+  unitsSeen(state: ModbusFlowState): Uint8Array {
+    return state.unitsSeen;
+  }
+
   close(state: ModbusFlowState): void {
     state.policy = null;
     this.pool.push(state);
@@ -229,7 +236,10 @@ export class ModbusInspector implements AppInspector<ModbusFlowState, ModbusPoli
       let reason: ModbusReason | null;
       if (seg.fromInitiator) {
         // A header that lost framing names no function.
-        if (!parser.lost) state.functionCounts[msg.function]++;
+        if (!parser.lost) {
+          state.functionCounts[msg.function]++;
+          state.unitsSeen[msg.unit] = 1;
+        }
         reason = decide(state.policy as ModbusPolicy, msg);
         if ((reason === null || state.monitor) && !state.addOutstanding(msg)) reason = reason ?? 'too_many_outstanding';
       } else {

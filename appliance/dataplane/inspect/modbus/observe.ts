@@ -20,6 +20,7 @@ export class ModbusObserveState {
   readonly requests = new ModbusParser(true);
   readonly responses = new ModbusParser(false);
   readonly functionCounts = new Uint32Array(256);
+  readonly unitsSeen = new Uint8Array(256);
   /** Per direction (initiator first): the next sequence number expected, once a segment was seen. */
   readonly next = new Uint32Array(2);
   readonly known = new Uint8Array(2);
@@ -28,6 +29,7 @@ export class ModbusObserveState {
     this.requests.reset(true);
     this.responses.reset(false);
     this.functionCounts.fill(0);
+    this.unitsSeen.fill(0);
     this.known.fill(0);
   }
 }
@@ -74,7 +76,10 @@ export class ModbusObserver implements AppObserver<ModbusObserveState> {
     while (off < end) {
       off = parser.push(seg.frame, off, end);
       if (parser.status !== ParseStatus.Message || parser.lost) break;
-      if (seg.fromInitiator) state.functionCounts[parser.msg.function]++;
+      if (seg.fromInitiator) {
+        state.functionCounts[parser.msg.function]++;
+        state.unitsSeen[parser.msg.unit] = 1;
+      }
       else if (parser.msg.malformed === null) spotIdentityAnswer(parser, this.identityAnswer);
     }
   }
@@ -85,6 +90,10 @@ export class ModbusObserver implements AppObserver<ModbusObserveState> {
 
   functionCounts(state: ModbusObserveState): Uint32Array {
     return state.functionCounts;
+  }
+
+  unitsSeen(state: ModbusObserveState): Uint8Array {
+    return state.unitsSeen;
   }
 
   close(state: ModbusObserveState): void {

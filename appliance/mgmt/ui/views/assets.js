@@ -57,13 +57,15 @@ function sideCell(a) {
 }
 
 /**
- * Modbus requests per function, each unbroken.
+ * Modbus requests per function, each unbroken, and the units they named.
  * @param {Record<string, number>} functions
+ * @param {number[]} units
  */
-function functionsCell(functions) {
+function functionsCell(functions, units) {
   const list = functionList(functions);
   if (list.length === 0) return h('span', { class: 'muted' }, '—');
-  return h('span', { class: 'small' }, list.map((item, i) => [i > 0 ? ', ' : '', h('span', { class: 'nowrap' }, item)]));
+  return h('span', { class: 'small' }, list.map((item, i) => [i > 0 ? ', ' : '', h('span', { class: 'nowrap' }, item)]),
+    units.length > 0 ? h('span', { class: 'muted nowrap' }, ` · unit${units.length > 1 ? 's' : ''} ${units.join(', ')}`) : '');
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -284,7 +286,7 @@ function conversationTable(a, conversations, names) {
         actionBadge(c.verdict),
         h('span', { class: 'num' }, formatCount(c.flows)),
         h('span', { class: 'num nowrap' }, `${formatCount(c.packets)} / ${formatBytes(c.bytes)}`),
-        functionsCell(c.functions),
+        functionsCell(c.functions, c.units),
         timeCell(c.firstSeen),
         timeCell(c.lastSeen),
         c.verdict === 'deny'
