@@ -177,6 +177,7 @@ t.test('learn, propose, review, apply: the learned allowlist enforced on the pla
     const rulesFrom = (h: HostName, to: HostName) => p.rules.filter((r) => r.from === groupOf(h)?.name && r.to === groupOf(to)?.name);
     const modbusRule = (h: HostName) => rulesFrom(h, 'plc').find((r) => r.services.includes('modbus'));
     t.same(modbusRule('hmi')?.modbus?.functions, ['read'], 'HMI → PLC: functions [read]');
+    t.same(modbusRule('hmi')?.modbus?.units, [1], 'and the unit mbpoll addressed (-a 1)');
     t.same(codes(modbusRule('eng')?.modbus?.functions ?? []), [3, 6], `engineering station → PLC: the exact codes (${modbusRule('eng')?.modbus?.functions})`);
     t.ok(rulesFrom('plc', 'historian').some((r) => r.services.includes(`tcp/${plant.historianPort}`)), 'PLC → historian on its port');
     for (const h of ['hmi', 'eng', 'historian'] as const) t.ok(rulesFrom(h, 'plc').some((r) => r.services.includes('ping')), `${h} → PLC: ping`);
