@@ -42,9 +42,11 @@ function unavailable(): string | false {
   return false;
 }
 
-t.test('identity frames, sightings and conversations reach management', { skip: unavailable() }, async (t) => {
-  const lab = new Lab();
-  const dir = mkdtempSync(join(tmpdir(), 'gk-obs-lab-'));
+/**
+ * Management's side of the socket, played by the test: welcomes the dataplane and keeps its
+ * observations messages, checking each as management does (those that fail go to `problems`).
+ */
+function fakeManagement() {
   const sockets = new Set<Socket>();
   const observations: ObservationsMessage[] = [];
   const problems: string[] = [];
@@ -54,13 +56,19 @@ t.test('identity frames, sightings and conversations reach management', { skip: 
     const reader = new LineReader<Record<string, unknown>>((m) => {
       if (m.type === 'hello') socket.write(encodeMessage({ type: 'welcome', version: 1 }));
       if (m.type !== 'observations') return;
-      // Management validates every message it receives: so does the test peer.
       const problem = messageProblem(m, 'dataplane');
       if (problem !== null) problems.push(problem);
-      observations.push(m as unknown as ObservationsMessage);
+      else observations.push(m as unknown as ObservationsMessage);
     }, () => socket.destroy());
     socket.on('data', (chunk) => reader.push(chunk));
   });
+  return { peer, sockets, observations, problems };
+}
+
+t.test('identity frames, sightings and conversations reach management', { skip: unavailable() }, async (t) => {
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'gk-obs-lab-'));
+  const { peer, sockets, observations, problems } = fakeManagement();
   const lldpd = { pid: 0 };
   t.teardown(async () => {
     if (lldpd.pid > 0) {
@@ -161,17 +169,7 @@ c.close()
 t.test('a learning policy learns Modbus functions and device identity from real pymodbus', { skip: unavailable() }, async (t) => {
   const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), 'gk-obs-modbus-'));
-  const sockets = new Set<Socket>();
-  const observations: ObservationsMessage[] = [];
-  const peer = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    const reader = new LineReader<Record<string, unknown>>((m) => {
-      if (m.type === 'hello') socket.write(encodeMessage({ type: 'welcome', version: 1 }));
-      if (m.type === 'observations' && messageProblem(m, 'dataplane') === null) observations.push(m as unknown as ObservationsMessage);
-    }, () => socket.destroy());
-    socket.on('data', (chunk) => reader.push(chunk));
-  });
+  const { peer, sockets, observations } = fakeManagement();
   const server = { pid: 0 };
   t.teardown(async () => {
     if (server.pid > 0) {
