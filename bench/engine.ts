@@ -524,7 +524,7 @@ function observationsCost(rules: number, modbusPlainAndObserved: { a: number; b:
   for (let run = 0; run < 200; run++) {
     for (let i = run * SWEEP_FLOWS; i < (run + 1) * SWEEP_FLOWS && i < MEMORY_FLOWS; i++) engine.process(out[i], out[i].length, Side.Outside, now);
     const started = performance.now();
-    engine.sweep(SWEEP_FLOWS);
+    engine.sweep(SWEEP_FLOWS, now);
     slices.push(performance.now() - started);
   }
   return {

@@ -197,7 +197,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     engine.fragments.purgeIdle();
   }, PURGE_INTERVAL_MS);
   const statsTimer = setInterval(writeStats, STATS_INTERVAL_MS);
-  const sweepTimer = setInterval(() => engine.sweep(SWEEP_FLOWS), SWEEP_INTERVAL_MS);
+  const sweepTimer = setInterval(() => engine.sweep(SWEEP_FLOWS, Date.now()), SWEEP_INTERVAL_MS);
   writeStats();
   notifyReady(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${first.generation} (${first.policy.mode})`);
   // Pings come from this event loop, so a blocked loop stops them; a vanished interface restarts the pair.

@@ -71,6 +71,8 @@ interface Inspection {
  */
 export const SWEEP_INTERVAL_MS = 20;
 export const SWEEP_FLOWS = 1000;
+/** An unanswered flow is reported by the sweep once this old (one-way traffic: a sensor's UDP, traps). */
+export const UNANSWERED_REPORT_MS = 5000;
 
 export class Engine {
   readonly pkt = new Packet();
@@ -193,7 +195,8 @@ export class Engine {
    * neither the per-second statistics nor the observations hold the loop for a walk of every flow
    * (a whole walk: 49 ms per 100k flows, `npm run bench`). Off the packet path.
    */
-  sweep(budget: number): void {
+  sweep(budget: number, now: number): void {
+    this.sweepNow = now;
     this.flows.sweep(budget, this.sweepFlow);
   }
 
@@ -202,9 +205,14 @@ export class Engine {
     return this.ruleCounters;
   }
 
+  private sweepNow = 0;
   private readonly sweepFlow = (flow: Flow): void => {
     this.settle(flow);
-    if (this.observations !== null) this.observations.flowLive(flow, flow.inspected || flow.observed ? this.appCountsOf(flow) : null);
+    // A flow not answered yet is reported once answered (with the server's MAC, under the key its
+    // later deltas use), when it ends, or once it has waited UNANSWERED_REPORT_MS (one-way traffic):
+    // so a SYN flood costs the sweep no conversation inserts either.
+    if (this.observations === null || (flow.embryonic && this.sweepNow - flow.firstSeen < UNANSWERED_REPORT_MS)) return;
+    this.observations.flowLive(flow, flow.inspected || flow.observed ? this.appCountsOf(flow) : null);
   };
 
   /** What the inspector saw on `flow` (requests per function name), null when it is not inspected. Not for the packet path. */
