@@ -8,7 +8,7 @@
 // knows its device identification and a pymodbus client that polls it and reads it give the
 // conversation's Modbus function counts and the server's identity.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -43,13 +43,18 @@ function unavailable(): string | false {
 }
 
 /**
- * Management's side of the socket, played by the test: welcomes the dataplane and keeps its
- * observations messages, checking each as management does (those that fail go to `problems`).
+ * A lab whose dataplane talks to a management played by the test: it welcomes the dataplane and
+ * keeps its observations messages, checking each as management does (those that fail go to
+ * `problems`). Everything (the lab, the socket, the processes handed to `track`, the directory) is
+ * torn down with the test.
  */
-function fakeManagement() {
+async function labWithManagement(t: Test, prefix: string) {
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const sockets = new Set<Socket>();
   const observations: ObservationsMessage[] = [];
   const problems: string[] = [];
+  const tracked: { pid: number; signal: NodeJS.Signals }[] = [];
   const peer = createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => {});
@@ -62,18 +67,10 @@ function fakeManagement() {
     }, () => socket.destroy());
     socket.on('data', (chunk) => reader.push(chunk));
   });
-  return { peer, sockets, observations, problems };
-}
-
-t.test('identity frames, sightings and conversations reach management', { skip: unavailable() }, async (t) => {
-  const lab = new Lab();
-  const dir = mkdtempSync(join(tmpdir(), 'gk-obs-lab-'));
-  const { peer, sockets, observations, problems } = fakeManagement();
-  const lldpd = { pid: 0 };
   t.teardown(async () => {
-    if (lldpd.pid > 0) {
+    for (const { pid, signal } of tracked) {
       try {
-        process.kill(lldpd.pid, 'SIGTERM');
+        process.kill(pid, signal);
       } catch {
         // already gone
       }
@@ -83,11 +80,19 @@ t.test('identity frames, sightings and conversations reach management', { skip: 
     await new Promise<void>((resolve) => peer.close(() => resolve()));
     rmSync(dir, { recursive: true, force: true });
   });
-  // lldpd's unprivileged half reaches its socket here, and lldpd waits for lldpcli to resume it through that.
-  chmodSync(dir, 0o755);
   const socketPath = join(dir, 'mgmt.sock');
   await new Promise<void>((resolve) => peer.listen(socketPath, resolve));
   lab.create();
+  const track = (pid: number | undefined, signal: NodeJS.Signals): void => {
+    if (pid !== undefined) tracked.push({ pid, signal });
+  };
+  return { lab, dir, socketPath, observations, problems, track };
+}
+
+t.test('identity frames, sightings and conversations reach management', { skip: unavailable() }, async (t) => {
+  const { lab, dir, socketPath, observations, problems, track } = await labWithManagement(t, 'gk-obs-lab-');
+  // lldpd's unprivileged half reaches its socket here, and lldpd waits for lldpcli to resume it through that.
+  chmodSync(dir, 0o755);
   const clientMac = lab.mac(lab.client);
   const serverMac = lab.mac(lab.server);
   const policyPath = join(dir, 'policy.yaml');
@@ -100,7 +105,7 @@ t.test('identity frames, sightings and conversations reach management', { skip: 
   { stdio: ['ignore', 'ignore', 'pipe'] });
   let lldpdLog = '';
   child.stderr?.on('data', (c: Buffer) => { lldpdLog += c.toString(); });
-  lldpd.pid = child.pid ?? 0;
+  track(child.pid, 'SIGTERM');
   // udhcpc: two discovers with a host name, a vendor class and a requested address; no server answers.
   const dhcp = lab.exec(lab.client, ['busybox', 'udhcpc', '-i', 'eth0', '-x', `hostname:rtu-lab-${lab.id}`, '-V', 'GK-lab-RTU',
     '-r', '198.18.1.77', '-s', '/bin/true', '-n', '-t', '2', '-T', '1'], 20_000);
@@ -167,26 +172,7 @@ c.close()
 `;
 
 t.test('a learning policy learns Modbus functions and device identity from real pymodbus', { skip: unavailable() }, async (t) => {
-  const lab = new Lab();
-  const dir = mkdtempSync(join(tmpdir(), 'gk-obs-modbus-'));
-  const { peer, sockets, observations } = fakeManagement();
-  const server = { pid: 0 };
-  t.teardown(async () => {
-    if (server.pid > 0) {
-      try {
-        process.kill(server.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    lab.destroy();
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => peer.close(() => resolve()));
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const socketPath = join(dir, 'mgmt.sock');
-  await new Promise<void>((resolve) => peer.listen(socketPath, resolve));
-  lab.create();
+  const { lab, dir, socketPath, observations, track } = await labWithManagement(t, 'gk-obs-modbus-');
   const serverMac = lab.mac(lab.server);
   const policyPath = join(dir, 'policy.yaml');
   writeFileSync(policyPath, `version: 1
@@ -206,7 +192,7 @@ rules:
   writeFileSync(join(dir, 'client.py'), identityClient);
   await lab.startDataplane(policyPath, 15_000, socketPath);
   const child = spawn('ip', ['netns', 'exec', lab.server, '/usr/bin/python3', join(dir, 'server.py')], { stdio: 'ignore' });
-  server.pid = child.pid ?? 0;
+  track(child.pid, 'SIGKILL');
   const client = lab.exec(lab.client, ['/usr/bin/python3', join(dir, 'client.py'), A.server4], 30_000);
   t.equal(client.status, 0, `the client polled and read the identification: ${client.stderr}`);
   t.match(client.stdout, /Acme Lab/, 'through the gatekeeper, in monitor mode');
