@@ -64,6 +64,53 @@ t.test('counter indices and their published names are in step (counters.ts, ipc/
   t.equal(dropReasonNames[DropReason.SpoofedSource], 'spoofed_source');
 });
 
+t.test('warm(): a pass over the last frame between batches changes nothing', async (t) => {
+  // The same traffic through two engines, one warmed with each frame after it was decided (what
+  // busy polling does while the ports are idle): verdicts, counters, flows and their ageing agree.
+  const flows = 'flows:\n  udp-idle: 50ms\n  max-flows: 3\n';
+  let clock = 1000;
+  const engines = [new Engine(policy('', 'enforce', flows), 1, { clock: { now: () => clock } }),
+    new Engine(policy('', 'enforce', flows), 1, { clock: { now: () => clock } })];
+  const traffic: [Buffer, Side][] = [
+    [out({ dport: 8080, flags: 'S' }), Side.Outside],
+    [back({ sport: 8080, dport: 40000, flags: 'SA' }), Side.Inside],
+    [out({ dport: 8080, flags: 'A' }), Side.Outside],
+    [out({ proto: 'udp', sport: 5000, dport: 5353 }), Side.Outside],
+    [back({ proto: 'udp', sport: 5353, dport: 5000 }), Side.Inside],
+    [out({ proto: 'icmp', icmpType: 8, icmpId: 7 }), Side.Outside],
+    [out({ dport: 22, flags: 'S' }), Side.Outside], // denied
+    [Buffer.alloc(10), Side.Outside], // undecodable
+  ];
+  const verdicts: number[][] = [[], []];
+  for (const [f, side] of traffic) {
+    clock += 5;
+    for (const [i, e] of engines.entries()) {
+      verdicts[i].push(e.process(f, f.length, side, clock).verdict);
+      if (i === 1) for (let k = 0; k < 3; k++) e.warm(f, f.length);
+    }
+  }
+  t.same(verdicts[1], verdicts[0], 'the same verdicts');
+  const state = (e: Engine) => ({ outside: e.counters[Side.Outside].snapshot(), inside: e.counters[Side.Inside].snapshot(),
+    flows: { ...e.flows.counters }, size: e.flows.size, rule: [e.ruleTotals().packets(0), e.ruleTotals().bytes(0)] });
+  t.same(state(engines[1]), state(engines[0]), 'the same counters and flow table');
+  // Warming the UDP flow must not refresh it: it still ages out at its idle timeout.
+  const udp = traffic[3][0];
+  for (let k = 0; k < 10; k++) {
+    clock += 10;
+    engines[1].warm(udp, udp.length);
+  }
+  engines[1].flows.purgeIdle();
+  t.equal(engines[1].flows.counters.expired, 1, 'the UDP flow expired although it was warmed all along');
+  // Nor move it in the LRU order: a new flow in the full table evicts the same flow in both.
+  const fresh = out({ proto: 'udp', sport: 6000, dport: 5353 });
+  for (const e of engines) {
+    e.flows.purgeIdle();
+    e.process(fresh, fresh.length, Side.Outside, clock);
+  }
+  t.same(state(engines[1]).flows, state(engines[0]).flows, 'the same flows ended and evicted');
+  t.doesNotThrow(() => engines[1].warm(Buffer.alloc(0), 0), 'no frame yet (a port that never received)');
+});
+
 t.test('TCP: SYN from the allowed side opens a flow, replies pass, RST ends it', async (t) => {
   const e = new Engine(policy('', 'enforce', 'flows:\n  tcp-closing-idle: 50ms\n'), 1);
   t.equal(run(e, out({ dport: 8080, flags: 'S' }), Side.Outside), Verdict.Forward, 'SYN allowed');

@@ -17,6 +17,9 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
     const lengths = inPort.lengths;
     const counters = engine.counters[side];
     return (count: number): void => {
+      // An empty batch: the rings were idle for a while during busy polling. The port's last frame
+      // is still in its first slot; deciding nothing, it keeps the path warm for the next one.
+      if (count === 0) return engine.warm(inPort.frames[0], lengths[0]);
       const now = Date.now();
       const frames = inPort.frames;
       for (let i = 0; i < count; i++) {

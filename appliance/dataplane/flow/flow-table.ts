@@ -103,6 +103,13 @@ export class FlowTable {
     return flow;
   }
 
+  /** The flow for `key`, or null, changing nothing: neither its idle timer nor its place in the LRU order. */
+  peek(key: FlowKey): Flow | null {
+    let flow = this.cache.peek(key.hash, this.peekOptions) ?? null;
+    while (flow !== null && !matches(flow, key)) flow = flow.next;
+    return flow;
+  }
+
   /** Start tracking a flow for `key`; the caller fills orientation and decision fields. */
   insert(key: FlowKey, ttl: TtlOption, now: number): Flow {
     // First, so that the dropped record is the one reused and its bucket is gone before we chain.

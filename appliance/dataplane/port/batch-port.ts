@@ -16,11 +16,13 @@ export interface BatchPort {
    * rxMeta[slots + i]. With `sendThread`, the port gets a send thread whose queue holds batches of
    * `sendBatchBytes`. `onSent` reports, on the event loop, the frames and bytes the kernel took and
    * the frames it refused. After each receive wakeup the rings of every open port of this thread
-   * are polled until none had a frame for `busyPollMicros` (-1: not polled; 0: looked at once).
+   * are polled until none had a frame for `busyPollMicros` (-1: not polled; 0: looked at once);
+   * meanwhile every `warmMicros` without a frame each port's `onBatch(0)` is called (slots and
+   * lengths untouched since the last batch), so its path stays in the CPU's caches.
    */
   open(device: string, rcvbufBytes: number, rx: Buffer, rxLengths: Uint32Array, rxMeta: Uint16Array, slotBytes: number,
     sendBatchBytes: number, onBatch: (count: number) => void, onSent: (frames: number, bytes: number, refused: number) => void,
-    sendThread: boolean, busyPollMicros: number): void;
+    sendThread: boolean, busyPollMicros: number, warmMicros: number): void;
   /**
    * Sends `count` frames, (offset, length) pairs in `frames` into `buffer`, each with the vnet header
    * in the 10 bytes before it, in order, with sendmmsg(): right away, or with a send thread copied

@@ -73,6 +73,15 @@ export const BUSY_POLL_ENV = 'GATEKEEPER_BUSY_POLL_US';
  */
 export const BUSY_POLL_MICROS = 20_000;
 
+/**
+ * While busy polling finds the rings empty, every 200 µs each port's path runs once on its last
+ * frame, deciding nothing (Engine.warm): the host of this 2-core VM evicts a vCPU's caches within
+ * 1-5 ms even while it spins, and the first frame after a gap then took 65-120 µs in JS instead of
+ * 10-20. Ping every 10 ms through the box, hosts' offloads on, alternating runs: round trip p50
+ * 0.115-0.134 ms against 0.178-0.226 without (bench/README.md, "keeping warm"). 50 µs gained no more.
+ */
+export const WARM_MICROS = 200;
+
 /** What the kernel took (frames, bytes) and refused (frames) since the last report. */
 export type SentListener = (frames: number, bytes: number, refused: number) => void;
 
@@ -169,6 +178,8 @@ export class Port {
 
   /**
    * Start capturing; `onBatch(count)` is called for each batch of received frames (see `frames`).
+   * While the batched ports busy-poll, an idle stretch of WARM_MICROS brings `onBatch(0)`: no new
+   * frame, `frames[0]` and `lengths` still those of the last batch, for a pass that changes nothing.
    * Frames queued with `queue()` during the callback must be flushed with `flush()` before it
    * returns; `onSent` reports what the kernel did with them (batched: on the next loop turn).
    * `io` defaults to $GATEKEEPER_PORT_IO, else batched; batched falls back to cap when it cannot open.
@@ -230,7 +241,7 @@ export class Port {
     };
     const sendBatchBytes = Math.max(2 * GSO_MAX_BYTES, this.slotBytes * 16);
     batchPort.open(this.name, RING_BYTES, this.rx, this.lengths, this.meta, this.slotBytes, sendBatchBytes, onFrames,
-      this.onSent, sendThread, busyPoll);
+      this.onSent, sendThread, busyPoll, WARM_MICROS);
     this.batchPort = batchPort;
     this.io = 'batched';
     this.sendThread = sendThread;
