@@ -2,10 +2,13 @@
 // strictly (a typo must not silently change how the dataplane runs), and while the event loop polls
 // the rings it still runs its timers and signals: under a steady ping the stats file keeps being
 // rewritten every second and SIGTERM stops the dataplane at once. (What busy polling gains is
-// measured by bench/wire.ts, not here.)
+// measured by bench/wire.ts, not here.) A dataplane started without its Node.js flags (paths.ts)
+// warns at start.
 
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab } from '../appliance/lab/lab';
 import { BUSY_POLL_ENV, BUSY_POLL_MICROS, busyPollMicros } from '../appliance/dataplane/port/port';
 import { batchPortAddonPath } from '../appliance/dataplane/port/batch-port';
 import { labAddresses as A, labUnavailable, sleep, startLab } from './lib/lab-fixture';
@@ -64,6 +67,19 @@ t.test('polling for 1 s after each frame: timers and signals still run', { skip 
   pinger.kill();
   const ping = client(['ping', '-n', '-c', '1', '-W', '1', A.server4]);
   t.not(ping.status, 0, 'nothing forwards once it stopped (fail-closed default)');
+});
+
+t.test('started without its Node.js flags, the dataplane says so; with them it does not', { skip }, async (t) => {
+  const { lab } = await startLab(t, POLICY);
+  const warning = /node was started without --no-memory-reducer/;
+  t.notMatch(lab.dataplaneLog.join('\n'), warning, 'the lab starts it with dataplaneNodeFlags: no warning');
+  const bare = new Lab();
+  t.teardown(() => bare.destroy());
+  bare.create();
+  const policyPath = join(bare.dir, 'policy.yaml');
+  writeFileSync(policyPath, POLICY);
+  await bare.startDataplane(policyPath, undefined, undefined, []);
+  t.match(bare.dataplaneLog.join('\n'), warning, 'plain `node gatekeeper.js run`: a warning naming the flag');
 });
 
 t.test('a bad setting stops the start with the reason, it does not fall back', { skip }, async (t) => {

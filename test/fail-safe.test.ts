@@ -8,7 +8,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, labAddresses as A } from '../appliance/lab/lab';
-import { cliPath } from '../appliance/paths';
+import { cliPath, dataplaneNodeFlags } from '../appliance/paths';
 import { labUnavailable } from './lib/lab-fixture';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -33,7 +33,7 @@ const logs = new WeakMap<ChildProcess, string[]>();
 
 function startDataplane(lab: Lab, policy: string, fail: 'open' | 'closed', extra: string[] = []): ChildProcess {
   rmSync(lab.statsFile, { force: true });
-  const child = lab.spawn(lab.appliance, [process.execPath, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
+  const child = lab.spawn(lab.appliance, [process.execPath, ...dataplaneNodeFlags, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
     '--policy', policy, '--name', `lab-${lab.id}`, '--stats-file', lab.statsFile, '--fail', fail, ...extra]);
   const lines: string[] = [];
   logs.set(child, lines);

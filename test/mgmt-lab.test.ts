@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { GatekeeperEvent } from '../appliance/ipc/events';
 import { Lab } from '../appliance/lab/lab';
 import { createDataplaneHub } from '../appliance/mgmt/dataplanes/hub';
-import { cliPath } from '../appliance/paths';
+import { cliPath, dataplaneNodeFlags } from '../appliance/paths';
 import { labAddresses as A, labUnavailable, sleep } from './lib/lab-fixture';
 
 const policy = (extraRules = '') => `version: 1
@@ -61,7 +61,7 @@ t.test('a real dataplane managed through the hub', { skip: labUnavailable() }, a
   const policyPath = join(lab.dir, 'policy.yaml');
   writeFileSync(policyPath, active);
   const pair = `lab-${lab.id}`;
-  const dataplane = lab.spawn(lab.appliance, [process.execPath, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
+  const dataplane = lab.spawn(lab.appliance, [process.execPath, ...dataplaneNodeFlags, cliPath, 'run', '--inside', lab.insidePort, '--outside', lab.outsidePort,
     '--policy', policyPath, '--name', pair, '--mgmt-socket', join(lab.dir, 'run', 'mgmt.sock')]);
   const stderr: string[] = [];
   dataplane.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));

@@ -13,7 +13,7 @@ import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labAddresses as A, sleep } from '../appliance/lab/lab';
-import { cliPath, projectRoot } from '../appliance/paths';
+import { cliPath, dataplaneNodeFlags, projectRoot } from '../appliance/paths';
 
 const unitDir = join(projectRoot, 'systemd');
 const units = {
@@ -96,8 +96,12 @@ t.test('systemd-analyze verify', { skip: analyzeMissing }, async (t) => {
 
 t.test('the command lines match the CLI', async (t) => {
   for (const [name, file] of Object.entries(units)) {
-    const argv = execStart(join(unitDir, file));
-    t.equal(argv[0], '/usr/bin/node', `${name}: node at /usr/bin/node`);
+    const [node, ...rest] = execStart(join(unitDir, file));
+    t.equal(node, '/usr/bin/node', `${name}: node at /usr/bin/node`);
+    // The dataplane runs with its Node.js flags (paths.ts says why), management with none.
+    const flags = name === 'dataplane' ? dataplaneNodeFlags : [];
+    t.same(rest.slice(0, flags.length), flags, `${name}: node flags ${flags.join(' ') || '(none)'}`);
+    const argv = [node, ...rest.slice(flags.length)];
     t.ok(argv[1].startsWith(`${installRoot}/`), `${name}: the CLI under ${installRoot}`);
     const built = join(projectRoot, argv[1].slice(installRoot.length + 1));
     t.equal(built, cliPath, `${name}: ${argv[1]} is the built CLI`);
@@ -206,7 +210,7 @@ function stagedInstall(t: Test): string {
   const r = spawnSync('bash', [join(projectRoot, 'image/install-system.sh')],
     { encoding: 'utf8', env: { ...process.env, DESTDIR: destdir } });
   t.equal(r.status, 0, `image/install-system.sh staged the application${r.status ? `:\n${r.stdout}${r.stderr}` : ''}`);
-  return join(destdir, execStart(join(unitDir, units.dataplane))[1]);
+  return join(destdir, execStart(join(unitDir, units.dataplane))[1 + dataplaneNodeFlags.length]);
 }
 
 /** The policy both lab tests run: the client may ping the server, nothing else. */
@@ -242,7 +246,7 @@ t.test('the dataplane forwards as an unprivileged user with only the unit\'s cap
 
   // A clean environment, as systemd gives: tap's NODE_OPTIONS would make node write where this user may not.
   const start = (capabilities: string[], statsFile: string) => lab.spawn(lab.appliance, [
-    'env', '-i', `PATH=${process.env.PATH}`, ...unitCredentials(capabilities, uid), process.execPath, installedCli, 'run', '--name', 'caps',
+    'env', '-i', `PATH=${process.env.PATH}`, ...unitCredentials(capabilities, uid), process.execPath, ...dataplaneNodeFlags, installedCli, 'run', '--name', 'caps',
     '--inside', lab.insidePort, '--outside', lab.outsidePort, '--policy', policy, '--stats-file', statsFile]);
 
   t.test('without CAP_NET_ADMIN it refuses to start', async (t) => {

@@ -28,6 +28,7 @@ import { loadPolicyInBackground, type BackgroundLoad } from '../policy/load-work
 import { actionNames } from '../policy/types';
 import type { DataplaneStats, EventStats } from '../ipc/stats';
 import { writeFileAtomic } from '../wire/atomic-file';
+import { dataplaneNodeFlags } from '../paths';
 
 export interface DataplaneOptions {
   /** Port facing the protected asset. */
@@ -175,6 +176,11 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   for (const port of ports) {
     log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason,
       limitation: port.ioLimitation, kernelDrops: port.kernelDropsUncounted }, 'port I/O');
+  }
+  const missingFlags = dataplaneNodeFlags.filter((flag) => !process.execArgv.includes(flag));
+  if (missingFlags.length > 0) {
+    log.warn({ missing: missingFlags }, `node was started without ${missingFlags.join(' ')}: V8 may hold the packet loop for ` +
+      'milliseconds to shrink the heap once traffic goes quiet (run node with these flags before the CLI, as the systemd unit does)');
   }
   if (failSafe.endedBypass !== null) {
     const { since, reason } = failSafe.endedBypass;

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath } from '../paths';
+import { cliPath, dataplaneNodeFlags } from '../paths';
 import type { DataplaneStats } from '../ipc/stats';
 
 /** The addresses of the lab hosts: one L2 segment bridged through the appliance. */
@@ -119,11 +119,13 @@ export class Lab {
 
   /**
    * Start the gatekeeper between the two ports and wait until it forwards. With `mgmtSocket` it also
-   * connects to management there (Unix sockets are not namespaced by network namespaces).
+   * connects to management there (Unix sockets are not namespaced by network namespaces). `nodeFlags`
+   * are Node.js's, the dataplane's own unless a test wants it started without them.
    */
-  async startDataplane(policyPath: string, timeoutMs = 15_000, mgmtSocket?: string): Promise<ChildProcess> {
+  async startDataplane(policyPath: string, timeoutMs = 15_000, mgmtSocket?: string,
+    nodeFlags: readonly string[] = dataplaneNodeFlags): Promise<ChildProcess> {
     rmSync(this.statsFile, { force: true });
-    const child = spawn('ip', ['netns', 'exec', this.appliance, process.execPath, cliPath, 'run',
+    const child = spawn('ip', ['netns', 'exec', this.appliance, process.execPath, ...nodeFlags, cliPath, 'run',
       '--inside', this.insidePort, '--outside', this.outsidePort, '--policy', policyPath,
       '--name', `lab-${this.id}`, '--stats-file', this.statsFile,
       ...(mgmtSocket === undefined ? [] : ['--mgmt-socket', mgmtSocket])], { stdio: ['ignore', 'ignore', 'pipe'] });

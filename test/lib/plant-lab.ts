@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { onExit } from 'signal-exit';
 import type { Test } from 'tap';
 import type { DataplaneStats } from '../../appliance/ipc/stats';
-import { cliPath } from '../../appliance/paths';
+import { cliPath, dataplaneNodeFlags } from '../../appliance/paths';
 import { ModbusServer, python } from './modbus-server';
 import type { RunningLab } from './lab-fixture';
 
@@ -472,7 +472,7 @@ export class PlantLab {
     this.policyFile = join(this.dir, 'policy.yaml');
     writeFileSync(this.policyFile, policyText);
     rmSync(this.statsFile, { force: true });
-    const child = this.spawn(this.gk, [process.execPath, cliPath, 'run', '--inside', this.insidePort, '--outside', this.outsidePort,
+    const child = this.spawn(this.gk, [process.execPath, ...dataplaneNodeFlags, cliPath, 'run', '--inside', this.insidePort, '--outside', this.outsidePort,
       '--policy', this.policyFile, '--name', this.pair, '--stats-file', this.statsFile,
       ...(mgmtSocket === undefined ? [] : ['--mgmt-socket', mgmtSocket])]);
     this.dataplane = child;
