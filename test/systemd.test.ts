@@ -94,6 +94,15 @@ t.test('systemd-analyze verify', { skip: analyzeMissing }, async (t) => {
   });
 });
 
+t.test('the CLI run as a command (/usr/local/bin/gatekeeper) starts node with the dataplane\'s flags', async (t) => {
+  const shebang = readFileSync(cliPath, 'utf8').split('\n')[0];
+  t.equal(shebang, `#!/usr/bin/env -S node ${dataplaneNodeFlags.join(' ')}`);
+  // As the kernel runs it (dist/ is not executable before image/install-system.sh): env -S splits the line.
+  const [interpreter, ...args] = shebang.slice(2).split(' ');
+  const r = spawnSync(interpreter, [args[0], args.slice(1).join(' '), cliPath, '--help'], { encoding: 'utf8' });
+  t.equal(r.status, 0, `it runs: ${r.stderr}`);
+});
+
 t.test('the command lines match the CLI', async (t) => {
   for (const [name, file] of Object.entries(units)) {
     const [node, ...rest] = execStart(join(unitDir, file));

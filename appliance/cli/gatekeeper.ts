@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
 // The `gatekeeper` command: one entry point for the dataplane, offline tools and the lab.
 
 import './prewarm'; // first: `run` starts the policy worker before the rest loads
