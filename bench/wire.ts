@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Lab, labAddresses, sleep, type HostOffloads } from '../appliance/lab/lab';
 import { BUSY_POLL_ENV, BUSY_POLL_MICROS, PORT_IO_ENV, type PortIo } from '../appliance/dataplane/port/port';
 
@@ -128,6 +128,23 @@ function counter(lab: Lab, ns: string, name: 'rx_packets' | 'tx_packets'): numbe
 }
 
 /**
+ * Kills trafgen processes still running in the client's namespace. With --cpus 2 one of its senders
+ * now and then misses the SIGINT that `timeout` gives the parent and goes on sending at full speed
+ * after its step, its lab and the bench (seen: one sending for 10 minutes after its namespace was
+ * deleted), which skews every later step and path.
+ */
+function stopStraySenders(lab: Lab): void {
+  const pids = spawnSync('ip', ['netns', 'pids', lab.client], { encoding: 'utf8' }).stdout ?? '';
+  for (const pid of pids.split('\n').filter(Boolean)) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'trafgen') process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
  * One trafgen run from the client. `pps` > 0 paces the sender (trafgen's paced mode tops out near
  * 150 kpps here); 0 sends as fast as `senders` processes can for STEP_SECONDS.
  */
@@ -139,6 +156,7 @@ async function sendStep(lab: Lab, config: string, pps: number, senders = 1): Pro
   else argv.unshift('timeout', '-s', 'INT', String(STEP_SECONDS));
   const started = process.hrtime.bigint();
   lab.exec(lab.client, argv, (STEP_SECONDS + 10) * 1000);
+  stopStraySenders(lab);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await sleep(300); // let queues (kernel backlog, the gatekeeper's capture ring) drain
   const sent = counter(lab, lab.client, 'tx_packets') - tx0;
