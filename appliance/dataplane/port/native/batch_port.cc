@@ -381,6 +381,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     Napi::HandleScope scope(env);
     InWakeup() = true;
     bool healthy = self->ReceiveBatches(env);
+    BusyPoll().warm_at = MonotonicNs() + BusyPoll().warm_ns;  // the path just ran
     // Then every open port's ring, for up to busy_poll_ns_ after the last frame seen: what this
     // wakeup sent often makes the answer arrive at once (veth runs the receiving host's stack in our
     // send), and a frame taken here costs no event-loop turn and finds this vCPU still awake.
@@ -470,10 +471,12 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
         poll.quiet_until = now;
         break;
       }
+      // Kept warm only while spinning (a second empty look in a row), not after a wakeup's one look.
+      const bool spinning = !any && idle_before;
       idle_before = !any;
       if (any) {
         poll.warm_at = now + poll.warm_ns;
-      } else if (poll.warm_ns > 0 && now >= poll.warm_at) {
+      } else if (spinning && poll.warm_ns > 0 && now >= poll.warm_at) {
         if (!WarmPorts(env)) return false;
         now = MonotonicNs();
         poll.warm_at = now + poll.warm_ns;
