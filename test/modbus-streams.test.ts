@@ -25,6 +25,7 @@ const readsOnly = `
 /** The crafted read (holding registers 0-1 of unit 1) and write (holding register 4 := 0x1111) requests. */
 const READ_HEX = '000100000006010300000002';
 const WRITE_HEX = '000200000006010600041111';
+const READ_FUNCTION = 3;
 const WRITE_FUNCTION = 6;
 
 interface CraftedResult {
@@ -146,7 +147,7 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
         const followUps = c.violations.after_violation ?? 0;
         t.same(c, only({ retransmission_differs: 1, ...(followUps > 0 ? { after_violation: followUps } : {}) }),
           'compared with the bytes checked: refused, counted');
-        if (followUps > 0) t.same(r.executed.map((e) => e.function), [3], 'a refused follow-up is the server\'s answer to the read it executed');
+        if (followUps > 0) t.same(r.executed.map((e) => e.function), [READ_FUNCTION], 'a refused follow-up is the server\'s answer to the read it executed');
       } else {
         t.same(r.result.responses, [readAnswer], 'the read was acknowledged first, the copy behind it passed uncompared and was answered as the read');
         t.same(await counts.since(), only({}), 'nothing counted');
