@@ -1,13 +1,15 @@
 // Busy polling of the batched ports ($GATEKEEPER_BUSY_POLL_US, port/port.ts): the setting is parsed
 // strictly (a typo must not silently change how the dataplane runs), and while the event loop polls
 // the rings it still runs its timers and signals: under a steady ping the stats file keeps being
-// rewritten every second and SIGTERM stops the dataplane at once. (What busy polling gains is
-// measured by bench/wire.ts, not here.) A dataplane started without its Node.js flags (paths.ts)
+// rewritten every second and SIGTERM stops the dataplane at once. A pause in polling backs it off
+// only when another task was given the CPU (busyPoll.backoffs), not when the host held it
+// (busyPoll.stalls). (What busy polling gains is measured by bench/wire.ts, not here.) A dataplane started without its Node.js flags (paths.ts)
 // warns at start.
 
 import t from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import { Lab } from '../appliance/lab/lab';
 import { BUSY_POLL_ENV, BUSY_POLL_MICROS, busyPollMicros } from '../appliance/dataplane/port/port';
 import { batchPortAddonPath } from '../appliance/dataplane/port/batch-port';
@@ -67,6 +69,50 @@ t.test('polling for 1 s after each frame: timers and signals still run', { skip 
   pinger.kill();
   const ping = client(['ping', '-n', '-c', '1', '-W', '1', A.server4]);
   t.not(ping.status, 0, 'nothing forwards once it stopped (fail-closed default)');
+});
+
+t.test('a pause in polling: another task given the CPU backs polling off, a pause with none (the host) does not', { skip }, async (t) => {
+  const { lab, dataplane } = await startLab(t, POLICY);
+  const pid = dataplane.pid!;
+  // Pings every 10 ms keep the ports polling (20 ms after each frame) all through the test.
+  const pinger = lab.spawn(lab.client, ['ping', '-n', '-i', '0.01', '-c', '1500', '-W', '1', A.server4]);
+  t.teardown(() => pinger.kill());
+  const busyPoll = async () => {
+    const stats = await lab.freshStats();
+    if (stats.busyPoll === undefined) throw new Error('no busyPoll counters in the stats');
+    return stats.busyPoll;
+  };
+  await sleep(300);
+
+  // SIGSTOP holds the whole process still: a pause like a host taking the vCPU, with no other task
+  // given the CPU (being stopped is a voluntary switch, not a preemption).
+  const before = await busyPoll();
+  const stops = 30;
+  for (let i = 0; i < stops; i++) {
+    process.kill(pid, 'SIGSTOP');
+    await sleep(5);
+    process.kill(pid, 'SIGCONT');
+    await sleep(60);
+  }
+  const paused = await busyPoll();
+  const stalls = paused.stalls - before.stalls;
+  const backoffs = paused.backoffs - before.backoffs;
+  // Most stops land in the polling loop and are seen (not those during a frame or a warm pass, nor
+  // while other tests' tasks made it back off); before, each seen one backed off instead.
+  t.ok(stalls >= 5, `${stalls} of ${stops} stops counted as stalls`);
+  t.ok(backoffs < stalls, `fewer back-offs meanwhile (${backoffs}: other tasks on the box) than stalls`);
+
+  // A busy loop pinned to the dataplane's CPU: the scheduler preempts the poller, which backs off.
+  spawnSync('taskset', ['-a', '-p', '-c', '0', String(pid)]);
+  const hog = spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
+  t.teardown(() => hog.kill('SIGKILL'));
+  const hogStart = await busyPoll();
+  await sleep(1500);
+  const hogEnd = await busyPoll();
+  hog.kill('SIGKILL');
+  t.ok(hogEnd.backoffs - hogStart.backoffs >= 1, `polling backed off ${hogEnd.backoffs - hogStart.backoffs} times beside a busy task on its CPU`);
+  const ping = lab.exec(lab.client, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', A.server4]);
+  t.equal(ping.status, 0, 'and forwards on');
 });
 
 t.test('started without its Node.js flags, the dataplane says so; with them it does not', { skip }, async (t) => {

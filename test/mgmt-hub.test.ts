@@ -147,6 +147,7 @@ function stats(pair: string, uptimeMs: number, rx: number, rules: { allow: numbe
       { name: 'default', action: 'deny', packets: 0, bytes: 0, flows: 0, violations: 0 },
     ],
     inspect: {},
+    busyPoll: { backoffs: uptimeMs / 1000, stalls: uptimeMs / 500 },
   };
 }
 
@@ -376,6 +377,8 @@ t.test('stats: rates from successive snapshots, 1 s history, metrics per port an
   t.equal(m.get('gatekeeper_rule_bytes_total{pair="p1",rule="blocked",action="reject"}'), 3600);
   t.equal(m.get('gatekeeper_rule_flows_total{pair="p1",rule="web",action="allow"}'), 3);
   t.equal(m.get('gatekeeper_flows_active{pair="p1"}'), 7);
+  t.equal(m.get('gatekeeper_busy_poll_backoffs_total{pair="p1"}'), 12, 'busy polling: back-offs');
+  t.equal(m.get('gatekeeper_busy_poll_stalls_total{pair="p1"}'), 24, 'and stalls (the host held the CPU)');
   t.equal(m.get('gatekeeper_dataplane_connected{pair="p1"}'), 1);
   t.equal(m.get('gatekeeper_policy_generation{pair="p1"}'), 1);
   t.match(await hub.metrics(), /# TYPE gatekeeper_rule_packets_total counter/);

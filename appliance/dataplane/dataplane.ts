@@ -20,7 +20,7 @@ import { TrafficEvents } from './events/traffic-events';
 import { countKernelDrops, startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
 import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
-import { Port } from './port/port';
+import { busyPollStats, Port } from './port/port';
 import { FIRST_GENERATION, RunningPolicy, type PolicyVersion } from './running-policy';
 import { Side } from './verdict';
 import { formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from '../policy/diagnostics';
@@ -290,5 +290,6 @@ export function collectStats(
     })),
     inspect: Object.fromEntries(engine.inspectCounters.map((c) => [c.protocol, c.snapshot()])),
     events,
+    busyPoll: busyPollStats(ports),
   };
 }

@@ -82,8 +82,9 @@ export const dataplaneStatsSchema = object(
     rules: { type: 'array', items: ruleStatsSchema },
     inspect: { type: 'object', additionalProperties: inspectStatsSchema },
     events: eventStatsSchema,
+    busyPoll: object(counts(['backoffs', 'stalls'])),
   },
-  ['events'],
+  ['events', 'busyPoll'],
 );
 
 // ---------------------------------------------------------------------------------------------------

@@ -84,6 +84,19 @@ export interface DataplaneStats {
   inspect: Record<string, InspectStats>;
   /** Event reporting to management; absent when no management socket is configured. */
   events?: EventStats;
+  /** The batched ports' busy polling (zeros with polling off); absent with cap. */
+  busyPoll?: BusyPollStats;
+}
+
+/** What busy polling met since start (port/native/batch_port.cc). */
+export interface BusyPollStats {
+  /** Times polling stopped for 100 ms because another task was given the dataplane's CPU. */
+  backoffs: number;
+  /**
+   * Empty polls held up more than 1 ms with no other task given the CPU: the host took the vCPU
+   * (steal) or interrupts ran. Rising while the box is idle: the latency tails come from below.
+   */
+  stalls: number;
 }
 
 export interface EventStats {

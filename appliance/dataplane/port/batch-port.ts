@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../paths';
+import type { BusyPollStats } from '../../ipc/stats';
 
 /** The addon's port object; every method throws a clear Error on bad arguments or a port it cannot open. */
 export interface BatchPort {
@@ -44,6 +45,8 @@ export interface BatchPortAddon {
   taggedFrameStart: number;
   /** kernelDrops() for another packet socket of this process (cap's, by descriptor); -1 when `fd` is none. */
   packetDrops(fd: number): number;
+  /** The busy polling of this thread's ports since start (ipc/stats.ts BusyPollStats says what each counts). */
+  busyPollCounters(): BusyPollStats;
 }
 
 export const batchPortAddonPath = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release', 'batch_port.node');

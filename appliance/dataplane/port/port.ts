@@ -25,6 +25,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, writ
 import { basename } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { loadBatchPort, type BatchPort, type BatchPortAddon } from './batch-port';
+import type { BusyPollStats } from '../../ipc/stats';
 
 /** Frames handled per batch: JS is called once per batch, frames go out in one sendmmsg(). */
 export const BATCH_FRAMES = 256;
@@ -415,6 +416,13 @@ export function busyPollMicros(value = process.env[BUSY_POLL_ENV]): number {
     throw new Error(`${BUSY_POLL_ENV} must be off or a whole number of microseconds from 0 to 1000000, not ${JSON.stringify(value)}`);
   }
   return micros;
+}
+
+/** The busy polling of the batched ports so far (one poller for all of them); undefined when none is open. */
+export function busyPollStats(ports: readonly Port[]): BusyPollStats | undefined {
+  if (!ports.some((port) => port.io === 'batched')) return undefined;
+  const addon = loadBatchPort();
+  return typeof addon === 'string' ? undefined : addon.busyPollCounters();
 }
 
 function defaultIo(): PortIo {

@@ -4,7 +4,7 @@
 // treats as a counter reset.
 
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { InspectStats, PortStats } from '../../ipc/stats';
+import type { BusyPollStats, InspectStats, PortStats } from '../../ipc/stats';
 import type { PairTracker } from './live-status';
 import type { ProtocolErrorKind } from './ipc-server';
 
@@ -98,6 +98,14 @@ export class HubMetrics {
     dataplaneCounter('gatekeeper_events_dropped_total', 'Events a dataplane discarded because its queue was full', ['pair'], (set) => {
       for (const t of pairs()) set({ pair: t.pair }, t.eventsDropped);
     });
+    const busyPollCounter = (name: string, help: string, read: (b: BusyPollStats) => number) =>
+      dataplaneCounter(name, help, ['pair'], (set) => {
+        for (const t of pairs()) if (t.stats?.busyPoll !== undefined) set({ pair: t.pair }, read(t.stats.busyPoll));
+      });
+    busyPollCounter('gatekeeper_busy_poll_backoffs_total',
+      'Times busy polling stopped for 100 ms because another task was given the dataplane\'s CPU', (b) => b.backoffs);
+    busyPollCounter('gatekeeper_busy_poll_stalls_total',
+      'Pauses of over 1 ms in busy polling with no other task given the CPU: the host took the vCPU or interrupts ran', (b) => b.stalls);
     dataplaneGauge('gatekeeper_flows_active', 'Flows in the flow table', ['pair'], (set) => {
       for (const t of pairs()) if (t.stats !== null) set({ pair: t.pair }, t.stats.flows.active);
     });

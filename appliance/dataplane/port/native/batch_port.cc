@@ -20,7 +20,8 @@
 // Busy polling (busyPollMicros, default 20 ms from port.ts): after a receive wakeup the event loop
 // keeps reading every open port's ring until none had a frame for that long, in turns of at most
 // 200 µs with a loop turn between them (a libuv idle handle, so timers and management still run),
-// and not at all for 100 ms after the poller found itself preempted (another task wanted the CPU).
+// and not at all for 100 ms after the poller found itself preempted (another task wanted the CPU;
+// busyPollCounters() counts these back-offs, and the stalls: pauses with no task wanting the CPU).
 // Why, measured on the 2-core Firecracker VM (instrumented build, ping every 10 ms through the box,
 // hosts' offloads on, medians per pass): sleeping in epoll, a frame waited 41-47 µs in the ring
 // for the event loop, the first frame after an idle gap spent 94-113 µs in JS (10 µs warm) and its
@@ -53,6 +54,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,11 +72,15 @@ namespace {
 constexpr int kBatchesPerWakeup = 8;
 // The longest one turn of busy polling reads the rings before the event loop gets a turn.
 constexpr int64_t kBusyPollTurnNs = 200000;
-// An empty poll that took longer than this was preempted: another task wanted the CPU. Polling then
-// stops, and wakeups only look at the rings once more for kBusyPollBackoffNs, so the hosts of a
-// lab (iperf3) or the box's other work get the CPU back. bench:wire TCP, hosts' offloads on,
-// against the kernel bridge + nft: polling without this 0.60-0.64x, with it 0.72x, not polling
-// 0.69-0.96x. 50 µs tripped on a VM's ordinary interruptions (ping p50 back to 0.16-0.19 ms).
+// An empty poll that took longer than this was held up. When the thread's involuntary context
+// switches went up meanwhile, it was preempted: another task wanted the CPU. Polling then stops, and
+// wakeups only look at the rings once more for kBusyPollBackoffNs, so the hosts of a lab (iperf3)
+// or the box's other work get the CPU back. bench:wire TCP, hosts' offloads on, against the kernel
+// bridge + nft: polling without this 0.60-0.64x, with it 0.72x, not polling 0.69-0.96x. 50 µs
+// tripped on a VM's ordinary interruptions (ping p50 back to 0.16-0.19 ms). Without a context
+// switch the host took the vCPU (steal) or interrupts did: no task here wants the CPU, so polling
+// goes on and the pause counts as a stall. Measured under ping on the 2-core VM: 4 of 6 such pauses
+// in one run (1.1-3.5 ms) had no context switch, and each had cost 100 ms of pings not polled.
 constexpr int64_t kPreemptedNs = 1000000;
 constexpr int64_t kBusyPollBackoffNs = 100000000;
 // Send batches queued for the send thread before the event loop waits for it (back pressure).
@@ -148,6 +154,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     });
     exports.Set("BatchPort", ctor);
     exports.Set("packetDrops", Napi::Function::New(env, PacketDrops));
+    exports.Set("busyPollCounters", Napi::Function::New(env, BusyPollCounters));
     exports.Set("frameStart", Napi::Number::New(env, kFrameStart));
     exports.Set("taggedFrameStart", Napi::Number::New(env, kFrameStart - kTagBytes));
     return exports;
@@ -437,6 +444,10 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     int64_t quiet_until = 0;
     // Until then the rings are not polled beyond one look (preempted while polling).
     int64_t backoff_until = 0;
+    // Since start: polling stopped because the thread was preempted; empty polls held up longer than
+    // kPreemptedNs without a context switch (the host or interrupts held the CPU).
+    double backoffs = 0;
+    double stalls = 0;
     // The longest busy-poll time of the open ports: how long after a frame polling goes on.
     int64_t idle_ns = 0;
     // While polling, when the ports are next kept warm (onBatch(0)), and how often (0: never).
@@ -454,6 +465,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     BusyPollState& poll = BusyPoll();
     int64_t now = MonotonicNs();
     const int64_t turn_end = now + kBusyPollTurnNs;
+    const long preempted_before = InvoluntarySwitches();
     bool idle_before = false;
     for (;;) {
       bool any = false;
@@ -467,9 +479,13 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       }
       now = MonotonicNs();
       if (!any && idle_before && now - checked > kPreemptedNs) {
-        poll.backoff_until = now + kBusyPollBackoffNs;
-        poll.quiet_until = now;
-        break;
+        if (InvoluntarySwitches() > preempted_before) {
+          poll.backoffs++;
+          poll.backoff_until = now + kBusyPollBackoffNs;
+          poll.quiet_until = now;
+          break;
+        }
+        poll.stalls++;
       }
       // Kept warm only while spinning (a second empty look in a row), not after a wakeup's one look.
       const bool spinning = !any && idle_before;
@@ -520,6 +536,21 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
     PollRings(env);
     InWakeup() = false;
     ReportSent();
+  }
+
+  // The calling thread's involuntary context switches so far (another task was given its CPU).
+  static long InvoluntarySwitches() {
+    rusage usage;
+    return getrusage(RUSAGE_THREAD, &usage) == 0 ? usage.ru_nivcsw : 0;
+  }
+
+  // busyPollCounters(): { backoffs, stalls } of this thread's polling since start (BusyPollState).
+  static Napi::Value BusyPollCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object counters = Napi::Object::New(env);
+    counters.Set("backoffs", Napi::Number::New(env, BusyPoll().backoffs));
+    counters.Set("stalls", Napi::Number::New(env, BusyPoll().stalls));
+    return counters;
   }
 
   static int64_t MonotonicNs() {
