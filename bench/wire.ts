@@ -263,6 +263,11 @@ function tcpThroughput(lab: Lab): { bps: number; retransmits: number } {
   return { bps: report.end.sum_received.bits_per_second, retransmits: report.end.sum_sent.retransmits ?? 0 };
 }
 
+/** A round trip in ms over the baseline path's, in µs. */
+function addedUs(ms: number, baselineMs: number): number {
+  return Math.round((ms - baselineMs) * 1000);
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
@@ -524,13 +529,13 @@ async function main(): Promise<void> {
       /** The batched gatekeeper against nftables, hosts with their default offloads (TSO/GSO super-frames). */
       ratioVsNftTcpOffload: +(batchedOn.tcpBps / nftOn.tcpBps).toFixed(3),
       /** Ping round trip (both directions through the box) added over the plain kernel bridge, default offloads. */
-      addedLatencyP50Us: Math.round((batchedOn.pingP50Ms - bridgeOn.pingP50Ms) * 1000),
-      addedLatencyP99Us: Math.round((batchedOn.pingP99Ms - bridgeOn.pingP99Ms) * 1000),
+      addedLatencyP50Us: addedUs(batchedOn.pingP50Ms, bridgeOn.pingP50Ms),
+      addedLatencyP99Us: addedUs(batchedOn.pingP99Ms, bridgeOn.pingP99Ms),
       /** The same for the first pings, seconds after the dataplane started (V8 still compiling its path). */
-      addedLatencyP50UsAfterStart: Math.round((batchedOn.pingAfterStartP50Ms - bridgeOn.pingAfterStartP50Ms) * 1000),
-      addedLatencyP99UsAfterStart: Math.round((batchedOn.pingAfterStartP99Ms - bridgeOn.pingAfterStartP99Ms) * 1000),
+      addedLatencyP50UsAfterStart: addedUs(batchedOn.pingAfterStartP50Ms, bridgeOn.pingAfterStartP50Ms),
+      addedLatencyP99UsAfterStart: addedUs(batchedOn.pingAfterStartP99Ms, bridgeOn.pingAfterStartP99Ms),
       /** A new flow's first ping (median), added over the bridge's: the cost of setting a flow up. */
-      addedLatencyNewFlowUs: Math.round((batchedOn.newFlowPingMs - bridgeOn.newFlowPingMs) * 1000),
+      addedLatencyNewFlowUs: addedUs(batchedOn.newFlowPingMs, bridgeOn.newFlowPingMs),
       paths: results,
       seconds: Math.round((Date.now() - started) / 1000),
       /** Other work on the box skews every path; the one-minute load average at the end of the run. */
@@ -550,7 +555,7 @@ async function main(): Promise<void> {
     for (const r of paths) {
       const kpps = offloads === 'on' ? '-' : `${r.senderBound ? '≥' : ''}${(r.lossless64Pps / 1e3).toFixed(0)}`;
       const ratio64 = offloads === 'on' ? '-' : (r.lossless64Pps / nftPath.lossless64Pps).toFixed(2);
-      const added = `${Math.round((r.pingP50Ms - bridge.pingP50Ms) * 1000)}/${Math.round((r.pingP99Ms - bridge.pingP99Ms) * 1000)}`;
+      const added = `${addedUs(r.pingP50Ms, bridge.pingP50Ms)}/${addedUs(r.pingP99Ms, bridge.pingP99Ms)}`;
       log(`  ${r.path.padEnd(10)}  ${kpps.padStart(17)}   ${(r.tcpBps / 1e6).toFixed(0).padStart(10)}  ${String(r.tcpRetransmits).padStart(7)}  ` +
         `${r.pingP50Ms.toFixed(3).padStart(11)}  ${r.pingP99Ms.toFixed(3).padStart(11)}  ${String(r.pingLost).padStart(4)}   ` +
         `${ratio64.padStart(10)}  ${(r.tcpBps / nftPath.tcpBps).toFixed(2).padStart(10)}  ${added.padStart(16)}`);
@@ -562,7 +567,6 @@ async function main(): Promise<void> {
       }
       log(`    ${r.path} TCP runs (Mbit/s, retransmits): ${r.tcpSamplesBps.map((b, i) => `${(b / 1e6).toFixed(0)} (${r.tcpRetransmitSamples[i]})`).join('  ')}` +
         ` → median ${(r.tcpBps / 1e6).toFixed(0)}`);
-      const addedUs = (ms: number, bridgeMs: number) => Math.round((ms - bridgeMs) * 1000);
       log(`    ${r.path} ping: the ${PINGS} right after start p50 ${r.pingAfterStartP50Ms.toFixed(3)} p99 ${r.pingAfterStartP99Ms.toFixed(3)} ms ` +
         `(added ${addedUs(r.pingAfterStartP50Ms, bridge.pingAfterStartP50Ms)}/${addedUs(r.pingAfterStartP99Ms, bridge.pingAfterStartP99Ms)} µs); ` +
         `the table's: the ${STEADY_PINGS} after them; a new flow's first ${r.newFlowPingMs.toFixed(3)} ms ` +
@@ -572,9 +576,9 @@ async function main(): Promise<void> {
   }
   log(`\n64 bytes from one sender (the other core left to forwarding): gk-batched ${(oneSenderPps(batched) / 1e3).toFixed(0)} ` +
     `kpps, bridge+nft ${(oneSenderPps(nft) / 1e3).toFixed(0)} (${report.wire.ratioVsNft64BOneSender.toFixed(2)})`);
-  if (ceiling !== undefined && report.wire.ceilingVsNft64B !== null) {
+  if (ceiling !== undefined) {
     log(`64 bytes, gk-batched's ceiling on this box: ${availableParallelism()} CPUs / its box CPU per frame = ` +
-      `${(ceiling / 1e3).toFixed(0)} kpps, ${report.wire.ceilingVsNft64B.toFixed(2)}x bridge+nft's lossless rate`);
+      `${(ceiling / 1e3).toFixed(0)} kpps, ${(ceiling / nft.lossless64Pps).toFixed(2)}x bridge+nft's lossless rate`);
   }
   log(`\ndone in ${report.wire.seconds} s; lab removed`);
 }

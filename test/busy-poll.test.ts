@@ -3,8 +3,8 @@
 // the rings it still runs its timers and signals: under a steady ping the stats file keeps being
 // rewritten every second and SIGTERM stops the dataplane at once. A pause in polling backs it off
 // only when another task was given the CPU (busyPoll.backoffs), not when the host held it
-// (busyPoll.stalls). (What busy polling gains is measured by bench/wire.ts, not here.) A dataplane started without its Node.js flags (paths.ts)
-// warns at start.
+// (busyPoll.stalls). (What busy polling gains is measured by bench/wire.ts, not here.) A dataplane
+// started without its Node.js flags (paths.ts) warns at start.
 
 import t from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
