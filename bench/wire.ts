@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Lab, labAddresses, sleep, type HostOffloads } from '../appliance/lab/lab';
 import { BUSY_POLL_ENV, BUSY_POLL_MICROS, PORT_IO_ENV, type PortIo } from '../appliance/dataplane/port/port';
+import { FAST_PATH_ENV } from '../appliance/dataplane/port/fast-path';
 
 /** UDP port of the 64-byte stream; the policy allows it and the server drops it in its input hook. */
 const UDP_PORT = 9000;
@@ -426,6 +427,7 @@ async function run(lab: Lab, log: (line: string) => void): Promise<PathResult[]>
       note: async () => nftNote,
     },
     gatekeeperSetup(lab, policyPath, 'batched'),
+    gatekeeperSetup(lab, policyPath, 'batched', 'off'),
     ...(lab.hostOffloads === 'off' ? [gatekeeperSetup(lab, policyPath, 'cap')] : []),
   ];
   return measurePaths(lab, config, setups, log);
@@ -437,18 +439,24 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** The dataplane with the port I/O `io` (through the environment it inherits) between the ports. */
-function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo): PathSetup {
+/**
+ * The dataplane with the port I/O `io` between the ports, and its kernel fast path on (the default)
+ * or, with `fastPath` off, every frame through the engine (gk-engine), both through the environment
+ * it inherits.
+ */
+function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo, fastPath: 'on' | 'off' = 'on'): PathSetup {
   let dataplane: ChildProcess | undefined;
   return {
-    path: `gk-${io}`,
+    path: fastPath === 'off' ? 'gk-engine' : `gk-${io}`,
     pid: () => dataplane?.pid,
     up: async () => {
       process.env[PORT_IO_ENV] = io;
+      process.env[FAST_PATH_ENV] = fastPath;
       try {
         dataplane = await lab.startDataplane(policyPath);
       } finally {
         delete process.env[PORT_IO_ENV];
+        delete process.env[FAST_PATH_ENV];
       }
     },
     down: async () => {
@@ -468,7 +476,12 @@ function gatekeeperSetup(lab: Lab, policyPath: string, io: PortIo): PathSetup {
       const kernelDropped = stats.ports.outside.kernel_dropped + stats.ports.inside.kernel_dropped;
       const frames = stats.ports.outside.rx_packets + stats.ports.inside.rx_packets;
       const cpuNs = dataplane?.pid === undefined ? 0 : cpuSeconds(dataplane.pid) * 1e9;
-      return `drops during the run: ${drops}, kernel_dropped (receive ring full): ${kernelDropped}, send errors: ${sendErrors}, ` +
+      const fast = stats.ports.outside.fast_path_frames + stats.ports.inside.fast_path_frames;
+      const fastPathNote = stats.fastPath?.state === 'on'
+        ? `fast path on: ${fast} of the frames (${(100 * fast / Math.max(1, frames)).toFixed(1)} %) forwarded by the kernel, ` +
+          `${stats.fastPath.offloads} flow directions offloaded, `
+        : `fast path ${stats.fastPath?.state ?? 'absent'}${stats.fastPath?.reason === undefined ? '' : ` (${stats.fastPath.reason})`}, `;
+      return `${fastPathNote}drops during the run: ${drops}, kernel_dropped (receive ring full): ${kernelDropped}, send errors: ${sendErrors}, ` +
         `flows tracked: ${stats.flows.active}, busy poll ${process.env[BUSY_POLL_ENV] ?? `${BUSY_POLL_MICROS} (default)`} µs, ` +
         `dataplane CPU ${Math.round(cpuNs / Math.max(1, frames))} ns per frame received (${frames} frames)`;
     },
@@ -509,14 +522,19 @@ async function main(): Promise<void> {
     }
   }
   const results = [...byOffloads.off, ...byOffloads.on];
-  const [, nft, batched, cap] = byOffloads.off;
-  const [bridgeOn, nftOn, batchedOn] = byOffloads.on;
+  const [, nft, batched, engine, cap] = byOffloads.off;
+  const [bridgeOn, nftOn, batchedOn, engineOn] = byOffloads.on;
   const ceiling = ceiling64Pps(batched);
+  const engineCeiling = ceiling64Pps(engine);
   const report = {
     wire: {
       /** The default (batched) gatekeeper against nftables, hosts' offloads off. */
       ratioVsNft64B: +(batched.lossless64Pps / nft.lossless64Pps).toFixed(3),
       ratioVsNftTcp: +(batched.tcpBps / nft.tcpBps).toFixed(3),
+      /** The engine path (batched I/O, GATEKEEPER_FAST_PATH=off: every frame through the engine) against nftables. */
+      ratioVsNft64BEngine: +(engine.lossless64Pps / nft.lossless64Pps).toFixed(3),
+      ratioVsNftTcpEngine: +(engine.tcpBps / nft.tcpBps).toFixed(3),
+      ratioVsNftTcpOffloadEngine: +(engineOn.tcpBps / nftOn.tcpBps).toFixed(3),
       /** The cap fallback against nftables, hosts' offloads off. */
       ratioVsNft64BCap: +(cap.lossless64Pps / nft.lossless64Pps).toFixed(3),
       ratioVsNftTcpCap: +(cap.tcpBps / nft.tcpBps).toFixed(3),
@@ -526,6 +544,7 @@ async function main(): Promise<void> {
       ratioVsNft64BOneSender: +(oneSenderPps(batched) / oneSenderPps(nft)).toFixed(3),
       /** Batched's ceiling on this box (ceiling64Pps) over nft's lossless rate: the most ratioVsNft64B can be here. */
       ceilingVsNft64B: ceiling === undefined ? null : +(ceiling / nft.lossless64Pps).toFixed(3),
+      ceilingVsNft64BEngine: engineCeiling === undefined ? null : +(engineCeiling / nft.lossless64Pps).toFixed(3),
       /** The batched gatekeeper against nftables, hosts with their default offloads (TSO/GSO super-frames). */
       ratioVsNftTcpOffload: +(batchedOn.tcpBps / nftOn.tcpBps).toFixed(3),
       /** Ping round trip (both directions through the box) added over the plain kernel bridge, default offloads. */
@@ -536,6 +555,9 @@ async function main(): Promise<void> {
       addedLatencyP99UsAfterStart: addedUs(batchedOn.pingAfterStartP99Ms, bridgeOn.pingAfterStartP99Ms),
       /** A new flow's first ping (median), added over the bridge's: the cost of setting a flow up. */
       addedLatencyNewFlowUs: addedUs(batchedOn.newFlowPingMs, bridgeOn.newFlowPingMs),
+      /** The engine path's steady added ping round trip (pings never take the fast path: the two differ by noise only). */
+      addedLatencyP50UsEngine: addedUs(engineOn.pingP50Ms, bridgeOn.pingP50Ms),
+      addedLatencyP99UsEngine: addedUs(engineOn.pingP99Ms, bridgeOn.pingP99Ms),
       paths: results,
       seconds: Math.round((Date.now() - started) / 1000),
       /** Other work on the box skews every path; the one-minute load average at the end of the run. */
@@ -576,9 +598,10 @@ async function main(): Promise<void> {
   }
   log(`\n64 bytes from one sender (the other core left to forwarding): gk-batched ${(oneSenderPps(batched) / 1e3).toFixed(0)} ` +
     `kpps, bridge+nft ${(oneSenderPps(nft) / 1e3).toFixed(0)} (${report.wire.ratioVsNft64BOneSender.toFixed(2)})`);
-  if (ceiling !== undefined) {
-    log(`64 bytes, gk-batched's ceiling on this box: ${availableParallelism()} CPUs / its box CPU per frame = ` +
-      `${(ceiling / 1e3).toFixed(0)} kpps, ${(ceiling / nft.lossless64Pps).toFixed(2)}x bridge+nft's lossless rate`);
+  for (const [path, c] of [['gk-batched', ceiling], ['gk-engine', engineCeiling]] as const) {
+    if (c === undefined) continue;
+    log(`64 bytes, ${path}'s ceiling on this box: ${availableParallelism()} CPUs / its box CPU per frame = ` +
+      `${(c / 1e3).toFixed(0)} kpps, ${(c / nft.lossless64Pps).toFixed(2)}x bridge+nft's lossless rate`);
   }
   log(`\ndone in ${report.wire.seconds} s; lab removed`);
 }

@@ -14,3 +14,6 @@ if [ -z "$gyp" ] || [ ! -f "$gyp" ]; then
 fi
 # Compiler output goes to stderr, so `npm run -s bench -- --json` prints nothing but JSON on stdout.
 node "$gyp" rebuild --silent --nodedir="$node_prefix" -C appliance/dataplane/port/native >&2
+# The kernel fast path's BPF object, beside the addons (fast-path.ts loads it from there).
+clang -O2 -g -target bpf -Wall -I/usr/include/x86_64-linux-gnu -I/usr/include/"$(uname -m)"-linux-gnu \
+  -c appliance/dataplane/port/native/fast_path.bpf.c -o appliance/dataplane/port/native/build/Release/fast_path.bpf.o >&2

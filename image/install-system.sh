@@ -29,14 +29,16 @@ rm -rf "$stage"
 mkdir -p "$stage"
 cp -a package.json package-lock.json dist docs node_modules "$stage/"
 # What the running code loads from its place in the source tree: the web UI, and the dataplane's
-# native addon when it was built.
+# native addons and the kernel fast path's BPF object when they were built.
 [ -f appliance/mgmt/ui/index.html ] || die "appliance/mgmt/ui is missing"
 mkdir -p "$stage/appliance/mgmt"
 cp -a appliance/mgmt/ui "$stage/appliance/mgmt/"
-native=appliance/dataplane/port/native/build/Release/batch_port.node
-if [ -f "$native" ]; then
-  install -D -m 0644 "$native" "$stage/$native"
-fi
+for native in batch_port.node fast_path.node fast_path.bpf.o; do
+  native=appliance/dataplane/port/native/build/Release/$native
+  if [ -f "$native" ]; then
+    install -D -m 0644 "$native" "$stage/$native"
+  fi
+done
 (cd "$stage" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
 chmod 0755 "$stage/dist/appliance/cli/gatekeeper.js"
 [ "$(id -u)" != 0 ] || chown -R 0:0 "$stage"

@@ -14,13 +14,14 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   exit 1
 fi
 
-# libpcap-dev and a compiler for the native addons; ip and ethtool, which the dataplane calls; openssl;
+# libpcap-dev and a compiler for the native addons, clang and libbpf-dev for the kernel fast path's
+# BPF programs and their loader; ip and ethtool, which the dataplane calls; openssl;
 # and the real tools the lab, tests and benchmarks drive: hosts (ping, nc, iperf3, nmap, tcpdump,
 # tshark, trafgen), a SIEM receiver (rsyslog with TLS and RELP), a browser (chromium), systemd-analyze,
 # a Modbus client and server (mbpoll; pymodbus, whose server module imports serial and serial_asyncio);
 # the IEEE OUI registry the asset inventory names vendors from (ieee-data); and the identity sources the
 # asset lab drives (lldpd, a DHCP client in busybox, dnsmasq as its server).
-packages=(libpcap-dev g++ make python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
+packages=(libpcap-dev g++ make clang libbpf-dev python3 iproute2 ethtool nftables iputils-ping netcat-openbsd
   iperf3 nmap tcpdump tshark netsniff-ng procps openssl rsyslog rsyslog-gnutls rsyslog-relp gnutls-bin chromium
   systemd mbpoll python3-pymodbus python3-serial python3-serial-asyncio
   ieee-data lldpd busybox dnsmasq-base)

@@ -79,7 +79,7 @@ t.ok(Object.values(agreement).every(Boolean) && typesCovered.every(Boolean), 'sc
 
 const port = (name: string): PortStats => ({
   name, link: 'up', rx_packets: 10, rx_bytes: 1000, tx_packets: 10, tx_bytes: 1000, forwarded: 10, rejects_sent: 0,
-  rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: 0, rx_segments: 10, dropped: { policy: 2 }, decode_errors: {},
+  rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: 0, rx_segments: 10, fast_path_frames: 0, dropped: { policy: 2 }, decode_errors: {},
 });
 const stats: DataplaneStats = {
   pair: 'p1', pid: 1234, uptimeMs: 5000, generation: 2, policyHash: 'abc', mode: 'enforce',

@@ -130,7 +130,7 @@ class FakeDataplane {
 function port(name: string, rxPackets: number, rxBytes: number, dropped: Record<string, number> = {}) {
   return {
     name, link: 'up', rx_packets: rxPackets, rx_bytes: rxBytes, tx_packets: rxPackets, tx_bytes: rxBytes, forwarded: rxPackets,
-    rejects_sent: 0, rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: rxPackets / 100, rx_segments: rxPackets + 5,
+    rejects_sent: 0, rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: rxPackets / 100, rx_segments: rxPackets + 5, fast_path_frames: rxPackets / 2,
     dropped: { policy: 0, decode: 0, ...dropped }, decode_errors: {},
   };
 }
@@ -148,6 +148,7 @@ function stats(pair: string, uptimeMs: number, rx: number, rules: { allow: numbe
     ],
     inspect: {},
     busyPoll: { backoffs: uptimeMs / 1000, stalls: uptimeMs / 500 },
+    fastPath: { state: 'on', flows: 4, capacity: 65536, offloads: 9, notOffloadable: 1, tableFull: 2, withdrawn: 5 },
   };
 }
 
@@ -379,6 +380,9 @@ t.test('stats: rates from successive snapshots, 1 s history, metrics per port an
   t.equal(m.get('gatekeeper_flows_active{pair="p1"}'), 7);
   t.equal(m.get('gatekeeper_busy_poll_backoffs_total{pair="p1"}'), 12, 'busy polling: back-offs');
   t.equal(m.get('gatekeeper_busy_poll_stalls_total{pair="p1"}'), 24, 'and stalls (the host held the CPU)');
+  t.equal(m.get('gatekeeper_port_fast_path_frames_total{pair="p1",port="outside"}'), 1400, 'frames the kernel fast path forwarded');
+  t.equal(m.get('gatekeeper_fast_path_flows{pair="p1"}'), 4, 'flows it forwards now');
+  t.equal(m.get('gatekeeper_fast_path_table_full_total{pair="p1"}'), 2, 'and directions it had no room for');
   t.equal(m.get('gatekeeper_dataplane_connected{pair="p1"}'), 1);
   t.equal(m.get('gatekeeper_policy_generation{pair="p1"}'), 1);
   t.match(await hub.metrics(), /# TYPE gatekeeper_rule_packets_total counter/);

@@ -34,6 +34,12 @@ export const PortCounter = {
    * no super-frames arrive.
    */
   RxSegments: 10,
+  /**
+   * Frames of offloaded flows the kernel fast path forwarded from this port without the pipeline
+   * (port/fast-path.ts). Also counted in rx_packets, rx_bytes, rx_segments and forwarded here, and
+   * in the other port's tx_packets and tx_bytes, so those stay what the port carried.
+   */
+  FastPathFrames: 11,
 } as const;
 
 /** Why a frame was dropped. */
@@ -116,6 +122,16 @@ export class PortCounters {
   /** Frames the kernel dropped on this port's receive side since the last report (Port.takeKernelDrops). */
   kernelDropped(frames: number): void {
     this.port[PortCounter.KernelDropped] += frames;
+  }
+
+  /** Frames the kernel fast path forwarded from this port since the last report (their frame bytes and segments). */
+  fastPathForwarded(frames: number, bytes: number, segments: number): void {
+    const port = this.port;
+    port[PortCounter.FastPathFrames] += frames;
+    port[PortCounter.RxPackets] += frames;
+    port[PortCounter.RxBytes] += bytes;
+    port[PortCounter.RxSegments] += segments;
+    port[PortCounter.Forwarded] += frames;
   }
 
   /** What the kernel took from this port's sends (frames, bytes) and refused (frames). */

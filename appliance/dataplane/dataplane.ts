@@ -17,12 +17,14 @@ import { bypassNames, type FailMode } from './failsafe/kernel-bridge';
 import { kernelLink, LinkFaultMirror } from './failsafe/link-fault';
 import { Observations } from './events/observations';
 import { TrafficEvents } from './events/traffic-events';
-import { countKernelDrops, startForwarding } from './forward';
+import { countFastPath, countKernelDrops, startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
 import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
+import { FastPath } from './port/fast-path';
 import { busyPollStats, Port } from './port/port';
 import { FIRST_GENERATION, RunningPolicy, type PolicyVersion } from './running-policy';
 import { Side } from './verdict';
+import type { Flow } from './flow/flow';
 import { formatDiagnostic, readPolicyFile, type Diagnostic, type LoadFailure } from '../policy/diagnostics';
 import { loadPolicyInBackground, type BackgroundLoad } from '../policy/load-worker';
 import { actionNames } from '../policy/types';
@@ -49,6 +51,8 @@ export interface DataplaneOptions {
 }
 
 const STATS_INTERVAL_MS = 1000;
+/** Offloaded flows synced per sweep interval (port/fast-path.ts sweep() says why this many). */
+const OFFLOAD_SWEEP_FLOWS = 2000;
 const PURGE_INTERVAL_MS = 1000;
 
 export function runDataplane(options: DataplaneOptions): void {
@@ -112,13 +116,15 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   const observations = mgmt === null ? null : new Observations({ ruleName: (generation, index) => running.ruleName(generation, index) });
   engine.setObservations(observations);
 
+  const fastPath = new FastPath();
   const stats = (): DataplaneStats => {
     countKernelDrops(engine, ports);
+    countFastPath(engine, fastPath);
     const events: EventStats | undefined = mgmt === null ? undefined : {
       connected: mgmt.status.connected, queued: mgmt.status.eventsQueued, sent: mgmt.status.eventsSent,
       dropped: mgmt.status.eventsDropped, denyOverflow: mgmt.events.counters.denyOverflow,
     };
-    return collectStats(name, engine, ports, running.current, startedAt, events);
+    return { ...collectStats(name, engine, ports, running.current, startedAt, events), fastPath: fastPath.stats() };
   };
   const writeStats = (): void => {
     if (options.statsFile === undefined) return;
@@ -172,7 +178,15 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   // The fail mode goes in last before forwarding: in fail-open the kernel bridge stops forwarding here,
   // so the hand-back gap is only the time until the ports below forward.
   const failSafe = takeFailSafe(options, log);
-  startForwarding(engine, ports);
+  startForwarding(engine, ports, fastPath);
+  fastPath.open(ports);
+  if (fastPath.on) {
+    engine.offloads = fastPath;
+    for (const port of ports) port.mergeReceived(false);
+  }
+  log.info({ state: fastPath.state, reason: fastPath.reason }, fastPath.on
+    ? 'kernel fast path on: flows decided for good are forwarded by the kernel, counted, and taken back at a policy change, FIN or RST'
+    : 'kernel fast path not on: every frame goes through the engine');
   for (const port of ports) {
     log.info({ port: port.name, io: port.io, sendThread: port.sendThread, fallback: port.ioFallbackReason,
       limitation: port.ioLimitation, kernelDrops: port.kernelDropsUncounted }, 'port I/O');
@@ -203,7 +217,11 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     engine.fragments.purgeIdle();
   }, PURGE_INTERVAL_MS);
   const statsTimer = setInterval(writeStats, STATS_INTERVAL_MS);
-  const sweepTimer = setInterval(() => engine.sweep(SWEEP_FLOWS, Date.now()), SWEEP_INTERVAL_MS);
+  const offloadedActive = (flow: Flow): void => engine.offloadedActive(flow, Date.now());
+  const sweepTimer = setInterval(() => {
+    engine.sweep(SWEEP_FLOWS, Date.now());
+    if (fastPath.on) fastPath.sweep(OFFLOAD_SWEEP_FLOWS, offloadedActive);
+  }, SWEEP_INTERVAL_MS);
   writeStats();
   notifyReady(`forwarding ${options.inside} <-> ${options.outside}, policy generation ${first.generation} (${first.policy.mode})`);
   // Pings come from this event loop, so a blocked loop stops them; a vanished interface restarts the pair.
@@ -218,6 +236,8 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
     clearInterval(purge);
     clearInterval(statsTimer);
     clearInterval(sweepTimer);
+    // Back to the engine first: nothing is forwarded that it does not see, and the counts are final.
+    fastPath.close();
     engine.ruleTotals();
     writeStats();
     for (const port of ports) port.close();

@@ -1,7 +1,9 @@
 // The pipeline for one frame, in stage order: decode/ → flow/ (table, TCP state, fragments) →
 // detect/ (rule lookup, monitor mode) → inspect/ (application layer, claimed flows only) → respond/
 // (reject and its limit). It returns one reused PacketResult and counts it in counters.ts; it must
-// not send, log or read a clock of its own (`now` comes from the caller). Shared by the live bridge,
+// not send, log or read a clock of its own (`now` comes from the caller). A flow decided for good
+// (allowed, nothing left to inspect or observe, answered, TCP established) is handed to the kernel
+// fast path when one is set (flow/offload.ts), which then forwards its frames without the engine. Shared by the live bridge,
 // offline replay and the benchmark, so all three run exactly the same logic. Nothing here allocates
 // per packet.
 
@@ -23,6 +25,7 @@ import { DropReason, InspectCounters, PortCounters, RuleCounters } from './count
 import { coarseClock, type Clock } from './flow/clock';
 import { Flow, TcpState } from './flow/flow';
 import { FlowKey, keyFromPacket, keyFromQuoted } from './flow/flow-key';
+import type { FlowOffload } from './flow/offload';
 import { FlowTable } from './flow/flow-table';
 import { FragmentTable } from './flow/fragment-table';
 import { handshakeDone, isNewSynOnClosedFlow, isOpeningSyn, mayPickUp, trackTcp } from './flow/tcp-state';
@@ -87,6 +90,8 @@ export class Engine {
   generation: number;
   /** Set by the dataplane when events are collected; null costs nothing on the packet path. */
   observer: TrafficObserver | null = null;
+  /** Set by the dataplane when the kernel fast path runs (port/fast-path.ts); null: every frame comes here. */
+  offloads: FlowOffload | null = null;
   /**
    * Until this time (ms, the clock process() is given) mid-stream TCP the policy allows is picked up
    * as with `pickup-established`: the dataplane sets it when it starts (a restart), so the hosts'
@@ -141,6 +146,7 @@ export class Engine {
     this.ruleInspections = inspectionsFor(policy, this.inspectors);
     this.result = new PacketResult(this.reject.frame, this.reject.onward);
     this.flows = new FlowTable(policy.flow.maxFlows, (flow, reason) => {
+      if (flow.offloadSlot >= 0) (this.offloads as FlowOffload).withdraw(flow);
       this.settle(flow);
       const inspection = flow.inspected ? this.inspections.get(flow) : undefined;
       if (this.observer !== null) {
@@ -175,6 +181,8 @@ export class Engine {
     this.bindings = hasBindings(policy);
     this.ruleInspections = inspectionsFor(policy, this.inspectors);
     this.flows.resize(policy.flow.maxFlows);
+    // Offloaded flows come back at their next frame and are re-decided (redecide) like the others.
+    this.offloads?.policyChanged();
   }
 
   /**
@@ -205,8 +213,18 @@ export class Engine {
     return this.ruleCounters;
   }
 
+  /**
+   * An offloaded flow the fast path forwarded frames of (FlowOffload.sync said so): it is active, as
+   * if the engine had seen them. Off the packet path (the dataplane's sweep of offloaded flows).
+   */
+  offloadedActive(flow: Flow, now: number): void {
+    flow.lastSeen = now;
+    this.flows.touch(flow);
+  }
+
   private sweepNow = 0;
   private readonly sweepFlow = (flow: Flow): void => {
+    if (flow.offloadSlot >= 0 && (this.offloads as FlowOffload).sync(flow)) this.offloadedActive(flow, this.sweepNow);
     this.settle(flow);
     // A flow not answered yet is reported once answered (with the server's MAC, under the key its
     // later deltas use), when it ends, or once it has waited UNANSWERED_REPORT_MS (one-way traffic):
@@ -398,6 +416,8 @@ export class Engine {
     if (flow.proto === Proto.TCP) {
       if (trackTcp(flow, pkt.tcpFlags, pkt.tcpSeq, fromInitiator)) this.flows.retime(flow, this.timeouts.tcp(flow.tcpState));
       if (flow.embryonic && handshakeDone(flow, pkt.tcpFlags, pkt.tcpAck, fromInitiator)) this.flows.assure(flow);
+      // A closing connection comes back whole: the kernel passes FIN and RST here, not what follows them.
+      if (flow.offloadSlot >= 0 && (pkt.tcpFlags & (TcpFlag.FIN | TcpFlag.RST)) !== 0) (this.offloads as FlowOffload).withdraw(flow);
     } else if (flow.embryonic && flow.packetsIn > 0) {
       // UDP, ICMP echo, other: answered once the responder sent something.
       this.flows.assure(flow);
@@ -409,6 +429,9 @@ export class Engine {
     }
     if (flow.inspected) this.inspect(frame, flow, fromInitiator, side, now);
     else if (flow.observed) this.observe(frame, flow, fromInitiator, side, now);
+    else if (this.offloads !== null && (flow.offloadedDirs & (fromInitiator ? 1 : 2)) === 0 && decidedForGood(flow)) {
+      this.offloads.offload(flow, frame, length, side, fromInitiator);
+    }
   }
 
   /** After a reload: does the new policy still allow this flow? Updates the flow (and its inspection) if so. */
@@ -416,6 +439,8 @@ export class Engine {
     const rule = matchFlow(this.policy, flow);
     flow.ruleIndex = rule;
     flow.generation = this.generation;
+    // Its kernel entries are stale since policyChanged(): offloaded again below the new rule, if at all.
+    flow.offloadedDirs = 0;
     if (allows(this.policy, rule)) {
       flow.wouldDrop = false;
     } else if (this.monitor) {
@@ -788,6 +813,27 @@ export class Engine {
     r.verdict = Verdict.Drop;
     if (this.monitor) forwardInstead(r);
   }
+}
+
+/**
+ * A one-way UDP flow (a sensor's stream, syslog, traps: never answered) is offloaded once its
+ * sender has sent this many datagrams: a flood of spoofed one-datagram flows never gets there.
+ */
+export const ONE_WAY_OFFLOAD_PACKETS = 16;
+
+/**
+ * Of a flow the policy allows (not monitor mode's would-drop) and no inspector or observer reads
+ * (continueFlow only asks for those): nothing about its further frames is left for the engine to
+ * decide once it is answered (UDP also after ONE_WAY_OFFLOAD_PACKETS one way; ICMP echo too), for
+ * TCP established without a FIN yet (the kernel hands FIN, SYN and RST here anyway). Its frames may
+ * then take the kernel fast path; a policy change, a FIN or RST, or the flow's end bring it back.
+ */
+function decidedForGood(flow: Flow): boolean {
+  if (flow.proto === Proto.UDP) return !flow.embryonic || flow.packetsOut >= ONE_WAY_OFFLOAD_PACKETS;
+  // An echo flow (the only ICMP the table tracks): once answered.
+  if (flow.proto === Proto.ICMP || flow.proto === Proto.ICMPV6) return !flow.embryonic;
+  return flow.proto === Proto.TCP && !flow.embryonic && flow.tcpState === TcpState.Established && !flow.finFromInitiator &&
+    !flow.finFromResponder;
 }
 
 function isEcho(pkt: Packet): boolean {

@@ -2,15 +2,20 @@
 // out of the other port, dropped, or answered (reject) on the port it came from. Frames arrive in
 // batches; the forwarded ones of a batch leave the other port together, in order, when the batch is
 // done, and the port reports what the kernel took. Counting is counters.ts's: this file only says
-// what happened to a frame outside the pipeline (also the frames the kernel dropped before it).
+// what happened to a frame outside the pipeline (also the frames the kernel dropped before it, and
+// those the kernel fast path forwarded past it). Flow directions the engine offloaded in a batch
+// are installed in the kernel after the batch has left, so their next frames cannot overtake it.
+// Frames of such a flow still waiting in the receive ring then may be overtaken (reordered once,
+// at the hand-over: TCP absorbs it).
 
 import { DropReason } from './counters';
 import type { Engine } from './engine';
+import { PORT_COUNTERS, type FastPath } from './port/fast-path';
 import type { Port } from './port/port';
 import { otherSide, Side, Verdict } from './verdict';
 
 /** Start capturing on both ports; frames flow until the ports are closed. */
-export function startForwarding(engine: Engine, ports: readonly [Port, Port]): void {
+export function startForwarding(engine: Engine, ports: readonly [Port, Port], fastPath: FastPath | null = null): void {
   const onBatch = (side: Side) => {
     const inPort = ports[side];
     const outPort = ports[otherSide(side)];
@@ -49,6 +54,7 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
       }
       // The receive buffer is reused for the next batch: everything queued from it leaves now.
       outPort.flush();
+      fastPath?.commit();
     };
   };
   const onSent = (side: Side) => {
@@ -66,4 +72,19 @@ export function startForwarding(engine: Engine, ports: readonly [Port, Port]): v
 export function countKernelDrops(engine: Engine, ports: readonly [Port, Port]): void {
   engine.counters[Side.Inside].kernelDropped(ports[Side.Inside].takeKernelDrops());
   engine.counters[Side.Outside].kernelDropped(ports[Side.Outside].takeKernelDrops());
+}
+
+/**
+ * Add what the kernel fast path forwarded since the last call to the ports' counters: received and
+ * forwarded on the port it came from, sent on the other. From the stats timer only.
+ */
+export function countFastPath(engine: Engine, fastPath: FastPath): void {
+  const delta = fastPath.takePortCounters();
+  for (const side of [Side.Inside, Side.Outside] as const) {
+    const at = side * PORT_COUNTERS;
+    const [frames, frameBytes, segments] = [delta[at], delta[at + 1], delta[at + 2]];
+    if (frames === 0) continue;
+    engine.counters[side].fastPathForwarded(frames, frameBytes, segments);
+    engine.counters[otherSide(side)].sent(frames, frameBytes, 0);
+  }
 }

@@ -83,8 +83,13 @@ export const dataplaneStatsSchema = object(
     inspect: { type: 'object', additionalProperties: inspectStatsSchema },
     events: eventStatsSchema,
     busyPoll: object(counts(['backoffs', 'stalls'])),
+    fastPath: object({
+      state: enumOf(['on', 'off', 'unavailable']),
+      reason: string,
+      ...counts(['flows', 'capacity', 'offloads', 'notOffloadable', 'tableFull', 'withdrawn']),
+    }, ['reason']),
   },
-  ['events', 'busyPoll'],
+  ['events', 'busyPoll', 'fastPath'],
 );
 
 // ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import type { ActionName, Mode } from '../policy/types';
 /** Per-port counters as published; indices are dataplane/counters.ts's PortCounter. */
 export const portCounterNames = [
   'rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'forwarded', 'rejects_sent', 'rejects_suppressed',
-  'send_errors', 'monitor_would_drop', 'kernel_dropped', 'rx_segments',
+  'send_errors', 'monitor_would_drop', 'kernel_dropped', 'rx_segments', 'fast_path_frames',
 ] as const;
 
 /** Why frames were dropped, as published; indices are dataplane/counters.ts's DropReason. */
@@ -86,6 +86,26 @@ export interface DataplaneStats {
   events?: EventStats;
   /** The batched ports' busy polling (zeros with polling off); absent with cap. */
   busyPoll?: BusyPollStats;
+  /** The kernel fast path (port/fast-path.ts); absent where no live ports run (replay). */
+  fastPath?: FastPathStats;
+}
+
+/** The kernel fast path: flows the engine decided for good, forwarded by the kernel (port/fast-path.ts). */
+export interface FastPathStats {
+  /** on; off by GATEKEEPER_FAST_PATH=off; unavailable (`reason` says why: cap I/O, no tcx, not built). */
+  state: 'on' | 'off' | 'unavailable';
+  reason?: string;
+  /** Flows offloaded now, and the most there can be. */
+  flows: number;
+  capacity: number;
+  /** Flow directions handed to the kernel since start. */
+  offloads: number;
+  /** Directions not handed over because their frames cannot be (two VLAN tags, IP options, IPv6 extension headers). */
+  notOffloadable: number;
+  /** Directions not handed over because the kernel's table (capacity) was full. */
+  tableFull: number;
+  /** Flows taken back from the kernel (FIN or RST, the flow's end). */
+  withdrawn: number;
 }
 
 /** What busy polling met since start (port/native/batch_port.cc). */

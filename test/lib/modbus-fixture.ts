@@ -15,7 +15,7 @@ export const HMI = '198.18.1.10';
 function port(name: string): PortStats {
   return {
     name, link: 'up', rx_packets: 500, rx_bytes: 50_000, tx_packets: 480, tx_bytes: 48_000, forwarded: 480, rejects_sent: 0,
-    rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: 0, rx_segments: 500, dropped: { policy: 3, inspect: 7, inspect_held: 2 }, decode_errors: {},
+    rejects_suppressed: 0, send_errors: 0, monitor_would_drop: 0, kernel_dropped: 0, rx_segments: 500, fast_path_frames: 0, dropped: { policy: 3, inspect: 7, inspect_held: 2 }, decode_errors: {},
   };
 }
 

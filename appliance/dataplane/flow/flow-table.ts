@@ -161,6 +161,15 @@ export class FlowTable {
     if (flow.embryonic) this.unlinkEmbryonic(flow);
   }
 
+  /**
+   * The flow was active where the table cannot see it (the kernel fast path forwarded its frames):
+   * its idle timer starts again and it becomes the most recently used. Not for a flow already idle
+   * past its timeout: that one is left to purgeIdle().
+   */
+  touch(flow: Flow): void {
+    if (this.cache.has(flow.hash)) this.cache.get(flow.hash, this.getOptions);
+  }
+
   /** Change the idle timeout of the flow's bucket (e.g. when a TCP handshake completes). */
   retime(flow: Flow, ttl: TtlOption): void {
     const head = this.cache.peek(flow.hash, this.peekOptions);

@@ -44,6 +44,12 @@ export class Flow extends FlowTuple {
    * parsed to learn what it carries (function counts, device identity), never judged.
    */
   observed = false;
+  /**
+   * Offloaded to the kernel fast path (flow/offload.ts): its slot of kernel counters, or -1; and the
+   * directions the kernel forwards (bit 0: initiator to responder, bit 1: back).
+   */
+  offloadSlot = -1;
+  offloadedDirs = 0;
 
   // --- what the plant looks like (events/observations.ts)
   /** Ethernet source of the initiator's first frame and of the responder's, 48-bit numbers; -1 before it was seen. */

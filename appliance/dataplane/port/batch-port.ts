@@ -36,6 +36,8 @@ export interface BatchPort {
   close(): void;
   /** Frames the kernel dropped since the last call because the receive ring was full (0 once closed). */
   kernelDrops(): number;
+  /** The receive socket's descriptor (-1 once closed): the kernel fast path attaches its filter there. */
+  receiveSocket(): number;
 }
 
 export interface BatchPortAddon {

@@ -52,6 +52,9 @@ export class HubMetrics {
     portCounter('gatekeeper_port_rx_bytes_total', 'Bytes received on the port', (p) => p.rx_bytes);
     portCounter('gatekeeper_port_rx_segments_total',
       'Wire segments the received frames stand for (a GSO super-frame counts as its segments, any other frame as one)', (p) => p.rx_segments);
+    portCounter('gatekeeper_port_fast_path_frames_total',
+      'Frames of offloaded flows the kernel forwarded from the port without the dataplane (also in rx_packets and forwarded)',
+      (p) => p.fast_path_frames);
     portCounter('gatekeeper_port_tx_packets_total', 'Frames sent out of the port', (p) => p.tx_packets);
     portCounter('gatekeeper_port_tx_bytes_total', 'Bytes sent out of the port', (p) => p.tx_bytes);
     portCounter('gatekeeper_port_kernel_dropped_total',
@@ -106,6 +109,14 @@ export class HubMetrics {
       'Times busy polling stopped for 100 ms because another task was given the dataplane\'s CPU', (b) => b.backoffs);
     busyPollCounter('gatekeeper_busy_poll_stalls_total',
       'Pauses of over 1 ms in busy polling with no other task given the CPU: the host took the vCPU or interrupts ran', (b) => b.stalls);
+    dataplaneGauge('gatekeeper_fast_path_flows', 'Flows the kernel fast path forwards now (1 per flow; absent when it is off)', ['pair'],
+      (set) => {
+        for (const t of pairs()) if (t.stats?.fastPath?.state === 'on') set({ pair: t.pair }, t.stats.fastPath.flows);
+      });
+    dataplaneCounter('gatekeeper_fast_path_table_full_total', 'Flow directions not offloaded because the kernel fast path was full', ['pair'],
+      (set) => {
+        for (const t of pairs()) if (t.stats?.fastPath !== undefined) set({ pair: t.pair }, t.stats.fastPath.tableFull);
+      });
     dataplaneGauge('gatekeeper_flows_active', 'Flows in the flow table', ['pair'], (set) => {
       for (const t of pairs()) if (t.stats !== null) set({ pair: t.pair }, t.stats.flows.active);
     });

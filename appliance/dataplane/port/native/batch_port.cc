@@ -151,6 +151,7 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
       InstanceMethod("sendNow", &BatchPort::SendNow),
       InstanceMethod("close", &BatchPort::Close),
       InstanceMethod("kernelDrops", &BatchPort::KernelDrops),
+      InstanceMethod("receiveSocket", &BatchPort::ReceiveSocket),
     });
     exports.Set("BatchPort", ctor);
     exports.Set("packetDrops", Napi::Function::New(env, PacketDrops));
@@ -1000,6 +1001,11 @@ class BatchPort : public Napi::ObjectWrap<BatchPort> {
   Napi::Value KernelDrops(const Napi::CallbackInfo& info) {
     double drops = closing_ ? -1 : ReadDrops(fd_);
     return Napi::Number::New(info.Env(), drops < 0 ? 0 : drops);
+  }
+
+  // receiveSocket(): the receive socket's descriptor, for the fast path's filter (-1 once closed).
+  Napi::Value ReceiveSocket(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), closing_ ? -1 : fd_);
   }
 
   // packetDrops(fd): the same for another packet socket of this process (cap's); -1 when it is none.
