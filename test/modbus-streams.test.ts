@@ -186,7 +186,14 @@ async function streamTests(t: Test, offloads: HostOffloads): Promise<void> {
       t.same(good.executed.map((e) => e.function), Array(8).fill(16), 'and executed');
       const bad = await run('superframe-bad', false, true);
       t.ok(bad.result.reset, 'the last write (address 500) refused: reset');
-      t.same(bad.executed.map((e) => e.function), [], 'none of the eight writes of that super-frame reached the server');
+      if (offloads === 'on') {
+        t.same(bad.executed.map((e) => e.function), [], 'none of the eight writes of that super-frame reached the server');
+      } else {
+        // MTU-sized segments (the ports' GRO is off while the kernel fast path runs): each is judged
+        // as it comes, so the writes wholly in the segments before the refused one were executed.
+        const executed = bad.executed.map((e) => e.function);
+        t.ok(executed.length < 8 && executed.every((f) => f === 16), `the refused write and those after it did not reach the server (${executed.length} before it did)`);
+      }
       const after = await lab.lab.freshStats();
       const frames = after.ports.outside.rx_packets - before.ports.outside.rx_packets;
       const segments = after.ports.outside.rx_segments - before.ports.outside.rx_segments;
