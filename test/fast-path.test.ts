@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import type { DataplaneStats } from '../appliance/ipc/stats';
+import { fastPathSetting } from '../appliance/dataplane/port/fast-path';
 import { hostOffloadSetups, labAddresses as A, labUnavailable, sleep, startLab, type HostOffloads, type RunningLab } from './lib/lab-fixture';
 
 const PYTHON = '/usr/bin/python3';
@@ -39,6 +40,14 @@ ${udp ? `  - name: client-udp
     action: allow
 ` : ''}`;
 
+t.test('the setting: on (or unset) or off, else a clear error', async (t) => {
+  t.equal(fastPathSetting(undefined), 'on');
+  t.equal(fastPathSetting(''), 'on');
+  t.equal(fastPathSetting('on'), 'on');
+  t.equal(fastPathSetting('off'), 'off');
+  for (const bad of ['OFF', '0', 'false', 'no']) t.throws(() => fastPathSetting(bad), /GATEKEEPER_FAST_PATH must be on or off/, `refused: ${bad}`);
+});
+
 for (const offloads of hostOffloadSetups) {
   t.test(`fast path, host offloads ${offloads}`, { skip: labUnavailable() }, (t) => fastPathTests(t, offloads));
 }
@@ -51,6 +60,8 @@ t.test('GATEKEEPER_FAST_PATH=off: every frame goes through the engine', { skip: 
   await sleep(300);
   const before = await lab.lab.freshStats();
   t.equal(before.fastPath?.state, 'off', 'the stats say it is off');
+  const gro = lab.lab.exec(lab.lab.appliance, ['ethtool', '-k', lab.lab.insidePort]).stdout;
+  t.match(gro, /generic-receive-offload: on/, 'GRO stays on for the engine');
   t.equal(exchange(lab, 200), 200, 'the exchange works');
   const after = await lab.lab.freshStats();
   t.equal(sumPorts(after, 'fast_path_frames'), 0, 'the kernel forwarded nothing past the engine');
@@ -69,6 +80,10 @@ async function fastPathTests(t: Test, offloads: HostOffloads): Promise<void> {
     const stats = await lab.lab.freshStats();
     t.equal(stats.fastPath?.state, 'on', `state ${stats.fastPath?.state} ${stats.fastPath?.reason ?? ''}`);
     t.ok((stats.fastPath?.capacity ?? 0) >= 65536, 'room for 65,536 flows');
+    for (const port of [lab.lab.insidePort, lab.lab.outsidePort]) {
+      const gro = lab.lab.exec(lab.lab.appliance, ['ethtool', '-k', port]).stdout;
+      t.match(gro, /generic-receive-offload: off/, `${port} (veth): GRO off while the fast path runs`);
+    }
   });
 
   t.test(`a UDP exchange of ${EXCHANGES} datagrams each way goes through the kernel, counted exactly`, async (t) => {

@@ -20,7 +20,7 @@ import { TrafficEvents } from './events/traffic-events';
 import { countFastPath, countKernelDrops, startForwarding } from './forward';
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from '../sd-notify';
 import { LinkStatus, managementRequests, MgmtLink } from './mgmt-link';
-import { FastPath } from './port/fast-path';
+import { FastPath, fastPathSetting } from './port/fast-path';
 import { busyPollStats, Port } from './port/port';
 import { FIRST_GENERATION, RunningPolicy, type PolicyVersion } from './running-policy';
 import { Side } from './verdict';
@@ -68,6 +68,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   // The policy compiles on its worker while this thread prepares the ports (about 150 ms of ip and
   // ethtool): a restart forwards again that much sooner. A refused policy still starts nothing.
   const loading = loadFirstPolicy(options.policyPath);
+  fastPathSetting(); // a bad setting is an error before anything is forwarded, not a fallback
   const ports: [Port, Port] = [new Port(options.inside), new Port(options.outside)];
   const bypassBridge = bypassNames(options.inside, options.outside).bridge;
   for (const port of ports) {
@@ -182,7 +183,7 @@ async function start(options: DataplaneOptions, name: string, log: Logger): Prom
   fastPath.open(ports);
   if (fastPath.on) {
     engine.offloads = fastPath;
-    for (const port of ports) port.mergeReceived(false);
+    for (const port of ports) port.steerForFastPath();
   }
   log.info({ state: fastPath.state, reason: fastPath.reason }, fastPath.on
     ? 'kernel fast path on: flows decided for good are forwarded by the kernel, counted, and taken back at a policy change, FIN or RST'

@@ -3,9 +3,9 @@
 // (reject and its limit). It returns one reused PacketResult and counts it in counters.ts; it must
 // not send, log or read a clock of its own (`now` comes from the caller). A flow decided for good
 // (allowed, nothing left to inspect or observe, answered, TCP established) is handed to the kernel
-// fast path when one is set (flow/offload.ts), which then forwards its frames without the engine. Shared by the live bridge,
-// offline replay and the benchmark, so all three run exactly the same logic. Nothing here allocates
-// per packet.
+// fast path when one is set (flow/offload.ts), which then forwards its frames without the engine.
+// Shared by the live bridge, offline replay and the benchmark, so all three run exactly the same
+// logic. Nothing here allocates per packet.
 
 import { read48 } from './decode/bytes';
 import { decodeFrame } from './decode/decoder';

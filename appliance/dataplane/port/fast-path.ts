@@ -20,6 +20,13 @@ import type { Port } from './port';
 /** Environment variable: `off` keeps every frame in the engine (the per-packet path, for comparison or doubt). */
 export const FAST_PATH_ENV = 'GATEKEEPER_FAST_PATH';
 
+/** $GATEKEEPER_FAST_PATH: on (also unset or empty) or off; anything else is refused at start. */
+export function fastPathSetting(value = process.env[FAST_PATH_ENV]): 'on' | 'off' {
+  if (value === undefined || value === '' || value === 'on') return 'on';
+  if (value === 'off') return 'off';
+  throw new Error(`${FAST_PATH_ENV} must be on or off, not ${JSON.stringify(value)}`);
+}
+
 const nativeDir = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release');
 const addonPath = join(nativeDir, 'fast_path.node');
 const objectPath = join(nativeDir, 'fast_path.bpf.o');
@@ -59,9 +66,9 @@ export class FastPath implements FlowOffload {
   /** Per slot: the counters as last synced (packets, bytes per direction) and the last frames' times. */
   private synced: Float64Array = new Float64Array(0);
   private readonly freeSlots: number[] = [];
-  /** Offloaded flows, in no order (swap-remove through `offloadIndex`): what sweep() walks. */
-  private readonly offloaded: Flow[] = [];
-  private readonly offloadIndex = new Map<Flow, number>();
+  /** The flow of each slot, null when free: what sweep() walks. */
+  private slotFlows: (Flow | null)[] = [];
+  private offloadedFlows = 0;
   private sweepAt = 0;
   private generation = 1;
   private readonly counters = { offloads: 0, notOffloadable: 0, tableFull: 0, withdrawn: 0 };
@@ -72,10 +79,7 @@ export class FastPath implements FlowOffload {
    * run (`state` and `reason` say why: the frames then all go through the engine); a setting other
    * than on or off is an error.
    */
-  open(ports: readonly [Port, Port], setting = process.env[FAST_PATH_ENV]): void {
-    if (setting !== undefined && setting !== 'on' && setting !== 'off') {
-      throw new Error(`${FAST_PATH_ENV} must be on or off, not ${JSON.stringify(setting)}`);
-    }
+  open(ports: readonly [Port, Port], setting = fastPathSetting()): void {
     const fds = [ports[0].receiveSocket(), ports[1].receiveSocket()];
     let reason: string | undefined;
     if (setting === 'off') reason = `${FAST_PATH_ENV}=off`;
@@ -93,6 +97,7 @@ export class FastPath implements FlowOffload {
       this.native = native;
       this.words = new Uint32Array(native.slots());
       this.synced = new Float64Array(slots * 6);
+      this.slotFlows = new Array<Flow | null>(slots).fill(null);
       for (let slot = slots - 1; slot >= 0; slot--) this.freeSlots.push(slot);
       this.state = 'on';
       this.reason = undefined;
@@ -169,14 +174,9 @@ export class FastPath implements FlowOffload {
     flow.offloadSlot = -1;
     flow.offloadedDirs = 0;
     this.freeSlots.push(slot);
+    this.slotFlows[slot] = null;
+    this.offloadedFlows--;
     this.counters.withdrawn++;
-    const i = this.offloadIndex.get(flow) as number;
-    this.offloadIndex.delete(flow);
-    const last = this.offloaded.pop() as Flow;
-    if (last !== flow) {
-      this.offloaded[i] = last;
-      this.offloadIndex.set(last, i);
-    }
   }
 
   policyChanged(): void {
@@ -188,15 +188,15 @@ export class FastPath implements FlowOffload {
   /**
    * Sync the next `budget` offloaded flows and tell `active` about those the kernel forwarded frames
    * of since: the flow table sees nothing of them otherwise, and would end them as idle. Run every
-   * SWEEP_INTERVAL_MS by the dataplane: 2000 flows a slice keeps 65,536 offloaded flows within
-   * 0.7 s of their last frame, well inside the shortest idle timeout a policy would set.
+   * SWEEP_INTERVAL_MS by the dataplane: 2000 slots a slice visits all 65,536 within 0.7 s, well
+   * inside the shortest idle timeout a policy would set.
    */
   sweep(budget: number, active: (flow: Flow) => void): void {
-    const flows = this.offloaded;
+    const flows = this.slotFlows;
     for (let n = 0; n < budget && flows.length > 0; n++) {
       if (this.sweepAt >= flows.length) this.sweepAt = 0;
       const flow = flows[this.sweepAt++];
-      if (this.sync(flow)) active(flow);
+      if (flow !== null && this.sync(flow)) active(flow);
     }
   }
 
@@ -212,7 +212,7 @@ export class FastPath implements FlowOffload {
     return {
       state: this.state,
       reason: this.reason,
-      flows: this.offloaded.length,
+      flows: this.offloadedFlows,
       capacity: this.synced.length / 6,
       ...this.counters,
     };
@@ -229,8 +229,8 @@ export class FastPath implements FlowOffload {
     const at = slot * SLOT_WORDS;
     this.words.fill(0, at, at + SLOT_WORDS);
     this.synced.fill(0, slot * 6, slot * 6 + 6);
-    this.offloadIndex.set(flow, this.offloaded.length);
-    this.offloaded.push(flow);
+    this.slotFlows[slot] = flow;
+    this.offloadedFlows++;
   }
 }
 

@@ -218,8 +218,8 @@ export class Port {
     // a kernel bridge's ports do), decided once and cut back into the same segments on the way out.
     // Hosts with offloads off, A/B on 2 cores: TCP 1.5-2.1 Gbit/s against 0.5-0.9, dataplane CPU
     // per Mbit/s 0.26-0.29x (bench/README.md). Where the driver cannot, frames come one by one.
-    // Off again once the kernel fast path runs (mergeReceived).
-    this.mergeReceived(true);
+    // Off again on veth once the kernel fast path runs (steerForFastPath).
+    this.mergeReceived();
     // A slot holds the vnet header and the largest frame the port can receive: a GSO super-frame,
     // or an MTU-sized frame with two tags; larger ones are truncated. Slots are mostly untouched
     // beyond their first bytes: 16 MiB of address space per port, paged in as frames need it.
@@ -376,18 +376,28 @@ export class Port {
       frame[9] === mac[3] && frame[10] === mac[4] && frame[11] === mac[5];
   }
 
-  /**
-   * GRO on the port: on for the engine (it decides a flow's merged segments once); off on a veth
-   * port while the kernel fast path forwards the established flows. On veth, GRO runs the port's
-   * receive in one NAPI context: two 64-byte senders through the fast path then went 24-1550 kpps
-   * from one 2 s run to the next (the senders stalled on veth's full ring), against a steady
-   * 382-441 kpps with GRO off (the kernel bridge beside it 356-374). Other drivers keep it: their
-   * GRO is the NAPI they have anyway. Where the driver has GRO fixed, nothing changes.
-   */
-  mergeReceived(on: boolean): void {
-    if (!on && this.driver() !== 'veth') return;
+  /** GRO on the port: the engine decides a flow's merged segments once (openBatched says what it gains). */
+  private mergeReceived(): void {
     try {
-      run('ethtool', ['-K', this.name, 'gro', on ? 'on' : 'off']);
+      run('ethtool', ['-K', this.name, 'gro', 'on']);
+    } catch {
+      // fixed off by the driver
+    }
+  }
+
+  /**
+   * A veth port, once the kernel fast path forwards its established flows: GRO off. Other drivers
+   * keep it (their GRO is the NAPI they have anyway). On veth, GRO runs the port's receive in one
+   * NAPI context: two 64-byte senders through the fast path went 24-1550 kpps from one 2 s run to
+   * the next (the senders stalled on veth's full ring), against a steady 382-441 kpps with GRO off
+   * (the kernel bridge beside it 356-374). Receive packet steering was tried and left out: it ended
+   * the reordering GRO off brings to a TCP flow (bench/README.md, "The kernel fast path"), but put
+   * the wire bench's one 64-byte flow on one CPU, beside a sender (227-272 kpps).
+   */
+  steerForFastPath(): void {
+    if (this.driver() !== 'veth') return;
+    try {
+      run('ethtool', ['-K', this.name, 'gro', 'off']);
     } catch {
       // fixed by the driver
     }
