@@ -89,6 +89,13 @@ function run(engine: Engine, f: Buffer, side: Side, now = 1000): number {
   return engine.process(f, f.length, side, now).verdict;
 }
 
+/** SYN, SYN-ACK and the initiator's ACK of a connection from `sport` to `dport`. */
+function handshake(engine: Engine, sport: number, dport: number): void {
+  run(engine, out({ sport, dport, flags: 'S', seq: 100 }), Side.Outside);
+  run(engine, back({ sport: dport, dport: sport, flags: 'SA', seq: 500, ack: 101 }), Side.Inside);
+  run(engine, out({ sport, dport, flags: 'A', seq: 101, ack: 501 }), Side.Outside);
+}
+
 const udpOut = out({ proto: 'udp', sport: 40000, dport: 5353, payload: [1, 2, 3, 4] });
 const udpBack = back({ proto: 'udp', sport: 5353, dport: 40000, payload: [5, 6] });
 
@@ -129,7 +136,7 @@ t.test('TCP: offloaded once established, taken back at FIN, never offloaded agai
   run(engine, back({ sport: 8080, dport: 40001, flags: 'SA', seq: 500, ack: 101 }), Side.Inside);
   t.equal(fake.offloads.length, 0, 'not during the handshake');
   run(engine, out({ sport: 40001, dport: 8080, flags: 'A', seq: 101, ack: 501 }), Side.Outside);
-  t.equal(fake.offloads.length, 1, 'the initiator\'s direction at the handshake\'s last ACK');
+  t.equal(fake.offloads.length, 1, 'the initiator\'s direction at the handshake\'s last ACK (its third segment)');
   run(engine, back({ sport: 8080, dport: 40001, flags: 'A', seq: 501, ack: 101, payload: [1] }), Side.Inside);
   t.equal(fake.offloads.length, 2, 'the responder\'s at its next segment');
   t.equal(run(engine, out({ sport: 40001, dport: 8080, flags: 'FA', seq: 101, ack: 502 }), Side.Outside), Verdict.Forward, 'the FIN passes');
@@ -140,9 +147,7 @@ t.test('TCP: offloaded once established, taken back at FIN, never offloaded agai
 
 t.test('a RST takes an offloaded connection back', async (t) => {
   const { engine, fake } = engineWith();
-  run(engine, out({ sport: 40002, dport: 8080, flags: 'S', seq: 100 }), Side.Outside);
-  run(engine, back({ sport: 8080, dport: 40002, flags: 'SA', seq: 500, ack: 101 }), Side.Inside);
-  run(engine, out({ sport: 40002, dport: 8080, flags: 'A', seq: 101, ack: 501 }), Side.Outside);
+  handshake(engine, 40002, 8080);
   t.equal(fake.offloads.length, 1, 'offloaded');
   run(engine, back({ sport: 8080, dport: 40002, flags: 'R', seq: 501 }), Side.Inside);
   t.equal(fake.withdrawn.length, 1, 'taken back at the RST');
@@ -150,9 +155,7 @@ t.test('a RST takes an offloaded connection back', async (t) => {
 
 t.test('an inspected (Modbus) connection is never offloaded', async (t) => {
   const { engine, fake } = engineWith();
-  run(engine, out({ sport: 40003, dport: 502, flags: 'S', seq: 100 }), Side.Outside);
-  run(engine, back({ sport: 502, dport: 40003, flags: 'SA', seq: 500, ack: 101 }), Side.Inside);
-  run(engine, out({ sport: 40003, dport: 502, flags: 'A', seq: 101, ack: 501 }), Side.Outside);
+  handshake(engine, 40003, 502);
   run(engine, back({ sport: 502, dport: 40003, flags: 'A', seq: 501, ack: 101 }), Side.Inside);
   t.equal(fake.offloads.length, 0, 'every segment stays with its inspector');
 });
