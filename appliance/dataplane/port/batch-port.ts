@@ -51,7 +51,9 @@ export interface BatchPortAddon {
   busyPollCounters(): BusyPollStats;
 }
 
-export const batchPortAddonPath = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release', 'batch_port.node');
+/** Where image/build-native.sh leaves the dataplane's addons (and the fast path's BPF object). */
+export const nativeBuildDir = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release');
+export const batchPortAddonPath = join(nativeBuildDir, 'batch_port.node');
 
 let loaded: BatchPortAddon | string | undefined;
 

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import type { Flow } from '../flow/flow';
 import type { FlowOffload } from '../flow/offload';
 import type { FastPathStats } from '../../ipc/stats';
-import { projectRoot } from '../../paths';
 import type { Side } from '../verdict';
+import { nativeBuildDir } from './batch-port';
 import type { Port } from './port';
 
 /** Environment variable: `off` keeps every frame in the engine (the per-packet path, for comparison or doubt). */
@@ -27,9 +27,8 @@ export function fastPathSetting(value = process.env[FAST_PATH_ENV]): 'on' | 'off
   throw new Error(`${FAST_PATH_ENV} must be on or off, not ${JSON.stringify(value)}`);
 }
 
-const nativeDir = join(projectRoot, 'appliance', 'dataplane', 'port', 'native', 'build', 'Release');
-const addonPath = join(nativeDir, 'fast_path.node');
-const objectPath = join(nativeDir, 'fast_path.bpf.o');
+const addonPath = join(nativeBuildDir, 'fast_path.node');
+const objectPath = join(nativeBuildDir, 'fast_path.bpf.o');
 
 /** native/fast_path.cc's object. */
 interface NativeFastPath {
@@ -43,7 +42,7 @@ interface NativeFastPath {
   setGeneration(generation: number): void;
   /** struct fp_slot[slots]: packets[2], bytes[2], last_ns[2], 64-bit each. */
   slots(): ArrayBuffer;
-  /** Per port (inside, then outside): frames, frame bytes, segments, wire bytes. */
+  /** Per port (inside, then outside): frames, frame bytes, segments. */
   portCounters(): number[];
   close(): void;
 }
@@ -53,8 +52,8 @@ const SLOT_WORDS = 12;
 const PACKETS = 0;
 const BYTES = 4;
 const LAST_NS = 8;
-/** The four counters per port portCounters() returns. */
-export const PORT_COUNTERS = 4;
+/** The counters per port portCounters() returns. */
+export const PORT_COUNTERS = 3;
 const TWO_32 = 4294967296;
 
 export class FastPath implements FlowOffload {
@@ -73,6 +72,8 @@ export class FastPath implements FlowOffload {
   private generation = 1;
   private readonly counters = { offloads: 0, notOffloadable: 0, tableFull: 0, withdrawn: 0 };
   private lastPortCounters: number[] = new Array<number>(2 * PORT_COUNTERS).fill(0);
+  /** offload() staged something for commit() (most batches stage nothing: no call into the addon then). */
+  private staged = false;
 
   /**
    * Load and attach on both ports, once they are open. Never throws for a fast path that cannot
@@ -130,12 +131,15 @@ export class FastPath implements FlowOffload {
       this.counters.notOffloadable++;
       return;
     }
+    this.staged = true;
     this.counters.offloads++;
   }
 
   /** Install what the batch staged: after the batch's frames have left (forward.ts). */
   commit(): void {
-    if (this.native !== null) this.counters.tableFull += this.native.commit();
+    if (!this.staged) return;
+    this.staged = false;
+    this.counters.tableFull += (this.native as NativeFastPath).commit();
   }
 
   sync(flow: Flow): boolean {
@@ -200,7 +204,7 @@ export class FastPath implements FlowOffload {
     }
   }
 
-  /** What the kernel forwarded per port since the last call: frames, frame bytes, segments, wire bytes for each. */
+  /** What the kernel forwarded per port since the last call: frames, frame bytes and segments of each. */
   takePortCounters(): number[] {
     const now = this.native === null ? new Array<number>(2 * PORT_COUNTERS).fill(0) : this.native.portCounters();
     const delta = now.map((v, i) => v - this.lastPortCounters[i]);
@@ -222,6 +226,7 @@ export class FastPath implements FlowOffload {
   close(): void {
     this.native?.close();
     this.native = null;
+    this.staged = false;
   }
 
   private claim(flow: Flow, slot: number): void {

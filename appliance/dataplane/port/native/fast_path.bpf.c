@@ -105,7 +105,6 @@ int fp_filter(struct __sk_buff *skb) {
   port_counters->frames += 1;
   port_counters->frame_bytes += length;
   port_counters->segments += segments;
-  port_counters->wire_bytes += bytes;
 
   skb->cb[0] = FP_TOKEN;
   skb->cb[1] = cfg->secret;

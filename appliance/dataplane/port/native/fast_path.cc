@@ -267,24 +267,23 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     return Napi::ArrayBuffer::New(env, slots_, slots_bytes_);
   }
 
-  // portCounters(): frames, frame bytes, segments and wire bytes forwarded from the inside port,
-  // then the same of the outside port, summed over CPUs.
+  // portCounters(): frames, frame bytes and segments forwarded from the inside port, then the same
+  // of the outside port, summed over CPUs.
   Napi::Value PortCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Array out = Napi::Array::New(env, 8);
+    Napi::Array out = Napi::Array::New(env, 6);
     int cpus = libbpf_num_possible_cpus();
     std::vector<fp_port> values(cpus > 0 ? static_cast<size_t>(cpus) : 1);
     for (uint32_t port = 0; port < 2; port++) {
-      double sums[4] = {0, 0, 0, 0};
+      double sums[3] = {0, 0, 0};
       if (object_ != nullptr && bpf_map_lookup_elem(ports_fd_, &port, values.data()) == 0) {
         for (const fp_port& v : values) {
           sums[0] += static_cast<double>(v.frames);
           sums[1] += static_cast<double>(v.frame_bytes);
           sums[2] += static_cast<double>(v.segments);
-          sums[3] += static_cast<double>(v.wire_bytes);
         }
       }
-      for (uint32_t i = 0; i < 4; i++) out.Set(port * 4 + i, sums[i]);
+      for (uint32_t i = 0; i < 3; i++) out.Set(port * 3 + i, sums[i]);
     }
     return out;
   }

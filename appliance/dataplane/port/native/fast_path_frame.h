@@ -61,7 +61,6 @@ struct fp_port {
   __u64 frames;
   __u64 frame_bytes;  // as the dataplane's rx_bytes count them (a restored tag included)
   __u64 segments;
-  __u64 wire_bytes;
 };
 
 struct fp_config {
